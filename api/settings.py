@@ -1,0 +1,80 @@
+"""The one settings object of the service, read from `REPAIR_*` environment variables.
+
+Nested groups use `__` as delimiter, e.g. `REPAIR_DATABASE__URL`. Nothing else in the
+code base reads the environment; `repair_core` receives frozen dataclass configs instead.
+The defaults are the embedded default: SQLite, a serverless broker and artifacts under
+`./var/`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR_DIR = Path("var")
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+class DatabaseSettings(BaseModel):
+    # Production: postgresql+psycopg://user:pass@host:5432/repair
+    url: str = f"sqlite:///{VAR_DIR / 'repair.db'}"
+    echo: bool = False
+
+
+class BrokerSettings(BaseModel):
+    # Production: redis://host:6379/0. The default `filesystem://` needs no server:
+    # API and worker exchange messages through files under `folder`.
+    url: str = "filesystem://"
+    folder: Path = VAR_DIR / "broker"
+    queue: str = "repair"
+
+
+class ArtifactSettings(BaseModel):
+    root: Path = VAR_DIR / "artifacts"
+
+
+class UploadLimits(BaseModel):
+    checkpoint_bytes: int = 2 * GiB
+    dataset_bytes: int = 20 * GiB
+    failure_batch_bytes: int = 2 * GiB
+    json_bytes: int = 1 * MiB
+    archive_members: int = 2_000_000
+    member_bytes: int = 64 * MiB
+    unpacked_bytes: int = 100 * GiB
+    image_pixels: int = 4096 * 4096
+
+
+class WorkerSettings(BaseModel):
+    # Invariant (reliability.md): heartbeat < lease < soft limit < hard limit < visibility.
+    heartbeat_seconds: float = 60.0
+    lease_seconds: float = 600.0
+    phase_hard_seconds: int = 8 * 3600
+    max_attempts: int = 3
+    sweep_seconds: float = 60.0
+    progress_min_interval_seconds: float = 0.3
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REPAIR_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
+    uploads: UploadLimits = Field(default_factory=UploadLimits)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    # "auto" picks CUDA when present, else CPU; or "cpu", "cuda", "cuda:1".
+    device: str = "auto"
+    # Server-side secret mixed into API-key digests; set it in production.
+    auth_pepper: str = "embedded-default-pepper"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Alembic migrations (Postgres in production, SQLite in the embedded default)."""

@@ -1,0 +1,1 @@
+"""`repairctl`: the command-line tool (offline repair, admin, and HTTP client commands)."""

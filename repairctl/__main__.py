@@ -1,0 +1,3 @@
+from repairctl.main import app
+
+app()

@@ -1,0 +1,103 @@
+"""The project's scaffolding: import boundaries, settings, compose file, CI entry point."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from api.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_importing_repair_core_does_not_import_the_web_or_queue_stack() -> None:
+    # Every module of repair_core, including ones added later, is imported.
+    code = (
+        "import sys, importlib, pkgutil, repair_core;"
+        "[importlib.import_module(m.name) for m in"
+        " pkgutil.walk_packages(repair_core.__path__, 'repair_core.')];"
+        "bad = [m for m in ('fastapi', 'celery', 'sqlalchemy', 'starlette', 'api', 'worker')"
+        " if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""
+
+
+def test_settings_default_to_the_embedded_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(__import__("os").environ):
+        if key.startswith("REPAIR_"):
+            monkeypatch.delenv(key)
+    settings = Settings()
+    assert settings.database.url.startswith("sqlite:///var/")
+    assert settings.broker.url == "filesystem://"
+    assert settings.artifacts.root == Path("var/artifacts")
+    assert settings.device == "auto"
+
+
+def test_settings_read_nested_env_vars_with_the_repair_prefix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REPAIR_DATABASE__URL", "postgresql+psycopg://u@h/db")
+    monkeypatch.setenv("REPAIR_BROKER__URL", "redis://h:6379/0")
+    monkeypatch.setenv("REPAIR_UPLOADS__CHECKPOINT_BYTES", "1234")
+    monkeypatch.setenv("REPAIR_DEVICE", "cpu")
+    settings = Settings()
+    assert settings.database.url == "postgresql+psycopg://u@h/db"
+    assert settings.broker.url == "redis://h:6379/0"
+    assert settings.uploads.checkpoint_bytes == 1234
+    assert settings.device == "cpu"
+
+
+def _settings_env_names() -> set[str]:
+    names = set()
+    for field, info in Settings.model_fields.items():
+        sub = info.annotation
+        if isinstance(sub, type) and hasattr(sub, "model_fields"):
+            names |= {f"REPAIR_{field}__{inner}".upper() for inner in sub.model_fields}
+        else:
+            names.add(f"REPAIR_{field}".upper())
+    return names
+
+
+def test_compose_file_declares_every_service_with_env_vars_the_settings_read() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"api", "worker", "postgres", "redis", "migrate"} <= set(services)
+    known = _settings_env_names()
+    for name in ("api", "worker", "migrate"):
+        env = services[name]["environment"]
+        assert set(env) <= known, f"{name} sets env vars no setting reads: {set(env) - known}"
+        for required in ("REPAIR_DATABASE__URL", "REPAIR_BROKER__URL", "REPAIR_ARTIFACTS__ROOT"):
+            assert required in env, f"{name} lacks {required}"
+        assert env["REPAIR_DATABASE__URL"].startswith("postgresql")
+        assert env["REPAIR_BROKER__URL"].startswith("redis://")
+    gpu = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"]
+    for name in ("api", "postgres", "redis", "worker"):
+        assert "healthcheck" in services[name]
+
+
+def test_ci_entry_point_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make demo" in readme
+    assert "\nmake test\n" in ci
+    assert (ROOT / ".ci" / "run").stat().st_mode & 0o111
+
+
+@pytest.mark.integration
+def test_postgres_fixture_gives_an_empty_fresh_database(postgres_url: str) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(postgres_url)
+    try:
+        assert inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
