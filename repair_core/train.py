@@ -78,7 +78,8 @@ def train_model(
 
     Uses `model.forward_with_aux(x) -> (logits, aux | None)` when the model has it (and the
     auxiliary weight is not 0), else `model(x) -> logits`; sets `model.drop_path_prob` each
-    epoch when the model has that attribute. The caller's global RNG state is left unchanged.
+    epoch when the model has that attribute, and lends it a seeded `drop_path_generator` when
+    it has that one. The caller's global RNG state is left unchanged.
     Returns with the model on `device`, in eval mode, in the default memory format.
     """
     device = torch.device(device)
@@ -87,6 +88,7 @@ def train_model(
     if eval_set is not None and eval_set.class_names != train.class_names:
         raise RepairInputError("eval_set has other class names than the training set")
     on_cuda = device.type == "cuda"
+    callers_drop_path_generator = getattr(model, "drop_path_generator", None)
     loop = _Loop(
         model=model.to(device),
         data=train.to(device),
@@ -99,9 +101,13 @@ def train_model(
     forked: list[int] = []
     if on_cuda:
         forked = [device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=forked):
-        resumed_from = loop.start(state_path)
-        loop.run(state_path, on_progress, cancel)
+    try:
+        with torch.random.fork_rng(devices=forked):
+            resumed_from = loop.start(state_path)
+            loop.run(state_path, on_progress, cancel)
+    finally:
+        if "drop_path" in loop.generators:
+            setattr(model, "drop_path_generator", callers_drop_path_generator)  # noqa: B010
     model.eval()
     if loop.channels_last:
         model.to(memory_format=torch.contiguous_format)
@@ -145,7 +151,14 @@ class _Loop:
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=settings.epochs, eta_min=settings.lr_min
         )
-        self.generator = torch.Generator(device=device)
+        self.generator = torch.Generator(device=device)  # data order and augmentation
+        self.generators = {"data": self.generator}
+        if hasattr(model, "drop_path_generator"):
+            # The model draws drop-path masks from this attribute (global RNG when None). The
+            # loop installs its own so it is seeded and checkpointed with the other streams;
+            # `train_model` puts the caller's value back afterwards.
+            self.generators["drop_path"] = torch.Generator(device=device)
+            setattr(model, "drop_path_generator", self.generators["drop_path"])  # noqa: B010
         self.fingerprint = data_fingerprint(data)
         self.epoch = 0
         self.history: list[dict[str, float]] = []
@@ -153,7 +166,7 @@ class _Loop:
     def start(self, state_path: Path | None) -> int:
         """Seed a fresh run, or load the state file; return the epochs already done."""
         if state_path is None or not state_path.exists():
-            seed_rng(self.settings.seed, self.generator, self.device)
+            seed_rng(self.settings.seed, self.generators, self.device)
             return 0
         state = load_train_state(state_path)
         check_resumable(state, dataclasses.asdict(self.settings), self.fingerprint, state_path)
@@ -168,11 +181,16 @@ class _Loop:
         self.epoch = int(state["epoch"])
         self.history = [dict(record) for record in state["history"]]
         if state["device_type"] == self.device.type:
-            restore_rng(state["rng"], self.generator, self.device)
+            try:
+                restore_rng(state["rng"], self.generators, self.device)
+            except (KeyError, RuntimeError) as exc:
+                raise RepairInputError(
+                    f"retraining state {state_path} has no usable RNG state for this model: {exc}"
+                ) from exc
         else:
             # RNG states do not carry across device types (CPU and CUDA generators differ):
             # continue with a fresh seed per epoch, correct but not bit-identical.
-            seed_rng(self.settings.seed + self.epoch, self.generator, self.device)
+            seed_rng(self.settings.seed + self.epoch, self.generators, self.device)
         return self.epoch
 
     def run(
@@ -302,5 +320,5 @@ class _Loop:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "history": self.history,
-            "rng": capture_rng(self.generator, self.device),
+            "rng": capture_rng(self.generators, self.device),
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ STATE_VERSION = 1
 # Settings that may change between an interrupted run and its resume without changing the
 # numbers it computes.
 RESUME_MUTABLE_SETTINGS = frozenset({"report_every_steps"})
+
+# Distance between the seeds derived for the separate RNG streams of one run.
+_SEED_STRIDE = 1_000_003
 
 
 def data_fingerprint(dataset: ImageDataset) -> dict[str, Any]:
@@ -110,31 +114,37 @@ def _cuda_index(device: torch.device) -> int:
     return device.index if device.index is not None else torch.cuda.current_device()
 
 
-def seed_rng(seed: int, generator: torch.Generator, device: torch.device) -> None:
-    """Seed the loop's data generator and the global RNG that dropout / drop path use.
+def seed_rng(seed: int, generators: Mapping[str, torch.Generator], device: torch.device) -> None:
+    """Seed the loop's own generators and the global RNG (dropout, drop path without one).
 
-    The two streams get different seeds so they are not the same sequence. Callers run this
-    inside `torch.random.fork_rng`, so the caller's global RNG is left as it was.
+    Each stream gets a different seed derived from `seed`, so no two are the same sequence.
+    Callers run this inside `torch.random.fork_rng`, so the caller's global RNG is restored.
     """
-    generator.manual_seed(seed)
-    model_seed = seed + 1_000_003
-    torch.default_generator.manual_seed(model_seed)
+    for position, name in enumerate(sorted(generators), start=1):
+        generators[name].manual_seed(seed + position * _SEED_STRIDE)
+    torch.default_generator.manual_seed(seed)
     if device.type == "cuda":
         with torch.cuda.device(_cuda_index(device)):
-            torch.cuda.manual_seed(model_seed)
+            torch.cuda.manual_seed(seed)
 
 
-def capture_rng(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
-    states = {"generator": generator.get_state(), "torch_cpu": torch.get_rng_state()}
+def capture_rng(
+    generators: Mapping[str, torch.Generator], device: torch.device
+) -> dict[str, torch.Tensor]:
+    states = {f"generator/{name}": g.get_state() for name, g in generators.items()}
+    states["torch_cpu"] = torch.get_rng_state()
     if device.type == "cuda":
         states["torch_cuda"] = torch.cuda.get_rng_state(_cuda_index(device))
     return states
 
 
 def restore_rng(
-    states: dict[str, torch.Tensor], generator: torch.Generator, device: torch.device
+    states: dict[str, torch.Tensor],
+    generators: Mapping[str, torch.Generator],
+    device: torch.device,
 ) -> None:
-    generator.set_state(states["generator"])
+    for name, generator in generators.items():
+        generator.set_state(states[f"generator/{name}"])
     torch.set_rng_state(states["torch_cpu"])
     if device.type == "cuda":
         torch.cuda.set_rng_state(states["torch_cuda"], _cuda_index(device))

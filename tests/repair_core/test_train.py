@@ -36,8 +36,8 @@ def _stripes(n: int, seed: int) -> ImageDataset:
 class TinyNet(nn.Module):
     """Two convs; optionally an auxiliary head, drop path and dropout like a DARTS network.
 
-    Drop path and dropout draw from the global RNG, as DARTS's do, so resume tests prove
-    that the loop saves and restores that state too.
+    Drop path draws from `drop_path_generator` (the trainer lends one) and dropout from the
+    global RNG, so resume tests prove that the loop saves and restores both.
     """
 
     def __init__(self, *, with_aux: bool = True) -> None:
@@ -48,6 +48,7 @@ class TinyNet(nn.Module):
         self.head = nn.Linear(16, 4)
         self.aux_head = nn.Linear(8, 4) if with_aux else None
         self.drop_path_prob = 0.0
+        self.drop_path_generator: torch.Generator | None = None
         self.seen_drop_path: list[float] = []
         self.training_forwards = 0
 
@@ -58,7 +59,9 @@ class TinyNet(nn.Module):
         hidden = F.relu(self.bn1(self.conv1(x)))
         if self.training and self.drop_path_prob > 0:
             keep = 1.0 - self.drop_path_prob
-            mask = torch.bernoulli(torch.full((x.shape[0], 1, 1, 1), keep))
+            mask = torch.bernoulli(
+                torch.full((x.shape[0], 1, 1, 1), keep), generator=self.drop_path_generator
+            )
             hidden = hidden * mask / keep
         features = F.dropout(F.relu(self.conv2(hidden)).mean((2, 3)), 0.1, self.training)
         aux = None
@@ -183,10 +186,12 @@ def test_the_same_seed_reproduces_a_run_and_another_seed_does_not() -> None:
     assert not torch.equal(a.head.weight, c.head.weight)
 
 
-def test_the_callers_global_rng_is_left_as_it_was() -> None:
+def test_the_callers_global_rng_and_drop_path_generator_are_left_as_they_were() -> None:
     before = torch.get_rng_state()
-    train_model(_new_model(), TRAIN, SETTINGS, device="cpu")
+    model = _new_model()
+    train_model(model, TRAIN, SETTINGS, device="cpu")
     assert torch.equal(torch.get_rng_state(), before)
+    assert model.drop_path_generator is None
 
 
 def test_cancel_stops_within_one_step() -> None:
