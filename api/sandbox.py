@@ -15,7 +15,9 @@ and let the child write big arrays to a path it is given.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
+import pickle
 import resource
 import signal
 from collections.abc import Callable
@@ -90,6 +92,8 @@ def run_sandboxed(
         return cast(T, payload)
     if kind == "input_error" and isinstance(payload, RepairInputError):
         raise payload
+    if kind == "input_error_parts":
+        raise _rebuild_input_error(*payload)
     if kind == "memory":
         raise SandboxError(
             f"{fn.__name__} ran out of memory (memory_bytes={memory_bytes}): {payload}",
@@ -119,22 +123,40 @@ def _child_main(
         _limit_self(memory_bytes, cpu_seconds)
         message = ("ok", fn(*args, **kwargs))
     except RepairInputError as e:
-        message = ("input_error", e)
+        message = _input_error_message(e)
     except MemoryError as e:
         message = ("memory", f"{type(e).__name__}: {e}")
     except BaseException as e:  # the parent must hear about every failure, SystemExit too
         message = ("crash", f"{type(e).__name__}: {e}")
     try:
         conn.send(message)
-    except Exception as e:  # an unpicklable result or error, or no memory left to pickle
-        fallback = (
-            ("input_error", RepairInputError(str(message[1])))
-            if message[0] == "input_error"
-            else ("crash", f"could not send the result back ({type(e).__name__}: {e})")
-        )
-        conn.send(fallback)
+    except Exception as e:  # an unpicklable result, or no memory left to pickle it
+        conn.send(("crash", f"could not send the result back ({type(e).__name__}: {e})"))
     finally:
         conn.close()
+
+
+def _input_error_message(error: RepairInputError) -> tuple[str, Any]:
+    # An error class whose __init__ takes other arguments than the message pickles but
+    # fails to unpickle in the parent; send it by name then, message intact.
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        cls = type(error)
+        return ("input_error_parts", (cls.__module__, cls.__qualname__, str(error)))
+    return ("input_error", error)
+
+
+def _rebuild_input_error(module: str, qualname: str, message: str) -> RepairInputError:
+    """The child's error class with its message (attributes set by __init__ are lost)."""
+    cls: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        cls = getattr(cls, part, None)
+    if not (isinstance(cls, type) and issubclass(cls, RepairInputError)):
+        return RepairInputError(message)
+    error: RepairInputError = cls.__new__(cls, message)
+    error.args = (message,)
+    return error
 
 
 def _limit_self(memory_bytes: int, cpu_seconds: int) -> None:

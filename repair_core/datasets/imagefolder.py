@@ -90,21 +90,31 @@ def iter_directory_files(root: Path, limits: IngestLimits) -> Iterator[ArchiveFi
                     limit="max_members",
                     value=limits.max_members,
                 )
-            info = path.lstat()
-            if not stat.S_ISREG(info.st_mode):
-                raise ArchiveUnsafeError(f"{relative!r}: not a regular file (link, FIFO or device)")
+            data = _read_regular_file(path, relative, limits.max_member_bytes)
             registry.add(name, is_dir=False)
-            if info.st_size > limits.max_member_bytes:
-                raise LimitExceededError(
-                    f"{relative!r}: {info.st_size} bytes, more than "
-                    f"max_member_bytes={limits.max_member_bytes}",
-                    limit="max_member_bytes",
-                    value=limits.max_member_bytes,
-                )
-            with open(path, "rb") as f:
-                data = f.read(limits.max_member_bytes + 1)
             budget.spend(len(data), where=relative)
             yield ArchiveFile(name, data)
+
+
+def _read_regular_file(path: Path, shown: str, cap: int) -> bytes:
+    # O_NOFOLLOW + fstat on the opened descriptor: a file swapped for a link or FIFO
+    # after the directory listing is still refused, and O_NONBLOCK keeps a FIFO from
+    # blocking the open.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        raise ArchiveUnsafeError(f"{shown!r}: cannot be opened as a plain file ({e})") from e
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ArchiveUnsafeError(f"{shown!r}: not a regular file (link, FIFO or device)")
+        data = f.read(cap + 1)
+    if len(data) > cap:
+        raise LimitExceededError(
+            f"{shown!r}: more than max_member_bytes={cap} bytes",
+            limit="max_member_bytes",
+            value=cap,
+        )
+    return data
 
 
 def _split_archives(source: Path) -> dict[str, Path]:

@@ -56,3 +56,15 @@ def write_then_return(path: str) -> str:
     with open(path, "w") as f:
         f.write("big result lives here")
     return path
+
+
+class OddInputError(RepairInputError):
+    """An error whose constructor does not take just the message (unpickles badly)."""
+
+    def __init__(self, row: int, limit: int) -> None:
+        super().__init__(f"row {row}: over {limit}")
+        self.row = row
+
+
+def refuse_oddly() -> None:
+    raise OddInputError(7, 10)

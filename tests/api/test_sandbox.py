@@ -40,6 +40,11 @@ def test_repair_input_error_is_raised_again_with_its_class_message_and_fields() 
         run(targets.refuse_plain)
 
 
+def test_input_error_that_cannot_be_unpickled_still_arrives_with_class_and_message() -> None:
+    with pytest.raises(targets.OddInputError, match="row 7: over 10"):
+        run(targets.refuse_oddly)
+
+
 def test_memory_bomb_becomes_sandbox_error() -> None:
     with pytest.raises(SandboxError, match="memory") as caught:
         run(targets.allocate, 4 * GiB)

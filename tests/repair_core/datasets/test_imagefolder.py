@@ -11,7 +11,12 @@ import torch
 
 from repair_core.datasets.imagefolder import read_cifar10_folder, read_imagefolder
 from repair_core.datasets.limits import IngestLimits
-from repair_core.errors import ArchiveUnsafeError, ImageDecodeError, RepairInputError
+from repair_core.errors import (
+    ArchiveUnsafeError,
+    ImageDecodeError,
+    LimitExceededError,
+    RepairInputError,
+)
 from tests.repair_core.datasets.ingest_builders import (
     image_tree,
     png_bytes,
@@ -183,3 +188,16 @@ def test_shared_cifar10_copy_reads_completely() -> None:
     assert splits.class_names[0] == "airplane" and splits.class_names[-1] == "truck"
     assert torch.bincount(splits.train.labels).tolist() == [5000] * 10
     assert seconds < 120
+
+
+def test_directory_with_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    root = write_dir(tmp_path / "d", dataset_entries())
+    os.mkfifo(root / "train" / "cat" / "pipe.png")
+    with pytest.raises(ArchiveUnsafeError, match="not a regular file"):
+        read_imagefolder(root, LIMITS)
+
+
+def test_directory_files_over_the_member_cap_are_refused(tmp_path: Path) -> None:
+    root = write_dir(tmp_path / "d", dataset_entries())
+    with pytest.raises(LimitExceededError, match="max_member_bytes=40"):
+        read_imagefolder(root, IngestLimits(max_member_bytes=40))
