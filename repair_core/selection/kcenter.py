@@ -9,19 +9,18 @@ distances are never updated, so it returns the B failures farthest from D_train.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from repair_core.errors import RepairInputError
 from repair_core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
+from repair_core.selection.coverage import EagerCoverage, LazyCoverage
 from repair_core.selection.distances import (
     DEFAULT_MEMORY_BUDGET_BYTES,
     compute_dtype,
     count_blocks,
     min_sq_distances,
-    sq_distances_to_row,
 )
 
 STAGE = "selecting"
@@ -71,6 +70,7 @@ def k_center_greedy(
     *,
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
     generator: torch.Generator | None = None,
+    lazy: bool | None = None,
     on_progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ) -> KCenterResult:
@@ -80,6 +80,8 @@ def k_center_greedy(
     work runs on failure_features' device (train rows are streamed there in chunks). Ties go
     to the lowest index. `generator` is used only when D_train is empty, to draw the first
     center (otherwise the first pick is fixed: the failure farthest from D_train).
+    `lazy` picks the distance bookkeeping (same answers, see `coverage`): None means lazy on
+    the CPU, where it saves a memory-bound pass per pick, and eager (sync-free) elsewhere.
     """
     check_features(failure_features, train_features, budget)
     points, start, steps_done = _initial_state(
@@ -93,6 +95,7 @@ def k_center_greedy(
         start,
         budget,
         first=first,
+        lazy=lazy,
         steps_done=steps_done,
         on_progress=on_progress,
         cancel=cancel,
@@ -105,13 +108,14 @@ def k_center_static(
     budget: int,
     *,
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+    lazy: bool | None = None,
     on_progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ) -> KCenterResult:
     """Algorithm 1 as printed: the B failures farthest from D_train, farthest first.
 
     The radii are measured exactly as for `k_center_greedy` (distance to D_train ∪ C) so the
-    two variants can be compared in an ablation.
+    two variants can be compared in an ablation. `lazy` as for `k_center_greedy`.
     """
     check_features(failure_features, train_features, budget)
     points, start, steps_done = _initial_state(
@@ -124,6 +128,7 @@ def k_center_static(
         start,
         budget,
         order=order,
+        lazy=lazy,
         steps_done=steps_done,
         on_progress=on_progress,
         cancel=cancel,
@@ -164,39 +169,42 @@ def _greedy_loop(
     *,
     order: torch.Tensor | None = None,
     first: int | None = None,
+    lazy: bool | None,
     steps_done: int,
     on_progress: ProgressCallback,
     cancel: CancelToken | None,
 ) -> KCenterResult:
-    """Pick min(budget, N) rows, updating nearest_sq (in place) after each pick.
+    """Pick min(budget, N) rows, tracking the distances to D_train ∪ C after each pick.
 
-    Picks follow `order` when given (the static variant), else the argmax of nearest_sq,
-    with `first` forcing the first pick. Picks and radii stay on the device until the end:
-    no host sync inside the loop, so a GPU runs it as a stream of small kernels.
+    Picks follow `order` when given (the static variant), else the farthest failure, with
+    `first` forcing the first pick. nearest_sq (distances to D_train) is updated in place.
     """
     n = points.shape[0]
     picks_wanted = min(budget, n)
     total = steps_done + picks_wanted
-    point_sq = points.square().sum(dim=1)
+    use_lazy = points.device.type == "cpu" if lazy is None else lazy
+    cover: EagerCoverage | LazyCoverage = (
+        LazyCoverage(points, nearest_sq, picks_wanted)
+        if use_lazy
+        else EagerCoverage(points, nearest_sq)
+    )
     picks = torch.empty(picks_wanted, dtype=torch.long, device=points.device)
     radii_sq = torch.empty(picks_wanted, dtype=points.dtype, device=points.device)
     report_every = max(1, picks_wanted // 100)
+    next_index = None
+    if order is None:
+        next_index = (
+            torch.tensor(first, device=points.device) if first is not None else cover.farthest()[0]
+        )
     for k in range(picks_wanted):
         if cancel is not None:
             cancel.check()
-        if order is not None:
-            index = order[k]
-        elif k == 0 and first is not None:
-            index = torch.tensor(first, device=points.device)
-        else:
-            # argmax returns the first maximal index: the lowest index wins ties.
-            index = torch.argmax(nearest_sq)
+        index = order[k] if order is not None else next_index
+        assert index is not None
         picks[k] = index
-        torch.minimum(nearest_sq, sq_distances_to_row(points, point_sq, index), out=nearest_sq)
-        # A chosen point is covered exactly; -inf also keeps it from being chosen again when
-        # every remaining distance is zero (duplicate features).
-        nearest_sq.index_fill_(0, index.view(1), -math.inf)
-        radii_sq[k] = nearest_sq.max()
+        cover.add(index)
+        # The farthest failure now is both the coverage radius and the next greedy pick.
+        next_index, radii_sq[k] = cover.farthest()
         if (k + 1) % report_every == 0 and k + 1 < picks_wanted:
             on_progress(Progress(STAGE, steps_done + k + 1, total))
     radii = radii_sq.clamp_(min=0).sqrt_().cpu()

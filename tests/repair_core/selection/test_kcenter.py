@@ -43,11 +43,14 @@ def random_features(seed: int, n_fail: int, n_train: int, dim: int) -> tuple[tor
     return torch.randn(n_fail, dim, generator=g), torch.randn(n_train, dim, generator=g)
 
 
+@pytest.mark.parametrize("lazy", [True, False])
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("memory_budget_bytes", [64, 4096, 2**20])
-def test_greedy_picks_and_radii_equal_brute_force(seed: int, memory_budget_bytes: int) -> None:
+def test_greedy_picks_and_radii_equal_brute_force(
+    seed: int, memory_budget_bytes: int, lazy: bool
+) -> None:
     fail, train = random_features(seed, 60, 40, 5)
-    result = k_center_greedy(fail, train, 25, memory_budget_bytes=memory_budget_bytes)
+    result = k_center_greedy(fail, train, 25, memory_budget_bytes=memory_budget_bytes, lazy=lazy)
     picks, radii = brute_force_k_center(fail, train, 25)
     assert result.indices.tolist() == picks
     torch.testing.assert_close(
@@ -82,10 +85,12 @@ def integer_feature_sets(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor, i
 
 
 @settings(max_examples=60, deadline=None)
-@given(integer_feature_sets())
-def test_greedy_breaks_exact_ties_like_brute_force(case: tuple[torch.Tensor, ...]) -> None:
+@given(integer_feature_sets(), st.booleans())
+def test_greedy_breaks_exact_ties_like_brute_force(
+    case: tuple[torch.Tensor, ...], lazy: bool
+) -> None:
     fail, train, budget = case
-    result = k_center_greedy(fail, train, int(budget))
+    result = k_center_greedy(fail, train, int(budget), lazy=lazy)
     picks, radii = brute_force_k_center(fail, train, int(budget))
     assert result.indices.tolist() == picks
     torch.testing.assert_close(
@@ -105,10 +110,12 @@ def float_feature_sets(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor, int
 
 
 @settings(max_examples=80, deadline=None)
-@given(float_feature_sets())
-def test_greedy_radius_never_increases_and_picks_are_unique(case: tuple[torch.Tensor, ...]) -> None:
+@given(float_feature_sets(), st.booleans())
+def test_greedy_radius_never_increases_and_picks_are_unique(
+    case: tuple[torch.Tensor, ...], lazy: bool
+) -> None:
     fail, train, budget = case
-    result = k_center_greedy(fail, train, int(budget))
+    result = k_center_greedy(fail, train, int(budget), lazy=lazy)
     assert result.indices.shape[0] == min(int(budget), fail.shape[0])
     assert len(set(result.indices.tolist())) == result.indices.shape[0]
     assert bool((result.radii[1:] <= result.radii[:-1]).all())
@@ -125,6 +132,23 @@ def test_greedy_first_pick_is_the_failure_farthest_from_train(
     dist = torch.cdist(fail.double(), train.double()).min(dim=1).values
     # float32 expansion error for features up to 10 in 6-d is far below 1e-3.
     assert float(dist[result.indices[0]]) >= float(dist.max()) - 1e-3
+
+
+def test_lazy_and_eager_bookkeeping_agree_on_clustered_features() -> None:
+    # Clusters make many bounds stale at once: the lazy path must widen its candidate set.
+    g = torch.Generator().manual_seed(11)
+    means = torch.randn(5, 16, generator=g) * 4
+    fail = means[torch.randint(5, (1500,), generator=g)] + torch.randn(1500, 16, generator=g)
+    train = means[torch.randint(5, (800,), generator=g)] + torch.randn(800, 16, generator=g)
+    fail, train = fail.double(), train.double()
+    lazy = k_center_greedy(fail, train, 300, lazy=True)
+    eager = k_center_greedy(fail, train, 300, lazy=False)
+    assert torch.equal(lazy.indices, eager.indices)
+    torch.testing.assert_close(lazy.radii, eager.radii)
+    static_lazy = k_center_static(fail, train, 50, lazy=True)
+    static_eager = k_center_static(fail, train, 50, lazy=False)
+    assert torch.equal(static_lazy.indices, static_eager.indices)
+    torch.testing.assert_close(static_lazy.radii, static_eager.radii)
 
 
 def test_static_variant_returns_failures_farthest_from_train_in_order() -> None:
@@ -149,18 +173,20 @@ def test_static_variant_covers_worse_than_greedy_on_clustered_failures() -> None
     assert greedy.radius < static.radius
 
 
-def test_budget_above_failure_count_selects_all_and_says_so() -> None:
+@pytest.mark.parametrize("lazy", [True, False])
+def test_budget_above_failure_count_selects_all_and_says_so(lazy: bool) -> None:
     fail, train = random_features(0, 6, 5, 3)
     for select in (k_center_greedy, k_center_static):
-        result = select(fail, train, 10)
+        result = select(fail, train, 10, lazy=lazy)
         assert sorted(result.indices.tolist()) == list(range(6))
         assert result.budget_clipped
         assert result.radius == 0.0
 
 
-def test_duplicate_failures_are_never_picked_twice() -> None:
+@pytest.mark.parametrize("lazy", [True, False])
+def test_duplicate_failures_are_never_picked_twice(lazy: bool) -> None:
     fail = torch.ones(5, 3)
-    result = k_center_greedy(fail, torch.zeros(2, 3), 5)
+    result = k_center_greedy(fail, torch.zeros(2, 3), 5, lazy=lazy)
     assert result.indices.tolist() == [0, 1, 2, 3, 4]
     assert result.radii.tolist() == [0.0] * 5
 
@@ -169,6 +195,9 @@ def test_empty_train_set_starts_at_index_zero_or_at_a_seeded_random_failure() ->
     fail, _ = random_features(1, 40, 0, 3)
     empty = torch.empty(0, 3)
     assert int(k_center_greedy(fail, empty, 3).indices[0]) == 0
+    lazy = k_center_greedy(fail, empty, 10, lazy=True)
+    assert lazy.indices.tolist() == brute_force_k_center(fail, empty, 10)[0]
+    assert torch.equal(lazy.indices, k_center_greedy(fail, empty, 10, lazy=False).indices)
     firsts = [
         int(k_center_greedy(fail, empty, 3, generator=torch.Generator().manual_seed(s)).indices[0])
         for s in range(6)
