@@ -42,11 +42,16 @@ class EagerCoverage:
 class LazyCoverage:
     """Upper bounds that are exact for the first `fresh[i]` centers of failure i."""
 
-    # Candidates examined first per query; doubled until the answer is certain.
-    _FIRST_CANDIDATES = 64
-
-    def __init__(self, points: torch.Tensor, nearest_sq: torch.Tensor, capacity: int) -> None:
+    def __init__(
+        self,
+        points: torch.Tensor,
+        nearest_sq: torch.Tensor,
+        capacity: int,
+        first_candidates: int = 64,
+    ) -> None:
         n = points.shape[0]
+        # Candidates examined first per query; doubled until the answer is certain.
+        self.first_candidates = first_candidates
         self.points = points
         self.point_sq = points.square().sum(dim=1)
         self.bound = nearest_sq  # updated in place
@@ -66,7 +71,7 @@ class LazyCoverage:
 
     def farthest(self) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.bound.shape[0]
-        m = min(n, self._FIRST_CANDIDATES)
+        m = min(n, self.first_candidates)
         while True:
             top_values, candidates = torch.topk(self.bound, m)
             self._refresh(candidates)
