@@ -16,7 +16,7 @@ from repair_core.corruptions.filters import (
     clipped_zoom,
     filter2d,
     gaussian_blur,
-    gaussian_kernel1d,
+    gaussian_weights,
     line_blur,
     size_scale,
 )
@@ -27,27 +27,28 @@ MOTION = ((6, 1.0), (6, 1.5), (6, 2.0), (8, 2.0), (9, 2.5))  # (radius, sigma); 
 ZOOM_MAX = (1.06, 1.11, 1.16, 1.21, 1.26)  # zoom factors 1, 1.01, ... below this bound
 
 
-def disk_kernel(radius: float, alias_sigma: float, device: torch.device) -> Tensor:
+def disk_kernel(radius: float, alias_sigma: float) -> Tensor:
     """CIFAR-10-C's `disk`: a normalised disk, softened by a 3x3 Gaussian (OpenCV GaussianBlur).
 
-    The reference builds a 17x17 grid whatever the radius; ours holds the disk, the one-pixel
-    spread of the softening, and one ring of zeros, so that the border reflection of the
-    softening reads zeros as it does on the reference's large grid.
+    A small CPU tensor. The reference builds a 17x17 grid whatever the radius; ours holds the
+    disk, the one-pixel spread of the softening, and one ring of zeros (so that the border
+    reflection of the softening reads zeros, as on the reference's large grid), which is
+    cropped off again.
     """
     half = math.floor(radius) + 2
-    offsets = torch.arange(-half, half + 1, device=device, dtype=torch.float32)
+    offsets = torch.arange(-half, half + 1, dtype=torch.float64)
     yy, xx = torch.meshgrid(offsets, offsets, indexing="ij")
-    disk = (xx**2 + yy**2 <= radius**2).float()
+    disk = (xx**2 + yy**2 <= radius**2).double()
     disk = disk / disk.sum()
-    soft = gaussian_kernel1d(alias_sigma, 1, device)
+    soft = torch.tensor(gaussian_weights(alias_sigma, 1), dtype=torch.float64)
     softened = filter2d(disk[None, None], soft[:, None] * soft[None, :], "reflect101")[0, 0]
-    return softened / softened.sum()
+    return (softened / softened.sum())[1:-1, 1:-1]
 
 
 def defocus_blur(x: Tensor, severity: int, generator: torch.Generator) -> Tensor:
     radius, alias_sigma = DEFOCUS[severity - 1]
     scale = size_scale(x)
-    kernel = disk_kernel(radius * scale, alias_sigma * scale, x.device)
+    kernel = disk_kernel(radius * scale, alias_sigma * scale)
     return filter2d(x, kernel, "reflect101")
 
 

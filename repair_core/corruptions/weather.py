@@ -50,37 +50,49 @@ def snow(x: Tensor, severity: int, generator: torch.Generator) -> Tensor:
     return x + flakes + flakes.flip(-2, -1)
 
 
+FROST_POOL = 8  # textures drawn per call; the reference crops from 6 photographs
+
+
 def frost_texture(
     n: int, h: int, w: int, generator: torch.Generator, device: torch.device
 ) -> Tensor:
-    """A procedural stand-in for the six frost photographs CIFAR-10-C crops from (N, 1, H, W).
+    """A procedural stand-in for the frost photographs CIFAR-10-C crops from (N, 1, H, W).
 
-    The reference adds a random crop of a real photograph of ice on glass (scaled down 5x for
-    CIFAR). We have no such files, so we draw a cloudy plasma haze and scatter thin bright
-    needle crystals over it, brighter where they cross. Real frost has dendritic, branching
-    crystals with correlated orientation and a brightness that varies from photo to photo; ours
-    has straight, independent needles and a fixed brightness range (mean about 0.45 on [0, 1]),
-    so accuracies on this frost are comparable between our models but not to CIFAR-10-C's.
+    The reference adds a random crop of one of six photographs of ice on glass (scaled down
+    for CIFAR). We have no such files, so we draw a few textures per call (twice the image
+    size) and give every image a random crop of one, as the reference does. A texture is a
+    cloudy plasma haze with thin bright needle crystals scattered over it, brighter where
+    they cross. Real frost has dendritic, branching crystals with correlated orientation and
+    a brightness that varies between photographs; ours has straight, independent needles and
+    one brightness range (mean about 0.45 on [0, 1]), so accuracies on this frost compare
+    between our models but not with CIFAR-10-C's.
     """
     scale = max(1.0, min(h, w) / 32.0)  # as `size_scale`
-    size = next_power_of_two(max(h, w))
-    haze = plasma_fractal(n, size, 2.0, generator, device)[:, None, :h, :w]
-    yy = torch.arange(h, device=device, dtype=torch.float32)[None, :, None]
-    xx = torch.arange(w, device=device, dtype=torch.float32)[None, None, :]
+    th, tw = 2 * h, 2 * w
+    haze = plasma_fractal(FROST_POOL, next_power_of_two(max(th, tw)), 2.0, generator, device)
+    yy = torch.arange(th, device=device, dtype=torch.float32)[None, :, None]
+    xx = torch.arange(tw, device=device, dtype=torch.float32)[None, None, :]
     width = 0.6 * scale  # needle half-thickness, px
-    needles = torch.zeros(n, h, w, device=device)
-    for _ in range(24):
-        cy = torch.rand(n, 1, 1, generator=generator, device=device) * h
-        cx = torch.rand(n, 1, 1, generator=generator, device=device) * w
-        theta = torch.rand(n, 1, 1, generator=generator, device=device) * math.pi
-        half = (2 + 6 * torch.rand(n, 1, 1, generator=generator, device=device)) * scale
-        glow = 0.5 + 0.5 * torch.rand(n, 1, 1, generator=generator, device=device)
+    needles = torch.zeros(FROST_POOL, th, tw, device=device)
+    shape = (FROST_POOL, 1, 1)
+    for _ in range(round(24 * th * tw / (32 * scale) ** 2)):  # 24 needles per 32x32 area
+        cy = torch.rand(shape, generator=generator, device=device) * th
+        cx = torch.rand(shape, generator=generator, device=device) * tw
+        theta = torch.rand(shape, generator=generator, device=device) * math.pi
+        half = (2 + 6 * torch.rand(shape, generator=generator, device=device)) * scale
+        glow = 0.5 + 0.5 * torch.rand(shape, generator=generator, device=device)
         # Distance from every pixel to the segment: along-axis overshoot and across-axis offset.
         along = (xx - cx) * torch.cos(theta) + (yy - cy) * torch.sin(theta)
         across = -(xx - cx) * torch.sin(theta) + (yy - cy) * torch.cos(theta)
         overshoot = (along.abs() - half).clamp_min(0)
         needles = needles + glow * torch.exp(-(overshoot**2 + across**2) / (2 * width**2))
-    return (0.2 + 0.4 * haze + 0.5 * needles[:, None].clamp(0, 1.5)).clamp(0, 1)
+    pool = (0.1 + 0.4 * haze[:, :th, :tw] + 0.5 * needles.clamp(0, 1.5)).clamp(0, 1)
+    pick = torch.randint(0, FROST_POOL, (n, 1, 1), generator=generator, device=device)
+    top = torch.randint(0, th - h + 1, (n, 1, 1), generator=generator, device=device)
+    left = torch.randint(0, tw - w + 1, (n, 1, 1), generator=generator, device=device)
+    rows = top + torch.arange(h, device=device)[None, :, None]
+    cols = left + torch.arange(w, device=device)[None, None, :]
+    return pool[pick, rows, cols][:, None]
 
 
 def frost(x: Tensor, severity: int, generator: torch.Generator) -> Tensor:

@@ -84,8 +84,7 @@ def test_box_resize_matches_pil_box_resampling(size_in: int, size_out: int) -> N
 
 
 def test_disk_kernel_is_a_softened_delta_below_radius_1_and_a_box_at_1_5() -> None:
-    device = torch.device("cpu")
-    soft = disk_kernel(0.3, 0.4, device)
+    soft = disk_kernel(0.3, 0.4)
     one_d = np.exp(-0.5 * (np.arange(-1, 2) / 0.4) ** 2)
     one_d /= one_d.sum()
     centre = soft[
@@ -93,9 +92,10 @@ def test_disk_kernel_is_a_softened_delta_below_radius_1_and_a_box_at_1_5() -> No
         soft.shape[1] // 2 - 1 : soft.shape[1] // 2 + 2,
     ]
     np.testing.assert_allclose(centre.numpy(), np.outer(one_d, one_d), atol=1e-6)
-    box = disk_kernel(1.5, 0.1, device)
+    box = disk_kernel(1.5, 0.1)
     assert math.isclose(float(box.sum()), 1.0, rel_tol=1e-6)
-    assert torch.allclose(box[box > 1e-3], torch.full((9,), 1 / 9), atol=1e-3)
+    assert box.shape == (5, 5)  # radius 1.5: the 3x3 disk plus the softening ring
+    assert torch.allclose(box[box > 1e-3], torch.full((9,), 1 / 9, dtype=box.dtype), atol=1e-3)
 
 
 def test_plasma_fractal_spans_0_to_1_and_is_seeded() -> None:
