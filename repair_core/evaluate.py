@@ -42,7 +42,7 @@ def _logits(output: object) -> Tensor:
 
 def accuracy(
     model: nn.Module,
-    data: ImageDataset | Tensor,
+    dataset_or_images: ImageDataset | Tensor,
     labels: Tensor | None = None,
     *,
     batch_size: int = 256,
@@ -50,16 +50,16 @@ def accuracy(
 ) -> float:
     """Top-1 accuracy in percent of `model` on uint8 images (N, C, H, W) and int labels.
 
-    `data` is an `ImageDataset` or an image tensor with `labels` beside it. The model sees
-    float input in [0, 1]; it runs in eval mode without gradients on `device` (default: where
-    its parameters are; it is moved there) and gets its train/eval mode back afterwards.
+    `dataset_or_images` is an `ImageDataset`, or an image tensor with `labels` beside it.
+    The model sees float input in [0, 1]; it runs in eval mode without gradients on `device`
+    (default: where its parameters are; it is moved there) and gets its mode back afterwards.
     """
-    if isinstance(data, ImageDataset):
-        images, labels = data.images, data.labels
+    if isinstance(dataset_or_images, ImageDataset):
+        images, labels = dataset_or_images.images, dataset_or_images.labels
     elif labels is None:
         raise RepairInputError("labels are required when images are passed as a tensor")
     else:
-        images = data
+        images = dataset_or_images
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise RepairInputError(
             f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"

@@ -99,8 +99,12 @@ def _read_imagefolder(root: Path) -> ImageDataset:
         for file in sorted((root / name).iterdir()):
             if file.suffix.lower() not in IMAGE_SUFFIXES or not file.is_file():
                 continue
-            with Image.open(file, formats=["PNG", "JPEG"]) as image:
-                arrays.append(np.asarray(image.convert("L" if image.mode in ("L", "1") else "RGB")))
+            try:
+                with Image.open(file, formats=["PNG", "JPEG"]) as image:
+                    gray = image.mode in ("L", "1")
+                    arrays.append(np.asarray(image.convert("L" if gray else "RGB")))
+            except (OSError, Image.DecompressionBombError) as exc:
+                raise typer.BadParameter(f"{file}: not a readable PNG/JPEG image: {exc}") from exc
             labels.append(label)
     if not arrays:
         raise typer.BadParameter(f"{root}: no .png/.jpg images in the class folders")

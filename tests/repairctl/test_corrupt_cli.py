@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,14 @@ def test_labels_outside_the_class_names_are_a_clear_error(tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert "labels outside [0, 2)" in result.output
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_an_unreadable_image_in_an_imagefolder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "folder" / "cat").mkdir(parents=True)
+    (tmp_path / "folder" / "cat" / "broken.png").write_bytes(b"<html>not a png</html>")
+    result = runner.invoke(
+        app, ["corrupt", str(tmp_path / "folder"), "-o", str(tmp_path / "o.npz")]
+    )
+    assert result.exit_code == 2
+    # Rich wraps long paths inside its error box: compare without the box and whitespace.
+    assert "broken.png" in re.sub(r"[\s│╭╮╰╯─]", "", result.output)

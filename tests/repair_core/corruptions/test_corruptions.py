@@ -286,7 +286,7 @@ def test_corrupt_in_chunks_seeds_each_chunk_independently() -> None:
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", CORRUPTION_NAMES)
 def test_corruption_runs_on_cuda_and_is_seeded_there(name: str) -> None:
-    images = pink_images(4, 3, 32, 32).cuda()
+    images = pink_images(4, 3, 32, 32).to("cuda")
     out = corrupt(images, name, 5, seed=0)
     assert out.device == images.device and out.dtype == torch.uint8
     assert torch.equal(out, corrupt(images, name, 5, seed=0))
