@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from repairctl.corrupt import corrupt_command
+
 app = typer.Typer(no_args_is_help=True, help="Model-repair service command-line tool.")
+app.command("corrupt")(corrupt_command)
 
 
 @app.command()

@@ -1,0 +1,120 @@
+"""Time to corrupt the CIFAR-10 test split with all 15 corruptions x 5 severities.
+
+    OMP_NUM_THREADS=2 python -m bench.corruption_speed              # 10,000 test images, CPU
+    python -m bench.corruption_speed --n 1000 --device cuda --json bench/results/c.json
+    python -m bench.corruption_speed --random --n 1000              # no data needed
+
+Reads `test.tar.gz` (ImageFolder layout of JPEGs) from `shared/data/cifar10`, looked up
+beside the repository or above it. Prints seconds per corruption and severity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from repair_core.corruptions import CORRUPTION_NAMES, SEVERITIES, corrupt_in_chunks
+from repair_core.device import resolve_device
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_data_dir() -> Path:
+    """The first `shared/data/cifar10` beside the repository or one of its parents."""
+    for parent in ROOT.parents:
+        candidate = parent / "shared" / "data" / "cifar10"
+        if candidate.is_dir():
+            return candidate
+    return ROOT.parent / "shared" / "data" / "cifar10"
+
+
+def read_test_split(data_dir: Path, n: int) -> torch.Tensor:
+    """The first n images (sorted by class folder, then name) as uint8 (N, 3, 32, 32)."""
+    archive_path = data_dir / "test.tar.gz"
+    if not archive_path.is_file():
+        raise SystemExit(f"{archive_path} not found: pass --data or use --random")
+    images: list[np.ndarray] = []
+    with tarfile.open(archive_path) as archive:
+        members = sorted(
+            (m for m in archive.getmembers() if m.isfile() and m.name.endswith(".jpg")),
+            key=lambda m: m.name,
+        )
+        for member in members[:n]:
+            handle = archive.extractfile(member)
+            assert handle is not None  # regular files always have a handle
+            with Image.open(io.BytesIO(handle.read()), formats=["JPEG"]) as image:
+                images.append(np.asarray(image.convert("RGB")))
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=None, help="folder holding test.tar.gz")
+    parser.add_argument("--n", type=int, default=10_000, help="number of test images")
+    parser.add_argument("--random", action="store_true", help="random uint8 images, no data")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--chunk-size", type=int, default=1000, help="images corrupted at once")
+    parser.add_argument("--corruptions", nargs="*", default=list(CORRUPTION_NAMES))
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+
+    device = resolve_device(args.device)
+    if args.random:
+        generator = torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (args.n, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    else:
+        images = read_test_split(args.data or default_data_dir(), args.n)
+    images = images.to(device)
+    print(
+        f"{len(images)} images {tuple(images.shape[1:])} on {device}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"chunk {args.chunk_size}"
+    )
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # timings must include the queued GPU work
+
+    corrupt_in_chunks(images[:8], "gaussian_noise", 1, seed=0)  # warm-up (allocator, kernels)
+    seconds: dict[str, dict[int, float]] = {}
+    print(f"{'corruption':18s} " + " ".join(f"{'s' + str(s):>7s}" for s in SEVERITIES) + "   total")
+    for name in args.corruptions:
+        seconds[name] = {}
+        for severity in SEVERITIES:
+            sync()
+            started = time.perf_counter()
+            corrupt_in_chunks(images, name, severity, seed=0, chunk_size=args.chunk_size)
+            sync()
+            seconds[name][severity] = time.perf_counter() - started
+        row = " ".join(f"{seconds[name][s]:7.2f}" for s in SEVERITIES)
+        print(f"{name:18s} {row} {sum(seconds[name].values()):7.2f}")
+    total = sum(sum(by_sev.values()) for by_sev in seconds.values())
+    sets = len(seconds) * len(SEVERITIES)
+    print(
+        f"total {total:.1f} s for {sets} sets of {len(images)} images "
+        f"({sets * len(images) / total:,.0f} images/s)"
+    )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        figures = {
+            "images": len(images),
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "chunk_size": args.chunk_size,
+            "seconds": {n: {str(s): v for s, v in by.items()} for n, by in seconds.items()},
+            "total_seconds": total,
+        }
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Stage 4: accuracy of tiny models on clean, failure and corrupted sets, gathered in a report."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from repair_core.corruptions import corrupt_in_chunks
+from repair_core.datasets.types import ImageDataset
+from repair_core.errors import RepairInputError
+from repair_core.evaluate import accuracy, evaluate_models
+from repair_core.progress import CancelToken, Progress, RepairCancelled
+
+
+class BrightnessClassifier(nn.Module):
+    """Class 1 when the image's mean is above 0.5; a parameter so it has a device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threshold = nn.Parameter(torch.tensor(0.5))
+        self.seen: list[Tensor] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.seen.append(x.clone())
+        score = x.mean(dim=(1, 2, 3)) - self.threshold
+        return torch.stack([-score, score], dim=1)
+
+
+class AlwaysZero(nn.Module):
+    """Predicts class 0 and returns (logits, aux) like a DARTS network with an auxiliary head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.tensor([1.0, 0.0]))
+        self.seen: list[Tensor] = []
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        self.seen.append(x.clone())
+        logits = self.bias.expand(x.shape[0], 2)
+        return logits, logits
+
+
+def dark_and_bright(n: int, seed: int = 0) -> ImageDataset:
+    """Half dark images (class 0, values 60..129), half bright (class 1, values 160..229)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 2
+    noise = torch.randint(0, 70, (n, 3, 16, 16), generator=g)
+    images = (60 + 100 * labels[:, None, None, None] + noise).to(torch.uint8)
+    return ImageDataset(images, labels, ("dark", "bright"))
+
+
+def test_accuracy_is_the_percentage_of_correct_top1_predictions() -> None:
+    data = dark_and_bright(8)
+    model = BrightnessClassifier()
+    assert accuracy(model, data) == 100.0
+    assert accuracy(model, data.images, 1 - data.labels) == 0.0
+    half_wrong = data.labels.clone()
+    half_wrong[:4] = 1 - half_wrong[:4]
+    assert accuracy(model, data.images, half_wrong, batch_size=3) == 50.0
+    assert accuracy(AlwaysZero(), data) == 50.0  # takes the first of a tuple of outputs
+
+
+def test_accuracy_feeds_floats_in_0_1_and_restores_the_training_mode() -> None:
+    data = dark_and_bright(4)
+    model = BrightnessClassifier().train()
+    accuracy(model, data, batch_size=4)
+    assert model.training
+    (seen,) = model.seen
+    assert seen.dtype == torch.float32
+    assert torch.equal(seen, data.images.float() / 255)
+
+
+def test_accuracy_rejects_missing_labels_mismatched_labels_and_empty_sets() -> None:
+    data = dark_and_bright(4)
+    with pytest.raises(RepairInputError, match="labels are required"):
+        accuracy(BrightnessClassifier(), data.images)
+    with pytest.raises(RepairInputError, match="labels must be"):
+        accuracy(BrightnessClassifier(), data.images, data.labels[:3])
+    with pytest.raises(RepairInputError, match="empty"):
+        accuracy(BrightnessClassifier(), data.images[:0], data.labels[:0])
+
+
+def test_evaluate_models_scores_every_model_on_every_set() -> None:
+    test = dark_and_bright(10)
+    failures = dark_and_bright(6, seed=1)
+    models = {"original": AlwaysZero(), "repaired": BrightnessClassifier()}
+    report = evaluate_models(
+        models,
+        test,
+        failures,
+        corruption_name_of_failures="gaussian_noise",
+        corruptions=("gaussian_noise", "brightness", "contrast"),
+        severities=(1, 5),
+        seed=4,
+        batch_size=4,
+    )
+    assert list(report.models) == ["original", "repaired"]
+    assert report.corruptions == ("gaussian_noise", "brightness", "contrast")
+    assert report.severities == (1, 5)
+    original, repaired = report.models["original"], report.models["repaired"]
+    # Always class 0 on balanced sets: exactly 50 % everywhere.
+    assert original.clean == 50.0 and original.held_out_failures == 50.0
+    assert all(acc == 50.0 for by_sev in original.corruptions.values() for acc in by_sev.values())
+    assert repaired.clean == 100.0
+    # Brightness 5 lifts dark images over the threshold: recompute it independently.
+    bright = corrupt_in_chunks(test.images, "brightness", 5, seed=4)
+    expected = 100.0 * float(
+        ((bright.float().mean((1, 2, 3)) / 255 > 0.5).long() == test.labels).float().mean()
+    )
+    assert repaired.corruptions["brightness"][5] == pytest.approx(expected)
+    assert repaired.corruptions["brightness"][5] == 50.0  # every dark image now looks bright
+    assert report.info["test_images"] == 10 and report.info["held_out_failures"] == 6
+    assert set(report.info["seconds_per_corruption"]) == {
+        "gaussian_noise",
+        "brightness",
+        "contrast",
+    }
+    assert "Gauss_fail" in report.to_markdown() and "| Gauss |" not in report.to_markdown()
+
+
+def test_each_corrupted_set_is_made_once_and_seen_by_every_model() -> None:
+    models = {"a": BrightnessClassifier(), "b": BrightnessClassifier()}
+    evaluate_models(models, dark_and_bright(6), None, corruptions=("snow", "fog"), severities=(2,))
+    a, b = models["a"].seen, models["b"].seen
+    assert len(a) == len(b) == 3  # clean, snow, fog; no failures given
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not torch.equal(a[1], a[2])
+
+
+def test_evaluate_models_reports_progress_and_honours_max_images() -> None:
+    reports: list[Progress] = []
+    report = evaluate_models(
+        {"m": BrightnessClassifier()},
+        dark_and_bright(12),
+        dark_and_bright(12, seed=2),
+        corruptions=("pixelate",),
+        severities=(1, 2, 3),
+        max_images=5,
+        on_progress=reports.append,
+    )
+    assert [p.step for p in reports] == [1, 2, 3, 4, 5]
+    assert all(p.total == 5 and p.stage == "evaluating" for p in reports)
+    assert "pixelate/3/m" in reports[-1].metrics
+    assert report.info["test_images"] == 5 and report.info["held_out_failures"] == 5
+
+
+def test_evaluate_models_stops_when_cancelled() -> None:
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(RepairCancelled):
+        evaluate_models({"m": BrightnessClassifier()}, dark_and_bright(4), cancel=token)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"corruptions": ("rain",)}, "unknown corruption"),
+        ({"severities": (0,)}, "severity"),
+        ({"max_images": 0}, "max_images"),
+    ],
+)
+def test_evaluate_models_rejects_bad_settings(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(RepairInputError, match=match):
+        evaluate_models({"m": BrightnessClassifier()}, dark_and_bright(4), **kwargs)  # type: ignore[arg-type]
