@@ -115,8 +115,9 @@ def _check_data(train: ImageDataset, val: ImageDataset, config: SearchConfig) ->
 def _fingerprint(
     train: ImageDataset, val: ImageDataset, config: SearchConfig, settings: SearchSettings
 ) -> str:
-    # What a resumed run must share with the one that saved the state.
-    relevant = {k: v for k, v in asdict(settings).items() if k != "report_every"}
+    # What a resumed run must share with the one that saved the state. `epochs` may grow:
+    # a finished search continued for more epochs refines W and alpha further (paper §4.7).
+    relevant = {k: v for k, v in asdict(settings).items() if k not in ("report_every", "epochs")}
     data = {"train": [len(train), *train.image_shape], "val": [len(val), *val.image_shape]}
     return json.dumps({"config": config.to_dict(), "settings": relevant, "data": data})
 

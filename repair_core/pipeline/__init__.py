@@ -1,0 +1,16 @@
+"""The repair pipeline: `repair` (one resumable repair) and `compare` (CF vs RF vs AU ...)."""
+
+from repair_core.pipeline.config import RepairConfig
+from repair_core.pipeline.profiles import PROFILES, StagePlan, build_plan
+from repair_core.pipeline.repair import RepairResult, VariantResult, compare, repair
+
+__all__ = [
+    "PROFILES",
+    "RepairConfig",
+    "RepairResult",
+    "StagePlan",
+    "VariantResult",
+    "build_plan",
+    "compare",
+    "repair",
+]

@@ -1,0 +1,34 @@
+"""Checks of a repair's inputs that fail early, with a message naming the problem."""
+
+from __future__ import annotations
+
+from repair_core.checkpoint import LoadedModel
+from repair_core.datasets.types import DatasetSplits, ImageDataset
+from repair_core.errors import RepairInputError
+
+
+def check_inputs(deployed: LoadedModel, data: DatasetSplits, failures: ImageDataset) -> None:
+    config = deployed.config
+    expected = (config.in_channels, config.image_size, config.image_size)
+    if config.num_classes != len(data.class_names):
+        raise RepairInputError(
+            f"the model has {config.num_classes} classes but the dataset has "
+            f"{len(data.class_names)} ({', '.join(data.class_names[:10])})"
+        )
+    splits = [("train", data.train), ("test", data.test)]
+    if data.val is not None:
+        splits.append(("val", data.val))
+    for name, split in [*splits, ("failures", failures)]:
+        if split.image_shape != expected:
+            c, h, w = split.image_shape
+            raise RepairInputError(
+                f"{name} images are {c}x{h}x{w} (channels x height x width) but the model "
+                f"expects {expected[0]}x{expected[1]}x{expected[2]}"
+            )
+        if split.class_names != data.class_names:
+            raise RepairInputError(
+                f"{name} class names {list(split.class_names)[:10]} differ from the training "
+                f"set's {list(data.class_names)[:10]}"
+            )
+        if len(split) == 0:
+            raise RepairInputError(f"the {name} set is empty")

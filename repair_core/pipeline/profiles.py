@@ -1,0 +1,147 @@
+"""Budget profiles: the sizes and epochs of every stage, and dotted overrides of them.
+
+`smoke` runs in seconds on a CPU (tests, demo); `fast` is sized for minutes on one GPU;
+`paper` is the paper's protocol (20 search epochs, 600 retraining epochs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from repair_core.corruptions import CORRUPTION_NAMES, SEVERITIES
+from repair_core.errors import RepairInputError
+from repair_core.search.searcher import SearchSettings
+from repair_core.train_settings import TrainSettings
+
+
+@dataclass(frozen=True)
+class NetSize:
+    init_channels: int  # channels of the first cells; doubled at each reduction
+    layers: int  # cells, reductions at 1/3 and 2/3 of depth
+    auxiliary: bool = False  # auxiliary head (evaluation network only)
+
+
+@dataclass(frozen=True)
+class DataLimits:
+    search_max_images: int | None = None  # cap on D_train images fed to the search
+    train_max_images: int | None = None  # cap on D_train images used for retraining
+    feature_batch_size: int = 256  # images per forward pass when extracting features
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    corruptions: tuple[str, ...] = CORRUPTION_NAMES
+    severities: tuple[int, ...] = SEVERITIES
+    max_images: int | None = None  # cap on test images per corruption set (seeded subset)
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    search_net: NetSize
+    search: SearchSettings
+    net: NetSize
+    train: TrainSettings
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    data: DataLimits = field(default_factory=DataLimits)
+
+
+PROFILES: dict[str, StagePlan] = {
+    "smoke": StagePlan(
+        search_net=NetSize(init_channels=4, layers=3),
+        search=SearchSettings(epochs=2, batch_size=32, steps_per_epoch=3, report_every=1),
+        net=NetSize(init_channels=4, layers=3),
+        train=TrainSettings(epochs=3, batch_size=32, drop_path_prob=0.0, report_every_steps=5),
+        evaluation=EvaluationSettings(severities=(1, 3, 5), max_images=120, batch_size=128),
+        data=DataLimits(search_max_images=256, train_max_images=1024),
+    ),
+    "fast": StagePlan(
+        search_net=NetSize(init_channels=16, layers=5),
+        search=SearchSettings(epochs=4, batch_size=96, steps_per_epoch=60, report_every=20),
+        net=NetSize(init_channels=16, layers=8, auxiliary=True),
+        train=TrainSettings(epochs=15, batch_size=256, lr=0.05, report_every_steps=50),
+        evaluation=EvaluationSettings(max_images=2000, batch_size=512),
+        data=DataLimits(search_max_images=20_000),
+    ),
+    "paper": StagePlan(
+        search_net=NetSize(init_channels=16, layers=8),
+        search=SearchSettings(epochs=20, batch_size=64),
+        net=NetSize(init_channels=36, layers=20, auxiliary=True),
+        train=TrainSettings(epochs=600, batch_size=96),
+    ),
+}
+
+_SECTIONS = ("search_net", "search", "net", "train", "evaluation", "data")
+
+
+def build_plan(
+    profile: str, overrides: Mapping[str, Any], *, search_order: str, seed: int
+) -> StagePlan:
+    """The profile with `overrides` ("section.field" -> value) applied, order and seed set."""
+    if profile not in PROFILES:
+        raise RepairInputError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    plan = PROFILES[profile]
+    grouped: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        if section not in _SECTIONS or not name:
+            raise RepairInputError(
+                f"override {key!r}: use 'section.field' with section one of {', '.join(_SECTIONS)}"
+            )
+        grouped.setdefault(section, {})[name] = value
+    for section, values in grouped.items():
+        plan = replace(plan, **{section: _override(getattr(plan, section), section, values)})
+    order: Literal["first", "second"] = "second" if search_order == "darts-2nd" else "first"
+    return replace(
+        plan,
+        search=replace(plan.search, order=order, seed=seed),
+        train=replace(plan.train, seed=seed),
+    )
+
+
+def _override(obj: Any, section: str, values: Mapping[str, Any]) -> Any:
+    known = {f.name: f for f in dataclasses.fields(obj)}
+    changes: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in known or name in ("seed", "order"):
+            allowed = ", ".join(sorted(n for n in known if n not in ("seed", "order")))
+            raise RepairInputError(
+                f"override '{section}.{name}' is not a setting; {section} has {allowed}"
+            )
+        changes[name] = _coerce(getattr(obj, name), value, f"{section}.{name}")
+    try:
+        return replace(obj, **changes)
+    except (TypeError, ValueError) as exc:
+        raise RepairInputError(f"invalid override in {section}: {exc}") from None
+
+
+def _coerce(current: Any, value: Any, key: str) -> Any:
+    # Overrides arrive from JSON or a command line; match the type of the default.
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+    elif isinstance(current, int) or current is None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            return int(value)
+        if current is None and isinstance(value, str) and value.lower() == "none":
+            return None
+    elif isinstance(current, float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    elif isinstance(current, tuple):
+        items = value.split(",") if isinstance(value, str) else [value]
+        return tuple(type(current[0])(item) if current else item for item in items)
+    elif isinstance(current, str):
+        return str(value)
+    raise RepairInputError(f"override {key!r}={value!r} does not fit a {type(current).__name__}")

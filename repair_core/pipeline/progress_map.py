@@ -1,0 +1,58 @@
+"""Turns each stage's own progress into one overall percentage for the whole repair."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from repair_core.progress import Progress, ProgressCallback
+
+# Share of the whole repair each stage takes (search and retraining split per iteration).
+_FIXED = {"confirming": 0.02, "selecting": 0.06, "evaluating": 0.12}
+_PER_ITERATION = {"searching": 0.32, "retraining": 0.48}
+
+
+class OverallProgress:
+    """Wraps the caller's callback; adds metrics `overall_percent` and `iteration`."""
+
+    def __init__(self, callback: ProgressCallback, iterations: int) -> None:
+        self._callback = callback
+        self._iterations = iterations
+        self.stage = "confirming"
+        self.iteration = 1
+
+    def _start_of(self, stage: str, iteration: int) -> float:
+        start = 0.0
+        order = ["confirming", "selecting"]
+        for it in range(1, self._iterations + 1):
+            order += [f"searching@{it}", f"retraining@{it}"]
+        order.append("evaluating")
+        key = stage if stage in _FIXED else f"{stage}@{iteration}"
+        for name in order:
+            if name == key:
+                return start
+            start += self._weight(name)
+        return start
+
+    def _weight(self, name: str) -> float:
+        stage = name.split("@")[0]
+        if stage in _FIXED:
+            return _FIXED[stage]
+        return _PER_ITERATION[stage] / self._iterations
+
+    def enter(self, stage: str, iteration: int = 1) -> ProgressCallback:
+        """The callback for `stage`: reports under that stage name whatever it is given."""
+
+        def report(progress: Progress) -> None:
+            self.stage, self.iteration = stage, iteration
+            key = stage if stage in _FIXED else f"{stage}@{iteration}"
+            fraction = progress.step / progress.total if progress.total else 0.0
+            overall = self._start_of(stage, iteration) + self._weight(key) * min(fraction, 1.0)
+            metrics = {
+                **progress.metrics,
+                "overall_percent": round(100.0 * overall, 2),
+                "iteration": float(iteration),
+            }
+            self._callback(replace(progress, stage=stage, metrics=metrics))
+
+        report(Progress(stage, 0, 1))
+        return report
