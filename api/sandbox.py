@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
-import pickle
 import resource
 import signal
 from collections.abc import Callable
@@ -137,10 +136,10 @@ def _child_main(
 
 
 def _input_error_message(error: RepairInputError) -> tuple[str, Any]:
-    # An error class whose __init__ takes other arguments than the message pickles but
-    # fails to unpickle in the parent; send it by name then, message intact.
+    # An exception unpickles as `cls(*args)`; a class whose __init__ takes other arguments
+    # than its args would fail in the parent, so send it by name then, message intact.
     try:
-        pickle.loads(pickle.dumps(error))
+        type(error)(*error.args)
     except Exception:
         cls = type(error)
         return ("input_error_parts", (cls.__module__, cls.__qualname__, str(error)))

@@ -142,3 +142,23 @@ def test_config_round_trips_through_json_and_rejects_bad_values() -> None:
     ):
         with pytest.raises(RepairInputError):
             NetworkConfig.from_json(bad)
+
+
+AMOEBANET_TEXT = """AmoebaNet = Genotype(
+  normal = [('avg_pool_3x3', 0), ('max_pool_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_5x5', 2),
+    ('sep_conv_3x3', 0), ('avg_pool_3x3', 3), ('sep_conv_3x3', 1), ('skip_connect', 1),
+    ('skip_connect', 0), ('avg_pool_3x3', 1)],
+  normal_concat = [4, 5, 6],
+  reduce = [('avg_pool_3x3', 0), ('sep_conv_3x3', 1), ('max_pool_3x3', 0), ('sep_conv_7x7', 2),
+    ('sep_conv_7x7', 0), ('avg_pool_3x3', 1), ('max_pool_3x3', 0), ('max_pool_3x3', 1),
+    ('conv_7x1_1x7', 0), ('sep_conv_3x3', 5)],
+  reduce_concat = [3, 4, 6]
+)"""
+
+
+def test_five_node_genotypes_with_extra_published_ops_build() -> None:
+    genotype = Genotype.from_darts_notation(AMOEBANET_TEXT)
+    assert genotype.steps == 5
+    model = EvalNetwork(genotype, SMALL).train()
+    logits, aux = model.forward_with_aux(torch.rand(2, 3, 8, 8))
+    assert logits.shape == (2, 4) and aux is not None
