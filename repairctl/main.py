@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 
 from repairctl.corrupt import corrupt_command
+from repairctl.run import run_command
 
 app = typer.Typer(no_args_is_help=True, help="Model-repair service command-line tool.")
 app.command("corrupt")(corrupt_command)
+app.command("run")(run_command)
 
 
 @app.command()

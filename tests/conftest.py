@@ -55,3 +55,11 @@ def redis_url() -> str:
     client.ping()
     client.close()
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def digits_problem(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """sklearn digits + a tiny trained deployed model + its noisy failures (built once)."""
+    from tests.digits_problem import make_digits_problem
+
+    return make_digits_problem(tmp_path_factory.mktemp("digits_problem"))

@@ -1,0 +1,101 @@
+"""`repairctl run`: the repair pipeline on local files, without the service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+SelectionOpt = Annotated[str, typer.Option(help="kcenter | kcenter-static | random | augment")]
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set takes section.field=value, got {pair!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def run_command(
+    model: Annotated[Path, typer.Option(help="deployed model (.safetensors checkpoint)")],
+    data: Annotated[
+        Path, typer.Option(help="clean dataset: .npz, ImageFolder archive or directory")
+    ],
+    failures: Annotated[
+        Path, typer.Option(help="failures: .npz (x, y) or archive with labels.csv/json")
+    ],
+    work_dir: Annotated[Path, typer.Option(help="stage outputs; rerun to resume")],
+    selection: SelectionOpt = "kcenter",
+    budget: Annotated[int, typer.Option(help="core failure set size B")] = 1000,
+    search: Annotated[str, typer.Option(help="darts-1st | darts-2nd")] = "darts-1st",
+    retrain: Annotated[str, typer.Option(help="clean | with-failures")] = "clean",
+    iterations: Annotated[int, typer.Option(min=1, max=3)] = 1,
+    seed: int = 0,
+    profile: Annotated[str, typer.Option(help="smoke | fast | paper")] = "fast",
+    failure_name: Annotated[str, typer.Option(help="label of the failures' column")] = "failures",
+    override: Annotated[
+        list[str] | None, typer.Option("--set", help="profile override section.field=value")
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option(help="also run the RF and AU baselines and score all together")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+) -> None:
+    """Repair a deployed model on local files and print the report table."""
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from repair_core.checkpoint import load_model
+    from repair_core.datasets.failures import read_failure_batch
+    from repair_core.datasets.ingest import read_dataset
+    from repair_core.datasets.limits import IngestLimits
+    from repair_core.errors import RepairInputError
+    from repair_core.pipeline import RepairConfig, repair
+    from repair_core.pipeline import compare as compare_variants
+    from repairctl.progress_bars import StageBars
+
+    console = Console()
+    try:
+        config = RepairConfig(
+            selection=selection, budget=budget, search=search,  # type: ignore[arg-type]
+            retrain=retrain, iterations=iterations, seed=seed,  # type: ignore[arg-type]
+            profile=profile, overrides=_parse_overrides(override or []),
+            failure_name=failure_name,
+        )  # fmt: skip
+        limits = IngestLimits()
+        deployed = load_model(model)
+        splits = read_dataset(data, limits).splits
+        batch = read_failure_batch(
+            failures, class_names=splits.class_names, image_shape=splits.image_shape,
+            limits=limits,
+        )  # fmt: skip
+        for rejected in batch.rejected[:20]:
+            console.print(f"[yellow]skipped failure {rejected.file}: {rejected.reason}")
+        with StageBars(console) as bars:
+            if compare:
+                configs = [
+                    config,
+                    replace(config, selection="random"),
+                    replace(config, selection="augment"),
+                ]
+                report, _ = compare_variants(
+                    deployed, splits, batch.dataset, configs,
+                    work_dir=work_dir, device=device, on_progress=bars,
+                )  # fmt: skip
+            else:
+                result = repair(
+                    deployed, splits, batch.dataset, config,
+                    work_dir=work_dir, device=device, on_progress=bars,
+                )  # fmt: skip
+                report = result.report
+    except RepairInputError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    severity = max(report.severities) if report.severities else None
+    console.print(report.to_markdown(severity=severity))
+    console.print(f"work directory: {work_dir} (model.safetensors, report.json, report.png)")
