@@ -2,8 +2,9 @@
 
 Each one parses an uploaded file with `repair_core`'s safe readers, writes the
 normalised form (npz tensors / safetensors) to `out_path`, and returns a small summary
-dict of plain values. torch and repair_core are imported inside the functions so that
-the API process, which only names these functions, never loads them.
+dict of plain values (it is pickled back to the API). torch and repair_core's readers
+are imported inside the functions so that the API process, which only names these
+functions, never loads them.
 """
 
 from __future__ import annotations
@@ -24,29 +25,36 @@ def _rejected(items: Any) -> list[dict[str, str]]:
 
 def ingest_dataset(upload_path: str, out_path: str, limits: dict[str, int]) -> dict[str, Any]:
     """Decode a dataset archive or npz and store it as npz splits."""
-    from repair_core.datasets.archive import detect_kind
-    from repair_core.datasets.imagefolder import read_imagefolder
-    from repair_core.datasets.npz import read_npz_splits, write_npz_splits
+    from repair_core.datasets.ingest import ingest_dataset as ingest
 
-    path = Path(upload_path)
-    ingest_limits = _ingest_limits(limits)
-    skipped: list[dict[str, str]] = []
-    if detect_kind(path) == "npz":
-        splits = read_npz_splits(path, ingest_limits)
-    else:
-        result = read_imagefolder(path, ingest_limits)
-        splits = result.splits
-        skipped = _rejected(result.skipped)
-    write_npz_splits(Path(out_path), splits)
-    counts = {"train": len(splits.train), "test": len(splits.test)}
-    if splits.val is not None:
-        counts["val"] = len(splits.val)
+    summary = ingest(Path(upload_path), Path(out_path), _ingest_limits(limits))
     return {
-        "class_names": list(splits.class_names),
-        "image_shape": list(splits.image_shape),
-        "split_counts": counts,
-        "skipped": skipped,
+        "class_names": list(summary.class_names),
+        "image_shape": [int(v) for v in summary.image_shape],
+        "split_counts": {k: int(v) for k, v in summary.counts.items()},
+        "skipped": _rejected(summary.skipped),
     }
+
+
+def ingest_failure_batch(
+    upload_path: str,
+    out_path: str,
+    class_names: list[str],
+    image_shape: tuple[int, int, int],
+    limits: dict[str, int],
+) -> dict[str, Any]:
+    """Decode field images + labels against the model's dataset; store the accepted ones
+    as npz (`x` uint8 NCHW, `y` int64) and report every rejected file with its reason."""
+    from repair_core.datasets.ingest import ingest_failure_batch as ingest
+
+    summary = ingest(
+        Path(upload_path),
+        Path(out_path),
+        class_names=tuple(class_names),
+        image_shape=(int(image_shape[0]), int(image_shape[1]), int(image_shape[2])),
+        limits=_ingest_limits(limits),
+    )
+    return {"accepted": int(summary.accepted), "rejected": _rejected(summary.rejected)}
 
 
 def validate_checkpoint(
@@ -68,19 +76,19 @@ def validate_checkpoint(
     path = Path(upload_path)
     if kind == "safetensors":
         loaded = load_model(path, device="cpu")
-        model, genotype, config = loaded.model, loaded.genotype, loaded.config
     else:
         genotype = _parse_genotype(genotype_text or "")
         config = _network_config(network_config, image_shape, len(class_names))
-        model = load_state_dict_checkpoint(path, genotype, config)
-    model.eval()
+        loaded = load_state_dict_checkpoint(path, genotype, config, class_names=class_names)
+    model = loaded.model.eval()
     with torch.no_grad():
         out = model(torch.zeros(1, *image_shape))
     logits = out[0] if isinstance(out, tuple) else out
+    shape_text = ", ".join(str(v) for v in image_shape)
     if logits.dim() != 2 or logits.shape[0] != 1:
         raise RepairInputError(
-            f"checkpoint: forward pass on shape (1, {', '.join(map(str, image_shape))}) gave "
-            f"output shape {tuple(logits.shape)}, expected (1, {len(class_names)})"
+            f"checkpoint: a forward pass on shape (1, {shape_text}) gave output shape "
+            f"{tuple(logits.shape)}, expected (1, {len(class_names)})"
         )
     if logits.shape[1] != len(class_names):
         shown = ", ".join(class_names[:10]) + (", ..." if len(class_names) > 10 else "")
@@ -89,85 +97,41 @@ def validate_checkpoint(
             f"{len(class_names)} ({shown})"
         )
     if not bool(torch.isfinite(logits).all()):
-        raise RepairInputError("checkpoint: forward pass on zeros gives NaN or Inf")
-    save_model(Path(out_path), model, class_names=tuple(class_names))
+        raise RepairInputError(
+            f"checkpoint: a forward pass on zeros of shape (1, {shape_text}) gives NaN or Inf"
+        )
+    save_model(Path(out_path), model, class_names=class_names)
     return {
         "num_classes": int(logits.shape[1]),
         "num_parameters": int(sum(p.numel() for p in model.parameters())),
-        "genotype": _genotype_json(genotype),
-        "network_config": _config_json(config),
+        "genotype": loaded.genotype.to_dict(),
+        "network_config": loaded.config.to_dict(),
     }
 
 
 def _parse_genotype(text: str) -> Any:
+    """A genotype as JSON (`Genotype.to_json`) or in DARTS notation
+    (`Genotype(normal=[('sep_conv_3x3', 0), ...], ...)`)."""
     from repair_core.search.genotype import Genotype
 
     from repair_core.errors import RepairInputError
 
     text = text.strip()
     if not text:
-        raise RepairInputError("genotype: empty")
+        raise RepairInputError("genotype: the form field is empty")
     if text.startswith("{"):
         return Genotype.from_json(text)
-    try:
-        return Genotype.from_darts_notation(text)
-    except RepairInputError:
-        raise
-    except Exception as exc:
-        raise RepairInputError(f"genotype: cannot parse {text[:80]!r}: {exc}") from exc
+    return Genotype.from_darts_notation(text)
 
 
 def _network_config(
     given: dict[str, Any] | None, image_shape: tuple[int, int, int], num_classes: int
 ) -> Any:
+    """The declared network config; class count and input size default to the dataset's."""
     from repair_core.search.network import NetworkConfig
-
-    from repair_core.errors import RepairInputError
 
     values = dict(given or {})
     values.setdefault("num_classes", num_classes)
-    try:
-        return NetworkConfig(**values)
-    except TypeError as exc:
-        raise RepairInputError(f"network_config: {exc}") from exc
-
-
-def _genotype_json(genotype: Any) -> dict[str, Any] | None:
-    import json
-
-    if genotype is None:
-        return None
-    value = json.loads(genotype.to_json())
-    return value if isinstance(value, dict) else {"genotype": value}
-
-
-def _config_json(config: Any) -> dict[str, Any] | None:
-    import dataclasses
-
-    if config is None or not dataclasses.is_dataclass(config):
-        return None
-    return dataclasses.asdict(config)  # type: ignore[arg-type]
-
-
-def ingest_failure_batch(
-    upload_path: str,
-    out_path: str,
-    class_names: list[str],
-    image_shape: tuple[int, int, int],
-    limits: dict[str, int],
-) -> dict[str, Any]:
-    """Decode field images + labels against the model's dataset; store the accepted ones
-    as npz (`x` uint8 NCHW, `y` int64) and report every rejected file with its reason."""
-    import numpy as np
-    from repair_core.datasets.failures import read_failure_batch
-
-    result = read_failure_batch(
-        Path(upload_path),
-        class_names=tuple(class_names),
-        image_shape=tuple(image_shape),
-        limits=_ingest_limits(limits),
-    )
-    dataset = result.dataset
-    with open(out_path, "wb") as f:
-        np.savez(f, x=dataset.images.cpu().numpy(), y=dataset.labels.cpu().numpy())
-    return {"accepted": len(dataset), "rejected": _rejected(result.rejected)}
+    values.setdefault("in_channels", int(image_shape[0]))
+    values.setdefault("image_size", int(image_shape[1]))
+    return NetworkConfig.from_dict(values)

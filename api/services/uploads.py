@@ -51,12 +51,13 @@ def check_upload(
 
 
 def ingest_limits(limits: UploadLimits) -> dict[str, int]:
-    """The archive/image caps handed to the child as plain data."""
+    """The archive/image caps handed to the child as plain data: the keyword arguments
+    of `repair_core.datasets.limits.IngestLimits` (the rest keep their defaults)."""
     return {
-        "archive_members": limits.archive_members,
-        "member_bytes": limits.member_bytes,
-        "unpacked_bytes": limits.unpacked_bytes,
-        "image_pixels": limits.image_pixels,
+        "max_members": limits.archive_members,
+        "max_member_bytes": limits.member_bytes,
+        "max_total_bytes": limits.unpacked_bytes,
+        "max_image_pixels": limits.image_pixels,
     }
 
 
@@ -81,11 +82,14 @@ def run_validation(
         )
         return summary
     except RepairInputError as exc:
-        code = next(
+        code = getattr(exc, "code", None) or next(
             (ERROR_CODES[c.__name__] for c in type(exc).__mro__ if c.__name__ in ERROR_CODES),
             "invalid_input",
         )
-        raise InvalidInputError(f"{what}: {exc}", code=code) from exc
+        details = []
+        if getattr(exc, "limit", ""):
+            details.append({"limit": exc.limit, "value": getattr(exc, "value", None)})  # type: ignore[attr-defined]
+        raise InvalidInputError(f"{what}: {exc}", code=str(code), errors=details) from exc
     except SandboxError as exc:
         raise InvalidInputError(
             f"{what} could not be validated within the limits (memory "
