@@ -7,8 +7,10 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -92,9 +94,9 @@ def api_settings(
     )
 
 
-@pytest.fixture(scope="session")
-def live_server(api_settings: Settings) -> Iterator[LiveServer]:
-    app = create_app(api_settings, CeleryJobQueue(api_settings.broker))
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run `app` with uvicorn on a free local port; yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -102,15 +104,24 @@ def live_server(api_settings: Settings) -> Iterator[LiveServer]:
     server = _ThreadedServer(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    assert server.ready.wait(timeout=30), "uvicorn did not start"
-    engine = make_engine(api_settings.database.url)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", api_settings, make_session_factory(engine))
+        assert server.ready.wait(timeout=30), "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-        engine.dispose()
         sock.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(api_settings: Settings) -> Iterator[LiveServer]:
+    app = create_app(api_settings, CeleryJobQueue(api_settings.broker))
+    engine = make_engine(api_settings.database.url)
+    try:
+        with serve(app) as url:
+            yield LiveServer(url, api_settings, make_session_factory(engine))
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
