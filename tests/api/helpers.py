@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -45,6 +46,22 @@ def assert_nothing_left(
     assert owner_rows(live_server, owner_id) == expected
     expected_files = sum(expected.values()) if files is None else files
     assert len(owner_files(live_server, owner_id)) == expected_files
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    rows: dict[str, int]
+    files: list[str]
+
+
+def snapshot(live_server: LiveServer, owner_id: uuid.UUID) -> Snapshot:
+    return Snapshot(owner_rows(live_server, owner_id), owner_files(live_server, owner_id))
+
+
+def assert_unchanged(live_server: LiveServer, owner_id: uuid.UUID, before: Snapshot) -> None:
+    """A failed request left no temp file, row or stored file behind."""
+    assert temp_files(live_server) == []
+    assert snapshot(live_server, owner_id) == before
 
 
 def problem(response: object) -> dict[str, object]:

@@ -4,23 +4,21 @@ checked against its class count and stored as safetensors; hostile ones are refu
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.api import payloads
-from tests.api.conftest import LiveServer
-from tests.api.helpers import assert_nothing_left, problem
+from tests.api.conftest import LiveServer, make_owner
+from tests.api.helpers import assert_unchanged, problem, snapshot
 
 pytestmark = pytest.mark.integration
 
-NewOwner = Callable[[], tuple[uuid.UUID, str]]
 
-
-@pytest.fixture
-def owner_with_dataset(live_server: LiveServer, new_owner: NewOwner) -> tuple[uuid.UUID, str, str]:
-    owner_id, key = new_owner()
+@pytest.fixture(scope="module")
+def owner_with_dataset(live_server: LiveServer) -> tuple[uuid.UUID, str, str]:
+    """One owner and dataset for the module: each upload costs a sandboxed child."""
+    owner_id, key = make_owner(live_server)
     with live_server.client(key) as client:
         response = client.post(
             "/v1/datasets",
@@ -34,6 +32,7 @@ def test_a_safetensors_checkpoint_is_validated_and_stored(
     live_server: LiveServer, owner_with_dataset: tuple[uuid.UUID, str, str], tmp_path: Path
 ) -> None:
     owner_id, key, dataset_id = owner_with_dataset
+    before = snapshot(live_server, owner_id)
     with live_server.client(key) as client:
         response = client.post(
             "/v1/models",
@@ -47,7 +46,9 @@ def test_a_safetensors_checkpoint_is_validated_and_stored(
     assert model["dataset_id"] == dataset_id and model["num_classes"] == 3
     assert model["num_parameters"] > 0 and model["genotype"] is not None
     assert model["source_format"] == "safetensors"
-    assert_nothing_left(live_server, owner_id, rows={"datasets": 1, "models": 1})
+    after = snapshot(live_server, owner_id)
+    assert after.rows["models"] == before.rows["models"] + 1
+    assert len(after.files) == len(before.files) + 1
 
 
 def test_a_pt_state_dict_with_its_genotype_is_accepted_and_resaved_as_safetensors(
@@ -57,6 +58,7 @@ def test_a_pt_state_dict_with_its_genotype_is_accepted_and_resaved_as_safetensor
 
     owner_id, key, dataset_id = owner_with_dataset
     data, genotype, config = payloads.state_dict_pt(tmp_path)
+    before = snapshot(live_server, owner_id)
     with live_server.client(key) as client:
         response = client.post(
             "/v1/models",
@@ -65,8 +67,13 @@ def test_a_pt_state_dict_with_its_genotype_is_accepted_and_resaved_as_safetensor
         )
     assert response.status_code == 201, response.text
     assert response.json()["source_format"] == "pt"
-    stored = list((live_server.artifacts_root / str(owner_id)).glob("*.safetensors"))
-    assert len(stored) == 1
+    new = set(snapshot(live_server, owner_id).files) - set(before.files)
+    assert len(new) == 1 and new.pop().endswith(".safetensors")
+    stored = [
+        p
+        for p in (live_server.artifacts_root / str(owner_id)).iterdir()
+        if p.name not in before.files
+    ]
     with safe_open(str(stored[0]), framework="pt") as f:
         assert f.metadata()["format"] == "repair-core-checkpoint"
 
@@ -75,6 +82,7 @@ def test_a_malicious_pickle_is_refused_without_running_it(
     live_server: LiveServer, owner_with_dataset: tuple[uuid.UUID, str, str], tmp_path: Path
 ) -> None:
     owner_id, key, dataset_id = owner_with_dataset
+    before = snapshot(live_server, owner_id)
     marker = tmp_path / "pwned"
     _data, genotype, config = payloads.state_dict_pt(tmp_path)
     with live_server.client(key) as client:
@@ -90,13 +98,14 @@ def test_a_malicious_pickle_is_refused_without_running_it(
     assert "state_dict or safetensors" in str(body["detail"])
     assert not marker.exists()
     assert alive.status_code == 200
-    assert_nothing_left(live_server, owner_id, rows={"datasets": 1})
+    assert_unchanged(live_server, owner_id, before)
 
 
 def test_a_checkpoint_whose_class_count_differs_from_the_dataset_is_refused(
     live_server: LiveServer, owner_with_dataset: tuple[uuid.UUID, str, str], tmp_path: Path
 ) -> None:
     owner_id, key, dataset_id = owner_with_dataset
+    before = snapshot(live_server, owner_id)
     with live_server.client(key) as client:
         response = client.post(
             "/v1/models",
@@ -106,13 +115,14 @@ def test_a_checkpoint_whose_class_count_differs_from_the_dataset_is_refused(
     assert response.status_code == 422
     detail = str(problem(response)["detail"])
     assert "5 classes" in detail and "3" in detail
-    assert_nothing_left(live_server, owner_id, rows={"datasets": 1})
+    assert_unchanged(live_server, owner_id, before)
 
 
 def test_a_pt_without_a_genotype_is_refused_before_loading(
     live_server: LiveServer, owner_with_dataset: tuple[uuid.UUID, str, str], tmp_path: Path
 ) -> None:
     owner_id, key, dataset_id = owner_with_dataset
+    before = snapshot(live_server, owner_id)
     data, _genotype, _config = payloads.state_dict_pt(tmp_path)
     with live_server.client(key) as client:
         response = client.post(
@@ -120,13 +130,14 @@ def test_a_pt_without_a_genotype_is_refused_before_loading(
         )
     assert response.status_code == 422
     assert "genotype" in str(problem(response)["detail"])
-    assert_nothing_left(live_server, owner_id, rows={"datasets": 1})
+    assert_unchanged(live_server, owner_id, before)
 
 
 def test_a_truncated_safetensors_file_is_refused(
     live_server: LiveServer, owner_with_dataset: tuple[uuid.UUID, str, str], tmp_path: Path
 ) -> None:
     owner_id, key, dataset_id = owner_with_dataset
+    before = snapshot(live_server, owner_id)
     data = payloads.checkpoint(tmp_path)
     with live_server.client(key) as client:
         response = client.post(
@@ -136,13 +147,14 @@ def test_a_truncated_safetensors_file_is_refused(
         )
     assert response.status_code == 422
     problem(response)
-    assert_nothing_left(live_server, owner_id, rows={"datasets": 1})
+    assert_unchanged(live_server, owner_id, before)
 
 
 def test_a_missing_or_malformed_dataset_id_answers_422(
     live_server: LiveServer, owner_with_dataset: tuple[uuid.UUID, str, str], tmp_path: Path
 ) -> None:
     owner_id, key, _dataset_id = owner_with_dataset
+    before = snapshot(live_server, owner_id)
     data = payloads.checkpoint(tmp_path)
     with live_server.client(key) as client:
         missing = client.post("/v1/models", files={"file": ("m.safetensors", data)})
@@ -151,4 +163,4 @@ def test_a_missing_or_malformed_dataset_id_answers_422(
         )
     assert missing.status_code == 422 and "dataset_id" in str(problem(missing)["detail"])
     assert malformed.status_code == 422 and "UUID" in str(problem(malformed)["detail"])
-    assert_nothing_left(live_server, owner_id, rows={"datasets": 1})
+    assert_unchanged(live_server, owner_id, before)
