@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +22,7 @@ from api.settings import Settings, get_settings
 from api.storage import ArtifactStore
 
 API_PREFIX = "/v1"
+ORPHAN_TEMP_AGE_SECONDS = 3600.0
 # Routes that stream their own (large, capped per kind) bodies.
 _UPLOAD_ROUTE = re.compile(r"^/v1/(datasets|models|models/[^/]+/failure-batches)/?$")
 
@@ -83,8 +85,12 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     engine = make_engine(settings.database.url, echo=settings.database.echo)
     job_queue: JobQueue = queue if queue is not None else CeleryJobQueue(settings.broker)
 
+    store = ArtifactStore(settings.artifacts.root)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Temp files of uploads cut short by a crash (reliability.md, case 7).
+        await anyio.to_thread.run_sync(store.sweep_temp, ORPHAN_TEMP_AGE_SECONDS)
         yield
         engine.dispose()
         close = getattr(job_queue, "close", None)
@@ -100,7 +106,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
-    app.state.store = ArtifactStore(settings.artifacts.root)
+    app.state.store = store
     app.state.queue = job_queue
 
     install_problem_handlers(app)
