@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 import migrations
+from api.db.session import ensure_sqlite_folder
 
 SCRIPT_LOCATION = Path(migrations.__file__).resolve().parent
 
@@ -21,6 +22,7 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, rev: str = "head") -> None:
+    ensure_sqlite_folder(url)
     command.upgrade(alembic_config(url), rev)
 
 

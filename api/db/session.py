@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,8 +15,16 @@ _PG_OPTIONS = "-c statement_timeout=30000 -c lock_timeout=5000"
 _SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
+def ensure_sqlite_folder(url: str) -> None:
+    """Create the folder of a SQLite file database (the embedded default: `var/`)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for `url` with the per-backend settings the service relies on."""
+    ensure_sqlite_folder(url)
     kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
     backend = sa.make_url(url).get_backend_name()
     if backend == "sqlite":

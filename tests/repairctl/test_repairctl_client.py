@@ -172,3 +172,26 @@ def test_errors_are_one_line_with_the_problem_code(
     assert no_key.exit_code == 1 and "no API key" in no_key.stderr
     unreachable = runner.invoke(app, ["datasets", "list", "--url", "http://127.0.0.1:1"], env=env)
     assert unreachable.exit_code == 1 and "cannot reach the service" in unreachable.stderr
+
+
+def test_admin_migrate_creates_the_embedded_database_and_its_folder(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    url = f"sqlite:///{tmp_path / 'var' / 'repair.db'}"
+    monkeypatch.setenv("REPAIR_DATABASE__URL", url)
+    get_settings.cache_clear()
+    try:
+        migrated = CliRunner().invoke(app, ["admin", "migrate"])
+        created = CliRunner().invoke(app, ["admin", "create-owner", "embedded"])
+    finally:
+        get_settings.cache_clear()
+    assert migrated.exit_code == 0, migrated.output
+    assert created.exit_code == 0 and created.stdout.startswith("rk_")
+    engine = sa.create_engine(url)
+    try:
+        assert "repair_jobs" in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
