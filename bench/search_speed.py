@@ -1,0 +1,158 @@
+"""Seconds per search step (first and second order) and per retraining step.
+
+Paper settings: search supernet 8 cells, 16 channels, batch 64; evaluation network
+(DARTS V2 genotype) 20 cells, 36 channels, batch 96, auxiliary head, drop path 0.2.
+Random 32x32 inputs. On CUDA it also times bf16 autocast + channels_last.
+
+    OMP_NUM_THREADS=1 python -m bench.search_speed --steps 2 --warmup 1
+    python -m bench.search_speed --device cuda --steps 20 --warmup 3 --json out.json
+
+Prints a table; writes nothing unless --json is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from repair_core.device import resolve_device
+from repair_core.precision import autocast, to_channels_last
+from repair_core.search.genotype import DARTS_V2
+from repair_core.search.network import EvalNetwork, NetworkConfig
+from repair_core.search.step import Order, search_step
+from repair_core.search.supernet import SearchConfig, SuperNet
+
+
+def _batch(
+    n: int, size: int, classes: int, device: torch.device, channels_last: bool, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.rand(n, 3, size, size, generator=g).to(device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, torch.randint(0, classes, (n,), generator=g).to(device)
+
+
+def _time(step: Callable[[], object], device: torch.device, warmup: int, steps: int) -> float:
+    """Mean seconds per call after `warmup` untimed calls; syncs only around the timed loop."""
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def time_search_step(
+    order: Order, device: torch.device, *, batch: int, size: int, bf16: bool, channels_last: bool,
+    warmup: int, steps: int,
+) -> float:  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    model = SuperNet(SearchConfig(), generator=g).to(device)
+    if channels_last:
+        to_channels_last(model)
+    w_opt = torch.optim.SGD(model.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    a_opt = torch.optim.Adam(
+        model.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3
+    )
+    train = _batch(batch, size, 10, device, channels_last, g)
+    val = _batch(batch, size, 10, device, channels_last, g)
+
+    def step() -> object:
+        return search_step(model, w_opt, a_opt, train, val, order=order, grad_clip=5.0, bf16=bf16)
+
+    return _time(step, device, warmup, steps)
+
+
+def time_retrain_step(
+    device: torch.device, *, batch: int, size: int, bf16: bool, channels_last: bool,
+    warmup: int, steps: int,
+) -> float:  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    config = NetworkConfig(image_size=size, auxiliary=True, drop_path_prob=0.2)
+    model = EvalNetwork(DARTS_V2, config, generator=g).to(device).train()
+    if channels_last:
+        to_channels_last(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    x, y = _batch(batch, size, 10, device, channels_last, g)
+
+    def step() -> object:
+        opt.zero_grad(set_to_none=True)
+        with autocast(device, bf16):
+            logits, aux = model.forward_with_aux(x)
+            loss = F.cross_entropy(logits, y)
+            if aux is not None:
+                loss = loss + 0.4 * F.cross_entropy(aux, y)
+        torch.autograd.backward(loss)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        return loss
+
+    return _time(step, device, warmup, steps)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--search-batch", type=int, default=64)
+    parser.add_argument("--eval-batch", type=int, default=96)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["first", "second", "retrain"])
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    modes = [("fp32", False, False)]
+    if device.type == "cuda":
+        modes.append(("bf16+channels_last", True, True))
+    supernet = SuperNet(SearchConfig())
+    evalnet = EvalNetwork(DARTS_V2, NetworkConfig(auxiliary=True))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"device: {name}; torch {torch.__version__}; threads {torch.get_num_threads()}")
+    print(
+        f"search supernet (8 cells, 16 ch): {sum(p.numel() for p in supernet.weight_parameters())}"
+        f" weights + {sum(a.numel() for a in supernet.arch_parameters())} alphas"
+    )
+    evalnet_params = sum(p.numel() for n, p in evalnet.named_parameters() if "auxiliary" not in n)
+    print(f"eval network (DARTS V2, 20 cells, 36 ch): {evalnet_params} parameters without aux")
+    print(f"{'measurement':<36}{'mode':<22}{'s/step':>10}")
+    results: list[dict[str, object]] = []
+    for mode, bf16, channels_last in modes:
+        orders: tuple[Order, ...] = ("first", "second")
+        for order in orders:
+            if order in args.skip:
+                continue
+            seconds = time_search_step(
+                order, device, batch=args.search_batch, size=args.image_size, bf16=bf16,
+                channels_last=channels_last, warmup=args.warmup, steps=args.steps,
+            )  # fmt: skip
+            label = f"search step, {order} order (b{args.search_batch})"
+            results.append({"measurement": label, "mode": mode, "seconds": seconds})
+            print(f"{label:<36}{mode:<22}{seconds:>10.3f}")
+        if "retrain" not in args.skip:
+            seconds = time_retrain_step(
+                device, batch=args.eval_batch, size=args.image_size, bf16=bf16,
+                channels_last=channels_last, warmup=args.warmup, steps=args.steps,
+            )  # fmt: skip
+            label = f"retrain step (b{args.eval_batch}, aux)"
+            results.append({"measurement": label, "mode": mode, "seconds": seconds})
+            print(f"{label:<36}{mode:<22}{seconds:>10.3f}")
+    if args.json:
+        args.json.write_text(json.dumps({"device": name, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

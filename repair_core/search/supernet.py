@@ -1,0 +1,178 @@
+"""The DARTS search supernet: every edge a softmax-weighted mix of all candidate ops.
+
+Architecture parameters (`alphas_normal`, `alphas_reduce`, one row per edge, one column
+per primitive) are registered parameters, so they move, save and load with the model.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from repair_core.search.config_checks import check_int
+from repair_core.search.discretize import discretize, num_edges
+from repair_core.search.genotype import Genotype
+from repair_core.search.normalize import CIFAR10_MEAN, CIFAR10_STD, Normalize, check_normalization
+from repair_core.search.ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
+from repair_core.search.weight_init import init_weights_
+
+ALPHA_NAMES = ("alphas_normal", "alphas_reduce")
+_NONE = PRIMITIVES.index("none")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    init_channels: int = 16  # channels of the first cells; doubled at each reduction
+    layers: int = 8  # cells; reduction cells at layers // 3 and 2 * layers // 3
+    steps: int = 4  # intermediate nodes per cell
+    multiplier: int = 4  # last `multiplier` nodes are concatenated into the cell output
+    stem_multiplier: int = 3  # stem width = stem_multiplier * init_channels
+    num_classes: int = 10
+    in_channels: int = 3  # 1 for grayscale
+    mean: tuple[float, ...] = CIFAR10_MEAN  # input normalisation, per channel (or one value)
+    std: tuple[float, ...] = CIFAR10_STD
+
+    def __post_init__(self) -> None:
+        check_int("SearchConfig", "init_channels", self.init_channels, 2, 1024)
+        check_int("SearchConfig", "layers", self.layers, 1, 64)
+        check_int("SearchConfig", "steps", self.steps, 1, 16)
+        check_int("SearchConfig", "multiplier", self.multiplier, 1, self.steps)
+        check_int("SearchConfig", "stem_multiplier", self.stem_multiplier, 1, 16)
+        check_int("SearchConfig", "num_classes", self.num_classes, 1, 100_000)
+        check_int("SearchConfig", "in_channels", self.in_channels, 1, 64)
+        mean, std = check_normalization(self.mean, self.std, self.in_channels)
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class MixedOp(nn.Module):
+    """One supernet edge: sum over primitives of softmax weight x op(x)."""
+
+    def __init__(self, c: int, stride: int) -> None:
+        super().__init__()
+        self._ops = nn.ModuleList()
+        for name in PRIMITIVES:
+            op = OPS[name](c, stride, False)
+            if "pool" in name:  # pools have no BN of their own; DARTS adds a non-affine one
+                op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
+            self._ops.append(op)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        # `none` outputs zeros: skipping it changes neither the sum nor any gradient.
+        out: torch.Tensor | None = None
+        for k, op in enumerate(self._ops):
+            if k != _NONE:
+                y = weights[k] * op(x)
+                out = y if out is None else out + y
+        assert out is not None
+        return out
+
+
+class SearchCell(nn.Module):
+    def __init__(
+        self,
+        config: SearchConfig,
+        c_prev_prev: int,
+        c_prev: int,
+        c: int,
+        reduction: bool,
+        reduction_prev: bool,
+    ) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self._steps = config.steps
+        self._multiplier = config.multiplier
+        # Input 0 comes from two cells back: if the last cell reduced, it is twice our size.
+        self.preprocess0: nn.Module = (
+            FactorizedReduce(c_prev_prev, c, affine=False)
+            if reduction_prev
+            else ReLUConvBN(c_prev_prev, c, 1, 1, 0, affine=False)
+        )
+        self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0, affine=False)
+        self._ops = nn.ModuleList(
+            MixedOp(c, 2 if reduction and j < 2 else 1)
+            for i in range(config.steps)
+            for j in range(2 + i)
+        )
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        offset = 0
+        for _ in range(self._steps):
+            s = sum(self._ops[offset + j](h, weights[offset + j]) for j, h in enumerate(states))
+            offset += len(states)
+            states.append(s)
+        return torch.cat(states[-self._multiplier :], dim=1)
+
+
+class SuperNet(nn.Module):
+    """`generator` (a CPU generator) seeds alphas and weights; None uses torch's default."""
+
+    alphas_normal: nn.Parameter
+    alphas_reduce: nn.Parameter
+
+    def __init__(self, config: SearchConfig, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.normalize = Normalize(config.mean, config.std)
+        c_curr = config.stem_multiplier * config.init_channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(config.in_channels, c_curr, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_curr),
+        )
+        c_prev_prev, c_prev, c_curr = c_curr, c_curr, config.init_channels
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(config.layers):
+            reduction = i in (config.layers // 3, 2 * config.layers // 3)
+            if reduction:
+                c_curr *= 2
+            cell = SearchCell(config, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
+            reduction_prev = reduction
+            self.cells.append(cell)
+            c_prev_prev, c_prev = c_prev, config.multiplier * c_curr
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, config.num_classes)
+        if generator is not None:
+            init_weights_(self, generator)
+        shape = (num_edges(config.steps), len(PRIMITIVES))
+        self.alphas_normal = nn.Parameter(1e-3 * torch.randn(shape, generator=generator))
+        self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(shape, generator=generator))
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [self.alphas_normal, self.alphas_reduce]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if name not in ALPHA_NAMES]
+
+    def named_weight_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        return [(name, p) for name, p in self.named_parameters() if name not in ALPHA_NAMES]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (N, D): globally pooled output of the last cell."""
+        s0 = s1 = self.stem(self.normalize(x))
+        w_normal = F.softmax(self.alphas_normal, dim=-1)
+        w_reduce = F.softmax(self.alphas_reduce, dim=-1)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, w_reduce if cell.reduction else w_normal)
+        return torch.flatten(self.global_pooling(s1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))  # type: ignore[no-any-return]
+
+    def genotype(self) -> Genotype:
+        return discretize(
+            self.alphas_normal, self.alphas_reduce, self.config.steps, self.config.multiplier
+        )
+
+    def new(self) -> SuperNet:
+        """An independent copy (same config, weights, alphas, device)."""
+        return copy.deepcopy(self)
