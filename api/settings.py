@@ -58,13 +58,25 @@ class SandboxSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
-    # Invariant (reliability.md): heartbeat < lease < soft limit < hard limit < visibility.
+    # Invariant (reliability.md): heartbeat < lease < soft limit < hard limit < visibility;
+    # `worker.celery_app` refuses settings that break it.
     heartbeat_seconds: float = 60.0
     lease_seconds: float = 600.0
+    # Hard time limit of one job; the soft limit (a clean `failed`) comes this much earlier.
     phase_hard_seconds: int = 8 * 3600
+    soft_limit_margin_seconds: int = 600
     max_attempts: int = 3
+    # The sweeper: expired leases -> re-queued (or failed after max_attempts), and queued
+    # jobs untouched this long -> their message is sent again (lost broker messages).
     sweep_seconds: float = 60.0
+    requeue_queued_after_seconds: float = 120.0
     progress_min_interval_seconds: float = 0.3
+    # How often a running job looks for a cancel request (a cheap primary-key read).
+    cancel_poll_seconds: float = 1.0
+    # A deploy (SIGQUIT/Ctrl+C) lets a running job go on this long before requeueing it.
+    soft_shutdown_seconds: float = 60.0
+    # Jobs per worker child process before it is replaced (frees GPU memory); 0: no limit.
+    max_tasks_per_child: int = 1
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,211 @@
+"""`worker.runner.run_job` in-process on SQLite: each way a job can end, and resuming."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from api.db.models import Genotype, JobStatus, Metric, Model
+from api.services.repairs import cancel_repair
+from api.storage import ArtifactStore
+from repair_core.checkpoint import load_model
+from tests.digits_problem import RepairProblem
+from tests.worker.jobs import (
+    SeededModel,
+    add_job,
+    get_job,
+    set_job,
+    tiny_config,
+    wait_for,
+    worker_settings_for,
+)
+from worker.context import WorkerContext, build_context
+from worker.journal import read_journal
+from worker.runner import JobPaths, Outcome, run_job
+from worker.sweeper import sweep
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def ctx(sqlite_url: str, store: ArtifactStore) -> Iterator[WorkerContext]:
+    context = build_context(worker_settings_for(sqlite_url, store.root))
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+def _journal(ctx: WorkerContext, seeded: SeededModel, job_id: uuid.UUID) -> list[dict]:
+    return read_journal(JobPaths.of(ctx.store, seeded.owner_id, job_id).journal)
+
+
+class _Background:
+    """run_job in a thread, so the test can act on the job while it runs."""
+
+    def __init__(self, ctx: WorkerContext, job_id: uuid.UUID) -> None:
+        self.outcome: Outcome | None = None
+        self._thread = threading.Thread(target=self._run, args=(ctx, job_id), daemon=True)
+        self._thread.start()
+
+    def _run(self, ctx: WorkerContext, job_id: uuid.UUID) -> None:
+        self.outcome = run_job(ctx, job_id, worker="test/1")
+
+    def result(self, timeout: float) -> Outcome | None:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "run_job did not return"
+        return self.outcome
+
+
+def test_a_queued_job_succeeds_stores_its_results_and_ignores_a_later_delivery(
+    ctx: WorkerContext, seeded: SeededModel, digits_problem: RepairProblem
+) -> None:
+    job_id = add_job(ctx.sessions, seeded)
+    assert run_job(ctx, job_id, worker="test/1") is Outcome.succeeded
+
+    job = get_job(ctx.sessions, job_id)
+    assert job.status == JobStatus.succeeded and job.attempts == 1
+    assert job.progress == 100.0 and job.finished_at is not None
+    assert job.lease_token is None and job.lease_owner == "test/1"
+    assert job.work_dir == f"{seeded.owner_id}/jobs/{job_id}/work"
+    assert {"confirming", "selecting", "searching@1", "retraining@1"} <= set(job.timings)
+    assert job.result_model_key and job.report_key and job.report_png_key
+    loaded = load_model(ctx.store.path(job.result_model_key))
+    images = digits_problem.data.test.images[:4].float() / 255
+    assert loaded.model(images).argmax(1).shape == (4,)
+    assert hashlib.sha256(ctx.store.path(job.result_model_key).read_bytes()).hexdigest() == (
+        job.result_model_sha256
+    )
+    assert b'"models"' in ctx.store.path(job.report_key).read_bytes()
+    assert ctx.store.path(job.report_png_key).read_bytes()[:4] == b"\x89PNG"
+    with ctx.sessions() as session:
+        genotypes = session.scalars(sa.select(Genotype).where(Genotype.job_id == job_id)).all()
+        metrics = {
+            m.name: m.value
+            for m in session.scalars(sa.select(Metric).where(Metric.job_id == job_id))
+        }
+    assert [g.iteration for g in genotypes] == [1]
+    assert genotypes[0].genotype == loaded.genotype.to_dict()
+    assert {"original.clean", "repaired.clean", "repaired.held_out_failures"} <= set(metrics)
+    assert metrics["original.held_out_failures"] == 0.0  # confirmed failures only
+    events = [e["event"] for e in _journal(ctx, seeded, job_id)]
+    assert events[0] == "claimed" and events[-1] == "finished"
+
+    # Another delivery of the finished job is a no-op: no write at all.
+    assert run_job(ctx, job_id, worker="test/2") is Outcome.skipped
+    again = get_job(ctx.sessions, job_id)
+    assert (again.version, again.attempts, again.lease_owner) == (job.version, 1, "test/1")
+
+
+def test_bad_input_fails_the_job_at_once_with_a_readable_message(
+    ctx: WorkerContext, seeded: SeededModel
+) -> None:
+    job_id = add_job(ctx.sessions, seeded, tiny_config(**{"search.no_such_setting": 3}))
+    assert run_job(ctx, job_id, worker="test/1") is Outcome.failed
+    job = get_job(ctx.sessions, job_id)
+    assert job.status == JobStatus.failed and job.attempts == 1
+    assert job.error_type == "RepairInputError"
+    assert "search.no_such_setting" in (job.error or "")
+    assert job.lease_token is None and job.finished_at is not None
+    # Failed for good: another delivery does not run it again.
+    assert run_job(ctx, job_id, worker="test/1") is Outcome.skipped
+    assert get_job(ctx.sessions, job_id).attempts == 1
+
+
+def test_a_missing_stored_input_fails_the_job_naming_the_file(
+    ctx: WorkerContext, seeded: SeededModel
+) -> None:
+    job_id = add_job(ctx.sessions, seeded)
+    with ctx.sessions() as session:
+        key = session.get_one(Model, seeded.model_id).storage_key
+    ctx.store.delete(key)
+    assert run_job(ctx, job_id, worker="test/1") is Outcome.failed
+    job = get_job(ctx.sessions, job_id)
+    assert job.error_type == "RepairInputError"
+    assert key in (job.error or "") and "missing" in (job.error or "")
+
+
+def test_an_unexpected_error_fails_the_job_with_its_class_and_message(
+    ctx: WorkerContext, seeded: SeededModel
+) -> None:
+    job_id = add_job(ctx.sessions, seeded)
+    # A file where the work directory must go: the pipeline cannot create it.
+    blocker = JobPaths.of(ctx.store, seeded.owner_id, job_id).work_dir
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a directory")
+    assert run_job(ctx, job_id, worker="test/1") is Outcome.failed
+    job = get_job(ctx.sessions, job_id)
+    assert job.error_type == "FileExistsError"
+    assert job.error and "work" in job.error
+    assert job.attempts == 1 and job.status == JobStatus.failed
+
+
+def test_a_cancel_request_stops_a_running_search_within_seconds(
+    ctx: WorkerContext, seeded: SeededModel
+) -> None:
+    config = tiny_config(**{"search.epochs": 20, "search.steps_per_epoch": 5})
+    job_id = add_job(ctx.sessions, seeded, config)
+    run = _Background(ctx, job_id)
+    wait_for(lambda: get_job(ctx.sessions, job_id).stage == "searching", timeout=60, what="search")
+    with ctx.sessions() as session:
+        assert cancel_repair(session, owner_id=seeded.owner_id, job_id=job_id).job.status == (
+            JobStatus.cancelling
+        )
+    assert run.result(timeout=15) is Outcome.cancelled
+    job = get_job(ctx.sessions, job_id)
+    assert job.status == JobStatus.cancelled and job.finished_at is not None
+    assert job.lease_token is None and job.progress < 100.0
+
+
+def test_a_worker_whose_lease_was_taken_stops_and_writes_nothing_more(
+    ctx: WorkerContext, seeded: SeededModel
+) -> None:
+    config = tiny_config(**{"search.epochs": 20, "search.steps_per_epoch": 5})
+    job_id = add_job(ctx.sessions, seeded, config)
+    run = _Background(ctx, job_id)
+    wait_for(lambda: get_job(ctx.sessions, job_id).stage == "searching", timeout=60, what="search")
+    usurper = uuid.uuid4()
+    set_job(ctx.sessions, job_id, lease_token=usurper, lease_owner="someone-else")
+    assert run.result(timeout=15) is Outcome.lost
+    job = get_job(ctx.sessions, job_id)
+    assert job.status == JobStatus.running
+    assert (job.lease_token, job.lease_owner) == (usurper, "someone-else")
+
+
+def test_a_job_taken_over_after_its_lease_expired_resumes_its_search_and_counts_attempts(
+    ctx: WorkerContext, seeded: SeededModel, store: ArtifactStore
+) -> None:
+    config = tiny_config(**{"search.epochs": 3, "search.steps_per_epoch": 3})
+    job_id = add_job(ctx.sessions, seeded, config)
+    run = _Background(ctx, job_id)
+    # Step 4 is in the second epoch: the first epoch's state is saved.
+    wait_for(
+        lambda: (j := get_job(ctx.sessions, job_id)).stage == "searching" and j.step >= 4,
+        timeout=90,
+        what="the second search epoch",
+    )
+    # As if the worker froze: its lease runs out and the sweeper hands the job on.
+    set_job(ctx.sessions, job_id, lease_expires_at=get_job(ctx.sessions, job_id).created_at)
+    report = sweep(ctx.sessions, ctx.queue, ctx.settings.worker)
+    assert report.requeued == [job_id]
+    assert run.result(timeout=15) is Outcome.lost
+    assert get_job(ctx.sessions, job_id).status == JobStatus.queued
+
+    assert run_job(ctx, job_id, worker="test/2") is Outcome.succeeded
+    job = get_job(ctx.sessions, job_id)
+    assert job.attempts == 2 and job.lease_owner == "test/2"
+    journal = _journal(ctx, seeded, job_id)
+    second = [e for e in journal if e["attempt"] == 2]
+    claimed = next(e for e in second if e["event"] == "claimed")
+    assert {"confirming", "selecting"} <= set(claimed["resumed_stages"])
+    search = next(e for e in second if e["event"] == "stage" and e["stage"] == "searching@1")
+    assert search["first_step"] > 1  # resumed from a saved epoch, not from the start
+    assert not any(e["event"] == "stage" and e["stage"] == "selecting" for e in second)
+    with ctx.sessions() as session:
+        count = session.scalar(sa.select(sa.func.count()).where(Genotype.job_id == job_id))
+    assert count == 1

@@ -1,0 +1,128 @@
+"""The Celery app of the repair workers, built from the settings.
+
+`celery -A worker.celery_app:app worker` runs one. Each worker consumes only the repair
+queue (`settings.broker.queue`), one job at a time: prefetch 1, acknowledged late, and
+given back to the broker when its process dies. Postgres holds the job state; the broker
+only says "look at job X", so a duplicate or late delivery is a no-op (see
+`worker.lease.claim`).
+
+Time limits (reliability.md): heartbeat < lease < soft limit < hard limit < visibility
+timeout. A Redis message not acknowledged within the visibility timeout is delivered
+again, so it must outlast the longest job; the lease, renewed by the heartbeat, is what
+detects a dead worker, much sooner.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from celery import Celery
+
+from api.queue import RUN_JOB_TASK, celery_broker_options
+from api.settings import BrokerSettings, Settings, WorkerSettings, get_settings
+
+# The visibility timeout exceeds the hard limit by this much (Celery's Redis caveat).
+VISIBILITY_MARGIN_SECONDS = 3600
+
+
+class TimingError(ValueError):
+    """Worker timing settings that would let a live job be run twice, or cut it short."""
+
+
+def time_limits(worker: WorkerSettings) -> tuple[int, int, int]:
+    """(soft limit, hard limit, visibility timeout) in seconds, after checking the
+    invariant heartbeat < lease < soft < hard < visibility."""
+    hard = worker.phase_hard_seconds
+    soft = hard - worker.soft_limit_margin_seconds
+    visibility = hard + VISIBILITY_MARGIN_SECONDS
+    chain = [
+        ("heartbeat_seconds", worker.heartbeat_seconds),
+        ("lease_seconds", worker.lease_seconds),
+        ("soft time limit (phase_hard_seconds - soft_limit_margin_seconds)", soft),
+        ("phase_hard_seconds", hard),
+        ("visibility timeout (phase_hard_seconds + 1 h)", visibility),
+    ]
+    if worker.heartbeat_seconds <= 0:
+        raise TimingError("worker.heartbeat_seconds must be positive")
+    for (low_name, low), (high_name, high) in itertools.pairwise(chain):
+        if not low < high:
+            raise TimingError(f"worker settings: need {low_name} ({low}) < {high_name} ({high})")
+    if worker.max_attempts < 1:
+        raise TimingError("worker.max_attempts must be at least 1")
+    return soft, hard, visibility
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Every Celery setting of a repair worker."""
+    soft, hard, visibility = time_limits(settings.worker)
+    broker = celery_broker_options(settings.broker)
+    queue = settings.broker.queue
+    transport = {**broker.pop("broker_transport_options", {}), "visibility_timeout": visibility}
+    return {
+        **broker,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": {"visibility_timeout": visibility},
+        "visibility_timeout": visibility,
+        # Only the repair queue: GPU machines run only these workers.
+        "task_queues": {queue: {"exchange": queue, "routing_key": queue}},
+        "task_default_queue": queue,
+        "task_routes": {RUN_JOB_TASK: {"queue": queue}},
+        "task_create_missing_queues": False,
+        # A long job: taken one at a time and acknowledged when it ends, so a worker that
+        # dies mid-job hands the message back (the PG attempt cap bounds the loop).
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_concurrency": 1,
+        "worker_max_tasks_per_child": settings.worker.max_tasks_per_child or None,
+        "task_soft_time_limit": soft,
+        "task_time_limit": hard,
+        "worker_soft_shutdown_timeout": settings.worker.soft_shutdown_seconds,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Postgres holds state and results; nothing goes to a result backend.
+        "task_track_started": True,
+        "task_ignore_result": True,
+        "result_backend": None,
+    }
+
+
+def ensure_broker_folder(broker: BrokerSettings) -> None:
+    """The serverless broker's message folders must exist before anyone polls them."""
+    if broker.url.startswith("filesystem://"):
+        (broker.folder / "processed").mkdir(parents=True, exist_ok=True)
+
+
+class RepairCelery(Celery):  # type: ignore[misc]
+    """A Celery app that knows the service settings it was built from."""
+
+    def __init__(self, settings: Settings | None) -> None:
+        super().__init__("repair-worker", set_as_current=False)
+        self._repair_settings = settings
+
+    @property
+    def repair_settings(self) -> Settings:
+        return self._repair_settings if self._repair_settings is not None else get_settings()
+
+
+def create_celery(settings: Settings | None = None) -> RepairCelery:
+    """The worker app. Without `settings` they are read (from the environment) only when
+    the configuration is first needed, so importing this module does no work."""
+    from worker.sweeper import SweeperStep
+    from worker.tasks import register_tasks
+
+    app = RepairCelery(settings)
+
+    def configure() -> dict[str, Any]:
+        current = app.repair_settings
+        ensure_broker_folder(current.broker)
+        return celery_config(current)
+
+    app.add_defaults(configure)
+    register_tasks(app)
+    app.steps["worker"].add(SweeperStep)
+    return app
+
+
+app = create_celery()

@@ -1,0 +1,105 @@
+"""A job's inputs, read from the database rows and the artifact store.
+
+The API stored them in validated, normalised form: the dataset and failure batches as
+npz (parsed here again without trusting their headers), the model as safetensors. The
+rows are read first and the session released before any file is loaded, so no
+transaction stays open while tensors are decoded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from sqlalchemy.orm import Session
+
+from api.db.models import Dataset, FailureBatch, Model, RepairJob
+from api.storage import ArtifactStore
+from repair_core.checkpoint import LoadedModel, load_model
+from repair_core.corruptions import CORRUPTION_NAMES
+from repair_core.datasets.limits import IngestLimits
+from repair_core.datasets.npz import read_npz_images, read_npz_splits
+from repair_core.datasets.types import DatasetSplits, ImageDataset
+from repair_core.errors import RepairInputError
+from repair_core.pipeline import RepairConfig
+
+T = TypeVar("T", Model, Dataset, FailureBatch)
+
+
+@dataclass(frozen=True)
+class InputFiles:
+    model: Path
+    dataset: Path
+    failure_batches: tuple[Path, ...]
+    config: RepairConfig
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    deployed: LoadedModel
+    data: DatasetSplits
+    failures: ImageDataset
+    config: RepairConfig
+
+
+def input_files(session: Session, job: RepairJob, store: ArtifactStore) -> InputFiles:
+    """Where the job's model, dataset and failure batches are; every row must still exist
+    and belong to the job's owner."""
+    model = _owned(session, Model, job.model_id, job.owner_id, "model")
+    dataset = _owned(session, Dataset, model.dataset_id, job.owner_id, "dataset")
+    batches = [
+        _owned(session, FailureBatch, uuid.UUID(str(b)), job.owner_id, "failure batch")
+        for b in job.failure_batch_ids
+    ]
+    if not batches:
+        raise RepairInputError(f"repair job {job.id} names no failure batch")
+    for batch in batches:
+        if batch.model_id != model.id:
+            raise RepairInputError(f"failure batch {batch.id} belongs to another model")
+    # Failures named after a known corruption (e.g. "fog.npz") label the report's
+    # `<corruption>_fail` column, and that corruption leaves the other columns (Table 2).
+    stems = {b.name.rsplit(".", 1)[0] for b in batches}
+    failure_name = stems.pop() if len(stems) == 1 else "failures"
+    if failure_name not in CORRUPTION_NAMES:
+        failure_name = "failures"
+    config = RepairConfig.from_dict({**job.config, "failure_name": failure_name})
+    return InputFiles(
+        model=_file(store, model.storage_key, f"model {model.id}"),
+        dataset=_file(store, dataset.storage_key, f"dataset {dataset.id}"),
+        failure_batches=tuple(
+            _file(store, b.storage_key, f"failure batch {b.id}") for b in batches
+        ),
+        config=config,
+    )
+
+
+def load_inputs(files: InputFiles, limits: IngestLimits | None = None) -> JobInputs:
+    limits = limits or IngestLimits()
+    deployed = load_model(files.model)
+    data = read_npz_splits(files.dataset, limits)
+    images, labels = [], []
+    for path in files.failure_batches:
+        x, y = read_npz_images(path, limits)
+        images.append(x)
+        labels.append(y)
+    failures = ImageDataset(torch.cat(images), torch.cat(labels), data.class_names)
+    return JobInputs(deployed, data, failures, files.config)
+
+
+def _owned(
+    session: Session, table: type[T], row_id: uuid.UUID, owner_id: uuid.UUID, what: str
+) -> T:
+    row = session.get(table, row_id)
+    if row is None or row.owner_id != owner_id:
+        raise RepairInputError(f"the job's {what} {row_id} no longer exists")
+    return row
+
+
+def _file(store: ArtifactStore, key: str, what: str) -> Path:
+    path = store.path(key)
+    if not path.is_file():
+        raise RepairInputError(f"the stored file of {what} is missing ({key})")
+    return path

@@ -1,0 +1,138 @@
+"""Storing a finished repair: files first, then one fenced transaction for the rows.
+
+The repaired checkpoint, report.json and report.png are published to the artifact store
+(temp file, fsync, atomic rename). Only then does one transaction insert the genotype
+and metric rows and move the job to `succeeded` with the result keys, fenced by the
+lease. A crash in between leaves files without a row (garbage), never a row that points
+at a half-written file; a worker that lost its lease deletes what it published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db.models import Genotype, JobStatus, Metric, RepairJob
+from api.storage import ArtifactStore
+from repair_core.pipeline import RepairResult
+from repair_core.report import EvaluationReport
+from worker.lease import Lease, finish
+from worker.transient import retry_transient
+
+log = logging.getLogger(__name__)
+
+_COPY_CHUNK = 4 * 1024 * 1024
+
+
+def report_metrics(report: EvaluationReport) -> dict[str, float]:
+    """The report's numbers as flat metric rows: `original.*`, `repaired.*` (the last
+    model), `iteration<k>.*` for earlier iterations; accuracies in percent."""
+    names = list(report.models)
+    repaired = [n for n in names if n != "original"]
+    prefixes = {"original": "original"}
+    for k, name in enumerate(repaired, start=1):
+        prefixes[name] = "repaired" if k == len(repaired) else f"iteration{k}"
+    metrics: dict[str, float] = {}
+    for name, scores in report.models.items():
+        prefix = prefixes.get(name, name)
+        metrics[f"{prefix}.clean"] = scores.clean
+        if scores.held_out_failures is not None:
+            metrics[f"{prefix}.held_out_failures"] = scores.held_out_failures
+        mean = report.mean(name)
+        if mean is not None:
+            metrics[f"{prefix}.corruption_mean"] = mean
+        for corruption in report.corruptions:
+            metrics[f"{prefix}.{corruption}"] = scores.at(corruption, None)
+    return metrics
+
+
+def iteration_genotypes(result: RepairResult) -> list[dict[str, Any]]:
+    """One genotype per search iteration (the last is the repaired model's)."""
+    for variant in result.report.info.get("variants", {}).values():
+        genotypes = variant.get("genotypes")
+        if isinstance(genotypes, list) and genotypes:
+            return [dict(g) for g in genotypes]
+    return [result.genotype.to_dict()]
+
+
+def copy_hashed(store: ArtifactStore, source_path: str, key: str) -> str:
+    """Publish a copy of a file under `key`; returns its SHA-256."""
+    digest = hashlib.sha256()
+    tmp = store.temp_path()
+    try:
+        with open(source_path, "rb") as src, tmp.open("wb") as dst:
+            while chunk := src.read(_COPY_CHUNK):
+                digest.update(chunk)
+                dst.write(chunk)
+        store.publish(tmp, key)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return digest.hexdigest()
+
+
+def store_results(
+    sessions: sessionmaker[Session],
+    store: ArtifactStore,
+    lease: Lease,
+    owner_id: uuid.UUID,
+    result: RepairResult,
+) -> bool:
+    """Publish the files and commit the rows; False (and nothing left) if the lease was
+    lost. Transient database errors are retried with backoff."""
+    model_key = store.new_key(owner_id, ".safetensors")
+    report_key = store.new_key(owner_id, ".json")
+    png_key = store.new_key(owner_id, ".png")
+    published = [model_key]
+    sha256 = copy_hashed(store, str(result.checkpoint), model_key)
+    store.write_bytes(report_key, result.report.to_json().encode())
+    published.append(report_key)
+    png = result.work_dir / "report.png"
+    if png.is_file():
+        copy_hashed(store, str(png), png_key)
+        published.append(png_key)
+    values = {
+        "result_model_key": model_key,
+        "result_model_sha256": sha256,
+        "report_key": report_key,
+        "report_png_key": png_key if png_key in published else None,
+        "timings": {k: round(float(v), 3) for k, v in result.timings.items()},
+        "progress": 100.0,
+    }
+    genotypes = iteration_genotypes(result)
+    metrics = report_metrics(result.report)
+
+    def commit() -> bool:
+        with sessions() as session:
+            if not finish(session, lease, JobStatus.succeeded, values):
+                session.rollback()
+                # A commit whose answer was lost may have gone through: then it is ours.
+                job = session.get(RepairJob, lease.job_id)
+                return job is not None and job.result_model_key == model_key
+            for iteration, genotype in enumerate(genotypes, start=1):
+                session.add(
+                    Genotype(
+                        owner_id=owner_id, job_id=lease.job_id, iteration=iteration,
+                        genotype=genotype,
+                    )
+                )  # fmt: skip
+            for name, value in metrics.items():
+                session.add(Metric(owner_id=owner_id, job_id=lease.job_id, name=name, value=value))
+            session.commit()
+            return True
+
+    # If the retries run out the files stay: whether the last commit landed is unknown,
+    # and a stray file is harmless where a row pointing at nothing is not.
+    stored = retry_transient(commit, what=f"storing the results of job {lease.job_id}")
+    if not stored:
+        log.warning("job %s: lease lost before the results were stored", lease.job_id)
+        _delete(store, published)
+    return stored
+
+
+def _delete(store: ArtifactStore, keys: list[str]) -> None:
+    for key in keys:
+        store.delete(key)

@@ -1,0 +1,214 @@
+"""Running one repair job: claim it, run the pipeline beside a keeper thread, record how
+it ended. Everything the Celery task does, without Celery (tests call it directly).
+
+Outcomes, and what they write (always fenced by the lease):
+- succeeded: result files, genotype and metric rows, status `succeeded`;
+- cancelled: the user asked (`cancelling`), the pipeline stopped at a step boundary;
+- failed: bad input (`RepairInputError`), out of memory, a bug, the soft time limit:
+  error class and a readable message, no retry (retrying a deterministic error only
+  burns GPU hours);
+- transient database/broker errors: the job goes back to `queued` and the error
+  propagates, so the task retries it with backoff;
+- lost: the lease went to another worker (or ran out): nothing is written;
+- skipped: another delivery of a job that is running, finished or out of attempts.
+The work directory survives every outcome, so the next attempt resumes from it.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from api.db.models import JobStatus, RepairJob
+from api.storage import ArtifactStore
+from repair_core.errors import RepairInputError
+from repair_core.pipeline import RepairResult, repair
+from repair_core.progress import RepairCancelled
+from worker.context import WorkerContext
+from worker.inputs import input_files, load_inputs
+from worker.journal import JOURNAL_NAME, Journal
+from worker.keeper import JobKeeper
+from worker.lease import Lease, claim, finish, release, update_fenced, utcnow, why_not_claimed
+from worker.results import store_results
+from worker.transient import TRANSIENT_ERRORS, retry_transient
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 4000
+
+
+class Outcome(enum.StrEnum):
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    requeued = "requeued"
+    lost = "lost"
+    skipped = "skipped"
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    work_key: str  # artifact-store key of the pipeline's work directory
+    work_dir: Path
+    journal: Path
+
+    @classmethod
+    def of(cls, store: ArtifactStore, owner_id: uuid.UUID, job_id: uuid.UUID) -> JobPaths:
+        key = f"{owner_id}/jobs/{job_id}/work"
+        work_dir = store.path(key)
+        return cls(key, work_dir, work_dir.parent / JOURNAL_NAME)
+
+
+def run_job(ctx: WorkerContext, job_id: uuid.UUID, *, worker: str) -> Outcome:
+    """Run `job_id` if it can be claimed; returns how it ended. Raises only transient
+    errors (to be retried) and process-ending ones (SystemExit, KeyboardInterrupt)."""
+    with ctx.sessions() as session:
+        lease = claim(
+            session, job_id, owner=worker, lease_seconds=ctx.settings.worker.lease_seconds
+        )
+        if lease is None:
+            log.info("job %s skipped: %s", job_id, why_not_claimed(session, job_id))
+            return Outcome.skipped
+        owner_id = session.get_one(RepairJob, job_id).owner_id
+    log.info("job %s claimed by %s (attempt %d)", job_id, worker, lease.attempt)
+    paths = JobPaths.of(ctx.store, owner_id, job_id)
+    journal = Journal(paths.journal, lease.attempt)
+    journal.write(
+        "claimed", worker=worker, at=utcnow(), lease_expires_at=lease.expires_at,
+        resumed_stages=_finished_stages(paths.work_dir),
+    )  # fmt: skip
+    keeper = JobKeeper(ctx.sessions, lease, ctx.settings.worker, journal)
+    keeper.start()
+    try:
+        try:
+            result = _execute(ctx, keeper, paths)
+        finally:
+            keeper.stop()
+    except RepairCancelled:
+        outcome = _stopped(ctx, keeper)
+    except TRANSIENT_ERRORS:
+        log.warning("job %s: transient error; handing it back", job_id, exc_info=True)
+        _give_back(ctx, keeper)
+        journal.write("finished", outcome=Outcome.requeued.value)
+        raise
+    except Exception as exc:
+        outcome = _failed(ctx, keeper, exc)
+    except BaseException:
+        journal.write("finished", outcome="interrupted")
+        raise
+    else:
+        outcome = _succeeded(ctx, keeper, owner_id, result)
+    finally:
+        _free_device_memory()
+    journal.write("finished", outcome=outcome.value)
+    log.info("job %s: %s", job_id, outcome.value)
+    return outcome
+
+
+def _execute(ctx: WorkerContext, keeper: JobKeeper, paths: JobPaths) -> RepairResult:
+    lease = keeper.lease
+    with ctx.sessions() as session:
+        files = input_files(session, session.get_one(RepairJob, lease.job_id), ctx.store)
+        update_fenced(session, lease, {"work_dir": paths.work_key})
+        session.commit()
+    inputs = load_inputs(files)
+    keeper.cancel_token.check()
+    return repair(
+        inputs.deployed, inputs.data, inputs.failures, inputs.config,
+        work_dir=paths.work_dir, device=ctx.settings.device,
+        on_progress=keeper.report, cancel=keeper.cancel_token,
+    )  # fmt: skip
+
+
+def _succeeded(
+    ctx: WorkerContext, keeper: JobKeeper, owner_id: uuid.UUID, result: RepairResult
+) -> Outcome:
+    if keeper.lost:
+        return Outcome.lost
+    stored = store_results(ctx.sessions, ctx.store, keeper.lease, owner_id, result)
+    return Outcome.succeeded if stored else Outcome.lost
+
+
+def _stopped(ctx: WorkerContext, keeper: JobKeeper) -> Outcome:
+    if keeper.lost:
+        return Outcome.lost
+    return _finish(ctx, keeper.lease, JobStatus.cancelled, {}, Outcome.cancelled)
+
+
+def _failed(ctx: WorkerContext, keeper: JobKeeper, exc: Exception) -> Outcome:
+    job_id = keeper.lease.job_id
+    if keeper.lost:
+        log.warning("job %s: failed after losing its lease", job_id, exc_info=exc)
+        return Outcome.lost
+    error_type, message = describe_error(exc, ctx.settings.worker.phase_hard_seconds)
+    if isinstance(exc, RepairInputError):
+        log.info("job %s: bad input: %s", job_id, message)
+    else:
+        log.error("job %s failed: %s: %s", job_id, error_type, message, exc_info=exc)
+    values = {"error": message[:MAX_ERROR_CHARS], "error_type": error_type}
+    return _finish(ctx, keeper.lease, JobStatus.failed, values, Outcome.failed)
+
+
+def describe_error(exc: BaseException, hard_limit_seconds: int) -> tuple[str, str]:
+    """(error class, readable message) for the job row."""
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "TimeLimitExceeded", (
+            f"the repair ran past its time limit (hard limit {hard_limit_seconds} s, "
+            "worker.phase_hard_seconds); use a smaller profile or fewer epochs"
+        )
+    name = type(exc).__name__
+    message = str(exc) or repr(exc)
+    if name == "OutOfMemoryError" or "out of memory" in message.lower():
+        message = (
+            f"{message.strip()}\nThe GPU ran out of memory: lower search.batch_size / "
+            "train.batch_size (overrides) or use a smaller profile."
+        )
+    return name, message
+
+
+def _finish(
+    ctx: WorkerContext, lease: Lease, to: JobStatus, values: Mapping[str, object], outcome: Outcome
+) -> Outcome:
+    def write() -> bool:
+        with ctx.sessions() as session:
+            moved = finish(session, lease, to, dict(values))
+            session.commit()
+            return moved
+
+    if retry_transient(write, what=f"marking job {lease.job_id} {to.value}"):
+        return outcome
+    log.warning("job %s: lease lost before it could be marked %s", lease.job_id, to.value)
+    return Outcome.lost
+
+
+def _give_back(ctx: WorkerContext, keeper: JobKeeper) -> None:
+    if keeper.lost:
+        return
+    try:
+        with ctx.sessions() as session:
+            release(session, keeper.lease)
+    except Exception:
+        # The database is down too: the lease runs out and the sweeper re-queues the job.
+        log.warning("job %s: could not hand it back", keeper.lease.job_id, exc_info=True)
+
+
+def _finished_stages(work_dir: Path) -> list[str]:
+    ledger = work_dir / "ledger.json"
+    try:
+        return sorted(json.loads(ledger.read_text()).get("stages", {}))
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def _free_device_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # a no-op unless this process used CUDA
