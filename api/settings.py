@@ -99,3 +99,21 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """`settings` as the `REPAIR_*` variables that rebuild them in a child process."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if isinstance(value, dict):
+            for inner, item in value.items():
+                env[f"REPAIR_{name}__{inner}".upper()] = _env_value(item)
+        else:
+            env[f"REPAIR_{name}".upper()] = _env_value(value)
+    return env
+
+
+def _env_value(value: object) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)

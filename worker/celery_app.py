@@ -18,6 +18,7 @@ import itertools
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 from api.queue import RUN_JOB_TASK, celery_broker_options
 from api.settings import BrokerSettings, Settings, WorkerSettings, get_settings
@@ -122,7 +123,14 @@ def create_celery(settings: Settings | None = None) -> RepairCelery:
     app.add_defaults(configure)
     register_tasks(app)
     app.steps["worker"].add(SweeperStep)
+    worker_process_init.connect(preload_pipeline, weak=False, dispatch_uid="repair-preload")
     return app
+
+
+def preload_pipeline(**_: Any) -> None:
+    """Import torch and the pipeline as soon as a job process starts, while it waits for
+    a job, rather than when the job arrives (the parent process never imports them)."""
+    import worker.runner  # noqa: F401
 
 
 app = create_celery()

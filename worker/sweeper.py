@@ -10,16 +10,16 @@
   The gap doubles each time (2, 4, 8, ... minutes), so jobs waiting behind long ones
   add only a handful of duplicate messages, each of them a no-op.
 
-It runs as a thread in every worker's main process rather than as Celery beat: there is
-no extra process to deploy or to keep exactly one of, the embedded default needs none,
-and it keeps sweeping as long as any worker is alive. Running several at once is safe:
-every change is a conditional UPDATE (Postgres also skips rows another sweeper holds).
+It runs in every worker's main process, on the worker's timer, rather than as Celery
+beat: there is no extra process to deploy or to keep exactly one of, the embedded
+default needs none, and it keeps sweeping as long as any worker is alive. Running several
+at once is safe: every change is a conditional UPDATE (Postgres also skips rows another
+sweeper holds).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from celery import bootsteps
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db.jobs import transition
@@ -170,58 +171,61 @@ def _iso(value: datetime | None) -> str:
 
 
 class Sweeper:
-    """`sweep` every `settings.worker.sweep_seconds` in a daemon thread, starting now."""
+    """Runs `sweep` when called; keeps no database connection between calls, because the
+    worker forks job processes from the process it runs in."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="repair-sweeper", daemon=True)
+        self._engine: Engine | None = None
+        self._queue: CeleryJobQueue | None = None
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        engine = make_engine(self._settings.database.url)
-        sessions = make_session_factory(engine)
-        queue = CeleryJobQueue(self._settings.broker)
+    def __call__(self) -> None:
+        if self._engine is None:
+            self._engine = make_engine(self._settings.database.url)
+            self._queue = CeleryJobQueue(self._settings.broker)
+        assert self._queue is not None
         try:
-            while True:
-                try:
-                    sweep(sessions, queue, self._settings.worker)
-                except Exception:
-                    log.warning("sweeper: sweep failed; trying again later", exc_info=True)
-                finally:
-                    # No pooled connection outlives a sweep: the worker forks job processes
-                    # from this process, and a child must never share a live connection.
-                    engine.dispose()
-                if self._stop.wait(self._settings.worker.sweep_seconds):
-                    break
+            sweep(make_session_factory(self._engine), self._queue, self._settings.worker)
+        except Exception:
+            log.warning("sweeper: sweep failed; trying again later", exc_info=True)
         finally:
-            queue.close()
-            engine.dispose()
+            self._engine.dispose()
+
+    def close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 class SweeperStep(bootsteps.StartStopStep):  # type: ignore[misc]
-    """Runs a `Sweeper` in the worker's main process while the worker runs."""
+    """Sweeps on the worker's own timer: in the main process's event loop, not in a
+    thread. A thread would be a hazard here: the worker forks a fresh job process after
+    every job, and a fork while another thread holds a lock (an import, the logging
+    lock) leaves the child deadlocked."""
 
     label = "repair sweeper"
+    requires = ("celery.worker.components:Timer",)
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self.sweeper: Sweeper | None = None
+        self.timers: list[Any] = []
 
     def start(self, parent: Any) -> None:
-        self.sweeper = Sweeper(parent.app.repair_settings)
-        self.sweeper.start()
+        settings = parent.app.repair_settings
+        self.sweeper = Sweeper(settings)
+        self.timers = [
+            parent.timer.call_after(1.0, self.sweeper),  # right away, then periodically
+            parent.timer.call_repeatedly(settings.worker.sweep_seconds, self.sweeper),
+        ]
 
     def stop(self, parent: Any) -> None:
+        for timer in self.timers:
+            timer.cancel()
+        self.timers = []
         if self.sweeper is not None:
-            self.sweeper.stop()
+            self.sweeper.close()
             self.sweeper = None
 
     def shutdown(self, parent: Any) -> None:

@@ -145,9 +145,14 @@ def worker_settings_for(
 
 
 def wait_for(
-    predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1
+    predicate: Callable[[], Any],
+    *,
+    timeout: float,
+    what: str | Callable[[], str],
+    interval: float = 0.1,
 ) -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` s."""
+    """Poll `predicate` until it returns something truthy; fail after `timeout` s saying
+    `what` (or what `what()` says then)."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -156,5 +161,6 @@ def wait_for(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout} s waiting for {said}")
         time.sleep(interval)

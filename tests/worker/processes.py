@@ -1,0 +1,75 @@
+"""Real Celery worker processes for the end-to-end tests: start, wait until ready, kill."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from api.settings import Settings, to_env
+from tests.worker.jobs import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPAIR_")}
+    env.update(to_env(settings))
+    env["PYTHONPATH"] = str(ROOT)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+class WorkerProcess:
+    """`celery -A worker.celery_app:app worker` with the given settings, in its own
+    process group (so a kill takes its job process too, as losing a machine would)."""
+
+    def __init__(self, settings: Settings, name: str, log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"worker-{name}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker",
+                "--loglevel", "INFO", "--hostname", f"{name}@%h",
+                "--without-mingle", "--without-gossip", "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=child_env(settings),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited early:\n{self.log()[-3000:]}")
+            return " ready." in self.log()
+
+        wait_for(ready, timeout=timeout, what=f"worker {self.name} to be ready", interval=0.2)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its job process at once: no cleanup runs."""
+        self._signal_group(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL for whatever is left of the group."""
+        if self.process.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=timeout)
+        self._signal_group(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self._log.close()
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):  # the whole group is gone already
+            os.killpg(self.process.pid, sig)

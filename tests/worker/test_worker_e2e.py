@@ -1,0 +1,285 @@
+"""End to end over HTTP with real processes: uvicorn, Celery workers, Postgres, Redis.
+
+Each test gets its own queue, API server and workers; the uploads (through the API,
+sandbox included) are made once per module.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+import torch
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.app import create_app
+from api.db.models import Genotype
+from api.db.session import make_engine, make_session_factory
+from api.queue import CeleryJobQueue
+from api.services.owners import create_owner
+from api.settings import BrokerSettings, Settings
+from repair_core.checkpoint import load_model
+from repair_core.datasets.npz import write_npz_images, write_npz_splits
+from repairctl.client import RepairClient
+from tests.api.conftest import serve
+from tests.digits_problem import RepairProblem
+from tests.worker.jobs import tiny_config, wait_for, worker_settings_for
+from tests.worker.processes import WorkerProcess
+from worker.journal import read_journal
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    key: str
+    owner_id: uuid.UUID
+    model_id: str
+
+
+@dataclass
+class Stack:
+    url: str
+    settings: Settings
+    sessions: sessionmaker[Session]
+    log_dir: Path
+    workers: dict[str, WorkerProcess] = field(default_factory=dict)
+
+    def start_worker(self, name: str) -> WorkerProcess:
+        process = WorkerProcess(self.settings, name, self.log_dir)
+        self.workers[name] = process
+        process.wait_ready()
+        return process
+
+    def client(self, key: str) -> RepairClient:
+        return RepairClient(self.url, key, timeout=60.0)
+
+    def journal(self, owner_id: uuid.UUID, job_id: str) -> list[dict[str, Any]]:
+        root = self.settings.artifacts.root
+        return read_journal(root / str(owner_id) / "jobs" / job_id / "attempts.jsonl")
+
+
+@pytest.fixture(scope="module")
+def base_settings(
+    worker_postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    root = tmp_path_factory.mktemp("e2e") / "artifacts"
+    return worker_settings_for(
+        worker_postgres_url, root, broker=BrokerSettings(url=redis_url, queue="unused")
+    )
+
+
+@contextmanager
+def running_stack(base: Settings, log_dir: Path) -> Iterator[Stack]:
+    """An API server and (started by the test) workers on a queue of their own."""
+    queue = f"test-worker-{uuid.uuid4().hex[:10]}"
+    settings = base.model_copy(update={"broker": BrokerSettings(url=base.broker.url, queue=queue)})
+    engine = make_engine(settings.database.url)
+    stack = None
+    try:
+        with serve(create_app(settings, CeleryJobQueue(settings.broker))) as url:
+            stack = Stack(url, settings, make_session_factory(engine), log_dir)
+            yield stack
+    finally:
+        for process in stack.workers.values() if stack else []:
+            process.stop()
+            # Shown by pytest when the test failed.
+            print(f"--- worker {process.name} ---\n{process.log()[-6000:]}")
+        engine.dispose()
+        client = redis.Redis.from_url(settings.broker.url)
+        client.delete(queue)
+        client.close()
+
+
+@pytest.fixture
+def stack(base_settings: Settings, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(base_settings, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def uploaded(
+    base_settings: Settings,
+    digits_problem: RepairProblem,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Uploaded:
+    """An owner with the digits dataset, deployed model and noisy failures, uploaded
+    through the API as a user would."""
+    files = tmp_path_factory.mktemp("uploads")
+    write_npz_splits(files / "digits.npz", digits_problem.data)
+    failures = digits_problem.failures
+    write_npz_images(files / "gaussian_noise.npz", failures.images, failures.labels)
+    engine = make_engine(base_settings.database.url)
+    with make_session_factory(engine)() as session:
+        owner = create_owner(
+            session, name=f"owner-{uuid.uuid4().hex[:12]}", pepper=base_settings.auth_pepper
+        )
+    engine.dispose()
+    with (
+        running_stack(base_settings, files) as stack,
+        stack.client(owner.api_key) as client,
+    ):
+        dataset = client.upload_dataset(files / "digits.npz")
+        model = client.upload_model(digits_problem.checkpoint, dataset_id=dataset["id"])
+        client.upload_failures(model["id"], files / "gaussian_noise.npz")
+    return Uploaded(owner.api_key, owner.owner_id, model["id"])
+
+
+def _watch(
+    client: RepairClient, job_id: str, *, until: Callable[[dict[str, Any]], bool], timeout: float
+) -> list[dict[str, Any]]:
+    """Every state seen while polling (5 per second) until `until(state)` holds."""
+    seen: list[dict[str, Any]] = []
+
+    def poll() -> bool:
+        seen.append(client.get_repair(job_id))
+        return until(seen[-1])
+
+    wait_for(poll, timeout=timeout, what=lambda: f"job {job_id}, last {seen[-1:]}", interval=0.2)
+    return seen
+
+
+def _finished(job: dict[str, Any]) -> bool:
+    return job["status"] in ("succeeded", "failed", "cancelled")
+
+
+def _in_search(min_step: int = 1) -> Callable[[dict[str, Any]], bool]:
+    return lambda job: (job["stage"] == "searching" and job["step"] >= min_step) or _finished(job)
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def test_a_smoke_repair_runs_through_its_stages_to_success_and_its_model_downloads(
+    stack: Stack, uploaded: Uploaded, digits_problem: RepairProblem, tmp_path: Path
+) -> None:
+    stack.start_worker("a")
+    with stack.client(uploaded.key) as client:
+        created = client.create_repair(uploaded.model_id, config=tiny_config())
+        assert created["status"] == "queued" and created["progress"] == 0.0
+        seen = _watch(client, created["id"], until=_finished, timeout=120)
+        final = seen[-1]
+        assert final["status"] == "succeeded", final
+        running = [s for s in seen if s["status"] == "running"]
+        stages = list(dict.fromkeys(s["stage"] for s in running))
+        assert {"searching", "retraining"} <= set(stages), stages
+        assert stages.index("searching") < stages.index("retraining")
+        percents = [s["progress"] for s in seen]
+        assert percents == sorted(percents) and len(set(percents)) >= 3
+        assert final["progress"] == 100.0 and final["attempts"] == 1
+        assert final["genotype"] and "repaired.clean" in final["metrics"]
+
+        path = tmp_path / "repaired.safetensors"
+        digest = client.download_model(created["id"], path)
+        assert digest == final["result_sha256"]
+        repaired = load_model(path)
+        images = digits_problem.data.test.images[:8].float() / 255
+        assert repaired.model(images).argmax(1).dtype == torch.int64
+        report = client.get_report(created["id"])
+        assert set(report["models"]) == {"original", "CF-DARTS"}
+        assert report["failure_corruption"] == "gaussian_noise"
+
+
+def test_a_job_whose_worker_is_killed_mid_search_resumes_on_another_worker(
+    stack: Stack, uploaded: Uploaded
+) -> None:
+    first = stack.start_worker("first")
+    config = tiny_config(**{"search.epochs": 4, "search.steps_per_epoch": 3})
+    with stack.client(uploaded.key) as client:
+        job_id = client.create_repair(uploaded.model_id, config=config)["id"]
+        # Step 4 is in the second epoch, so the first epoch's search state is saved.
+        seen = _watch(client, job_id, until=_in_search(min_step=4), timeout=90)
+        assert seen[-1]["status"] == "running", seen[-1]
+        first.kill()
+        killed_at_progress = seen[-1]["progress"]
+
+        stack.start_worker("second")
+        final = _watch(client, job_id, until=_finished, timeout=150)[-1]
+    assert final["status"] == "succeeded", final
+    assert final["attempts"] == 2
+
+    journal = stack.journal(uploaded.owner_id, job_id)
+    claims = [e for e in journal if e["event"] == "claimed"]
+    assert [c["worker"].split("@")[0] for c in claims] == ["first", "second"]
+    # Never two at once: the second claim came after every lease the first one held.
+    first_leases = [
+        _time(e["lease_expires_at"])
+        for e in journal
+        if e["attempt"] == 1 and "lease_expires_at" in e
+    ]
+    assert _time(claims[1]["at"]) >= max(first_leases)
+    # Resumed, not restarted: selection was not redone and the search began past step 1.
+    assert {"confirming", "selecting"} <= set(claims[1]["resumed_stages"])
+    second_stages = {e["stage"]: e for e in journal if e["attempt"] == 2 and e["event"] == "stage"}
+    assert "selecting" not in second_stages
+    assert second_stages["searching@1"]["first_step"] > 1
+    assert killed_at_progress > 0
+    with stack.sessions() as session:
+        rows = session.scalar(
+            sa.select(sa.func.count()).where(Genotype.job_id == uuid.UUID(job_id))
+        )
+    assert rows == 1
+
+
+def test_a_second_delivery_of_a_running_job_is_a_no_op(stack: Stack, uploaded: Uploaded) -> None:
+    stack.start_worker("a")
+    stack.start_worker("b")
+    config = tiny_config(**{"search.epochs": 6, "search.steps_per_epoch": 3})
+    queue = CeleryJobQueue(stack.settings.broker)
+    with stack.client(uploaded.key) as client:
+        job_id = client.create_repair(uploaded.model_id, config=config)["id"]
+        _watch(client, job_id, until=lambda j: j["status"] != "queued", timeout=60)
+        queue.enqueue(uuid.UUID(job_id))  # the same message again, while it runs
+        queue.close()
+
+        def skipped() -> bool:
+            return any(f"job {job_id} skipped" in w.log() for w in stack.workers.values())
+
+        wait_for(skipped, timeout=60, what="the duplicate delivery to be skipped")
+        assert client.get_repair(job_id)["status"] == "running"
+        final = _watch(client, job_id, until=_finished, timeout=120)[-1]
+    assert final["status"] == "succeeded" and final["attempts"] == 1
+    journal = stack.journal(uploaded.owner_id, job_id)
+    assert len([e for e in journal if e["event"] == "claimed"]) == 1
+    logs = "".join(w.log() for w in stack.workers.values())
+    assert logs.count(f"job {job_id} claimed") == 1
+    with stack.sessions() as session:
+        rows = session.scalar(
+            sa.select(sa.func.count()).where(Genotype.job_id == uuid.UUID(job_id))
+        )
+    assert rows == 1
+
+
+def test_a_job_cancelled_during_search_stops_within_seconds_and_the_worker_takes_the_next(
+    stack: Stack, uploaded: Uploaded
+) -> None:
+    stack.start_worker("a")
+    long_search = tiny_config(**{"search.epochs": 30, "search.steps_per_epoch": 5})
+    with stack.client(uploaded.key) as client:
+        job_id = client.create_repair(uploaded.model_id, config=long_search)["id"]
+        _watch(client, job_id, until=_in_search(min_step=2), timeout=90)
+        asked = time.monotonic()
+        assert client.cancel_repair(job_id)["status"] == "cancelling"
+        final = _watch(client, job_id, until=_finished, timeout=30)[-1]
+        assert final["status"] == "cancelled", final
+        assert time.monotonic() - asked < 10
+        assert final["stage"] == "searching" and final["progress"] < 50
+
+        next_id = client.create_repair(uploaded.model_id, config={**tiny_config(), "seed": 1})["id"]
+        nxt = _watch(client, next_id, until=_finished, timeout=120)[-1]
+    assert nxt["status"] == "succeeded", nxt
+    with stack.sessions() as session:
+        from api.db.models import RepairJob
+
+        owners = [session.get_one(RepairJob, uuid.UUID(i)).lease_owner for i in (job_id, next_id)]
+    assert all(owner and owner.startswith("a@") for owner in owners), owners
