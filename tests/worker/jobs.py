@@ -107,6 +107,36 @@ def add_job(
         return job.id
 
 
+def queued_job(db: sessionmaker[Session]) -> uuid.UUID:
+    """A queued job over rows only: these tests never run the pipeline, so no files."""
+    with db() as session:
+        owner = Owner(name=f"owner-{uuid.uuid4().hex[:12]}")
+        session.add(owner)
+        session.flush()
+        common = {"owner_id": owner.id, "sha256": "0" * 64, "size_bytes": 1}
+        dataset = Dataset(
+            name="d", original_filename="d.npz", source_format="npz", storage_key="x/d",
+            class_names=["a", "b"], image_shape=[1, 8, 8], split_counts={}, skipped=[], **common,
+        )  # fmt: skip
+        session.add(dataset)
+        session.flush()
+        model = Model(
+            dataset_id=dataset.id, name="m", original_filename="m.safetensors",
+            source_format="safetensors", storage_key="x/m", num_classes=2, num_parameters=1,
+            **common,
+        )  # fmt: skip
+        session.add(model)
+        session.flush()
+        batch = FailureBatch(
+            model_id=model.id, name="b", original_filename="b.npz", source_format="npz",
+            storage_key="x/b", accepted=1, rejected=[], **common,
+        )  # fmt: skip
+        session.add(batch)
+        session.commit()
+        seeded = SeededModel(owner.id, model.id, batch.id)
+    return add_job(db, seeded, {"profile": "smoke"})
+
+
 def get_job(sessions: sessionmaker[Session], job_id: uuid.UUID) -> RepairJob:
     with sessions() as session:
         return session.get_one(RepairJob, job_id)
