@@ -6,7 +6,9 @@ import typer
 
 from repairctl.commands import admin, datasets, failures, models, repairs
 from repairctl.corrupt import corrupt_command
+from repairctl.demo import demo_command
 from repairctl.run import run_command
+from repairctl.serve import serve_command
 
 app = typer.Typer(no_args_is_help=True, help="Model-repair service command-line tool.")
 app.add_typer(datasets.app, name="datasets")
@@ -16,6 +18,8 @@ app.add_typer(repairs.app, name="repairs")
 app.add_typer(admin.app, name="admin")
 app.command("corrupt")(corrupt_command)
 app.command("run")(run_command)
+app.command("serve")(serve_command)
+app.command("demo")(demo_command)
 
 
 @app.command()

@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+if TYPE_CHECKING:
+    from api.services.owners import CreatedOwner
+    from api.settings import Settings
+
 app = typer.Typer(no_args_is_help=True, help="Operator commands (use the database directly).")
+
+
+def new_owner(settings: Settings, name: str) -> CreatedOwner:
+    """Create an owner (and its first API key) in the database `settings` name."""
+    from api.db.session import make_engine, make_session_factory
+    from api.services.owners import create_owner
+
+    engine = make_engine(settings.database.url)
+    try:
+        with make_session_factory(engine)() as session:
+            return create_owner(session, name=name, pepper=settings.auth_pepper)
+    finally:
+        engine.dispose()
 
 
 @app.command("create-owner")
 def create_owner(name: Annotated[str, typer.Argument(help="Unique owner name.")]) -> None:
     """Create an owner and print its API key. The key is shown only this once."""
-    from api.db.session import make_engine, make_session_factory
     from api.errors import ServiceError
-    from api.services.owners import create_owner as create
     from api.settings import get_settings
 
-    settings = get_settings()
-    engine = make_engine(settings.database.url)
     try:
-        with make_session_factory(engine)() as session:
-            created = create(session, name=name, pepper=settings.auth_pepper)
+        created = new_owner(get_settings(), name)
     except ServiceError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
     typer.echo(f"owner {created.name} ({created.owner_id})", err=True)
     typer.echo("API key (shown once; store it now):", err=True)
     typer.echo(created.api_key)

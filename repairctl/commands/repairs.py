@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn
 
+from repairctl.client import RepairClient
 from repairctl.commands._common import (
     DEFAULT_URL,
     KeyOpt,
@@ -114,6 +115,23 @@ def _describe(job: dict[str, Any]) -> str:
     return f"{job['status']}{stage}{eta_text}"
 
 
+def follow(client: RepairClient, job_id: str, *, interval: float = 2.0) -> dict[str, Any]:
+    """Poll a job, showing a progress bar on stderr, until it finishes; returns its state."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        console=err_console,
+    )
+    with progress:
+        task = progress.add_task("waiting", total=100)
+
+        def update(job: dict[str, Any]) -> None:
+            progress.update(task, completed=job["progress"], description=_describe(job))
+
+        return client.watch(job_id, interval=interval, on_update=update)
+
+
 @app.command()
 def watch(
     job_id: str,
@@ -122,19 +140,8 @@ def watch(
     api_key: KeyOpt = None,
 ) -> None:
     """Follow a job with a progress bar until it finishes; exit 0 only if it succeeded."""
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        console=err_console,
-    )
-    with api_errors(), make_client(url, api_key) as client, progress:
-        task = progress.add_task("waiting", total=100)
-
-        def update(job: dict[str, Any]) -> None:
-            progress.update(task, completed=job["progress"], description=_describe(job))
-
-        job = client.watch(job_id, interval=interval, on_update=update)
+    with api_errors(), make_client(url, api_key) as client:
+        job = follow(client, job_id, interval=interval)
     echo_json(job)
     if job["status"] != "succeeded":
         raise typer.Exit(1)
