@@ -8,6 +8,7 @@ The defaults are the embedded default: SQLite, a serverless broker and artifacts
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -114,6 +115,4 @@ def to_env(settings: Settings) -> dict[str, str]:
 
 
 def _env_value(value: object) -> str:
-    import json
-
     return value if isinstance(value, str) else json.dumps(value)

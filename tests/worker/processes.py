@@ -6,21 +6,11 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-from api.settings import Settings, to_env
+from api.settings import Settings
+from repairctl.service import PROJECT_ROOT, child_env, worker_command
 from tests.worker.jobs import wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def child_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPAIR_")}
-    env.update(to_env(settings))
-    env["PYTHONPATH"] = str(ROOT)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
 
 
 class WorkerProcess:
@@ -32,13 +22,9 @@ class WorkerProcess:
         self.log_path = log_dir / f"worker-{name}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker",
-                "--loglevel", "INFO", "--hostname", f"{name}@%h",
-                "--without-mingle", "--without-gossip", "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env=child_env(settings),
+            worker_command(name),
+            cwd=PROJECT_ROOT,
+            env={"OMP_NUM_THREADS": "1", **child_env(settings)},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

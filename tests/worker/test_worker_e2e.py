@@ -6,6 +6,7 @@ sandbox included) are made once per module.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -95,8 +96,20 @@ def running_stack(base: Settings, log_dir: Path) -> Iterator[Stack]:
             # Shown by pytest when the test failed.
             print(f"--- worker {process.name} ---\n{process.log()[-6000:]}")
         engine.dispose()
-        client = redis.Redis.from_url(settings.broker.url)
+        _forget_queue(settings.broker.url, queue)
+
+
+def _forget_queue(url: str, queue: str) -> None:
+    """Drop the test queue and the unacknowledged messages killed workers left for it
+    (Redis would hand them back after the visibility timeout, hours later)."""
+    client = redis.Redis.from_url(url)
+    try:
         client.delete(queue)
+        for tag, raw in client.hgetall("unacked").items():
+            if json.loads(raw)[2] == queue:  # (message, exchange, routing key)
+                client.hdel("unacked", tag)
+                client.zrem("unacked_index", tag)
+    finally:
         client.close()
 
 

@@ -18,7 +18,7 @@ from repair_core.checkpoint import load_model
 from repair_core.datasets.npz import write_npz_images, write_npz_splits
 from repairctl.client import RepairClient
 from repairctl.commands.admin import new_owner
-from repairctl.service import child_env
+from repairctl.service import PROJECT_ROOT, child_env
 from tests.digits_problem import RepairProblem
 from tests.worker.jobs import tiny_config, wait_for
 
@@ -98,6 +98,9 @@ def test_repairctl_serve_repairs_over_http_on_the_embedded_default_and_stops_on_
         repaired = load_model(tmp_path / "repaired.safetensors")
         assert repaired.model(digits_problem.data.test.images[:3].float() / 255).shape == (3, 10)
         assert len(_processes_using(str(var))) >= 3  # serve, the API, the worker (+ its job)
+        # The serverless broker keeps all its files in its folder, none in a working dir.
+        assert (var / "broker" / "control").is_dir()
+        assert not (tmp_path / "control").exists() and not (PROJECT_ROOT / "control").exists()
 
         os.killpg(serve.pid, signal.SIGINT)  # Ctrl-C in the terminal
         assert serve.wait(timeout=60) == 0
