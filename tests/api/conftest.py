@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -76,10 +77,30 @@ class _ThreadedServer(uvicorn.Server):
         self.ready.set()
 
 
+@contextmanager
+def scratch_database(postgres_url: str, prefix: str) -> Iterator[str]:
+    """A database of its own on the test server, dropped afterwards.
+
+    The session's `postgres_url` database stays empty for the tests that expect it so.
+    """
+    url = sa.make_url(postgres_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
-def api_database_url(postgres_url: str) -> str:
-    upgrade(postgres_url)
-    return postgres_url
+def api_database_url(postgres_url: str) -> Iterator[str]:
+    with scratch_database(postgres_url, "repair_api") as url:
+        upgrade(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

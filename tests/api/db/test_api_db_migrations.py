@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,22 +14,13 @@ from alembic.script import ScriptDirectory
 from api.db import models  # noqa: F401  (registers the tables)
 from api.db.base import Base
 from api.db.migrate import alembic_config, downgrade, upgrade
-from tests.conftest import PG_ADMIN_URL, PG_HOST
+from tests.api.conftest import scratch_database
 
 
 @pytest.fixture
-def fresh_postgres_url() -> Iterator[str]:
-    """A database of its own: the session-wide one is migrated and used by the API tests."""
-    name = f"repair_migr_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@{PG_HOST}:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    with scratch_database(postgres_url, "repair_migr") as url:
+        yield url
 
 
 def _tables(url: str) -> set[str]:
