@@ -47,7 +47,7 @@ class LazyCoverage:
         points: torch.Tensor,
         nearest_sq: torch.Tensor,
         capacity: int,
-        first_candidates: int = 64,
+        first_candidates: int = 8,
     ) -> None:
         n = points.shape[0]
         # Candidates examined first per query; doubled until the answer is certain.
