@@ -156,6 +156,7 @@ def test_evaluate_models_stops_when_cancelled() -> None:
     "kwargs,match",
     [
         ({"corruptions": ("rain",)}, "unknown corruption"),
+        ({"corruptions": "fog"}, "sequence of names"),
         ({"severities": (0,)}, "severity"),
         ({"max_images": 0}, "max_images"),
     ],
