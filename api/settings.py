@@ -49,6 +49,14 @@ class UploadLimits(BaseModel):
     image_pixels: int = 4096 * 4096
 
 
+class SandboxSettings(BaseModel):
+    # Limits of the child process that parses untrusted uploads (reliability.md).
+    # Address space (RLIMIT_AS); a checkpoint's validation gets twice its size on top.
+    memory_bytes: int = 4 * GiB
+    cpu_seconds: int = 300
+    timeout_seconds: float = 600.0
+
+
 class WorkerSettings(BaseModel):
     # Invariant (reliability.md): heartbeat < lease < soft limit < hard limit < visibility.
     heartbeat_seconds: float = 60.0
@@ -69,6 +77,7 @@ class Settings(BaseSettings):
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     uploads: UploadLimits = Field(default_factory=UploadLimits)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     # "auto" picks CUDA when present, else CPU; or "cpu", "cuda", "cuda:1".
     device: str = "auto"
     # Server-side secret mixed into API-key digests; set it in production.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from api.db import models  # noqa: F401  (registers the tables on Base.metadata)
 from api.db.base import Base
 
 config = context.config

@@ -1,0 +1,137 @@
+"""The FastAPI application factory: settings, database, artifact store and queue in,
+one router per resource, one error mapper. `uvicorn api.app:create_app --factory`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.db.session import make_engine, make_session_factory
+from api.errors import PayloadTooLargeError
+from api.problems import install_problem_handlers, problem_response
+from api.queue import CeleryJobQueue, JobQueue
+from api.routes import datasets, failures, health, models, repairs
+from api.settings import Settings, get_settings
+from api.storage import ArtifactStore
+
+API_PREFIX = "/v1"
+ORPHAN_TEMP_AGE_SECONDS = 3600.0
+# Routes that stream their own (large, capped per kind) bodies.
+_UPLOAD_ROUTE = re.compile(r"^/v1/(datasets|models|models/[^/]+/failure-batches)/?$")
+
+DESCRIPTION = """\
+Repairs deployed image classifiers with CF-DARTS (core-failure-set guided DARTS).
+
+Upload your clean dataset once, then a model and batches of field images it gets wrong;
+create a repair job, watch its progress, download the repaired checkpoint and report.
+Authenticate with `Authorization: Bearer <key>` (from `repairctl admin create-owner`).
+Errors are RFC 9457 problem documents (`application/problem+json`).
+"""
+
+
+class BodyLimitMiddleware:
+    """Caps request bodies of every non-upload route (JSON bodies) at `max_bytes`:
+    by Content-Length before reading, and by counting for chunked bodies."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (
+            scope["method"] == "POST" and _UPLOAD_ROUTE.match(scope["path"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            too_large = declared.isdigit()
+            response = problem_response(
+                413 if too_large else 400,
+                f"request body is larger than the limit of {self.max_bytes} bytes"
+                if too_large
+                else "invalid Content-Length header",
+                code="body_too_large" if too_large else "bad_header",
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLargeError(
+                        f"request body is larger than the limit of {self.max_bytes} bytes",
+                        code="body_too_large",
+                    )
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database.url, echo=settings.database.echo)
+    job_queue: JobQueue = queue if queue is not None else CeleryJobQueue(settings.broker)
+
+    store = ArtifactStore(settings.artifacts.root)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Temp files of uploads cut short by a crash (reliability.md, case 7).
+        await anyio.to_thread.run_sync(store.sweep_temp, ORPHAN_TEMP_AGE_SECONDS)
+        yield
+        engine.dispose()
+        close = getattr(job_queue, "close", None)
+        if callable(close):
+            close()
+
+    app = FastAPI(
+        title="Model repair service",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.store = store
+    app.state.queue = job_queue
+
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.uploads.json_bytes)
+
+    app.include_router(health.router)
+    v1 = APIRouter(prefix=API_PREFIX)
+    for module in (datasets, models, failures, repairs):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated spec, with error responses under the media type they are sent as."""
+    if app.openapi_schema is None:
+        spec = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for operations in spec["paths"].values():
+            for operation in operations.values():
+                for code, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if code[0] in "45" and "application/json" in content:
+                        content["application/problem+json"] = content.pop("application/json")
+        app.openapi_schema = spec
+    return app.openapi_schema

@@ -1,0 +1,61 @@
+"""Job state transitions: one table of allowed moves, applied by conditional UPDATE.
+
+`UPDATE ... WHERE id = :id AND status IN (:allowed_from)` touches 0 rows when someone
+else moved the job first, so two updaters can never both win; callers re-read and
+decide. The API (cancel) and the worker (claim, finish) share this table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from api.db.models import JobStatus, RepairJob
+
+S = JobStatus
+ALLOWED_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
+    # queued -> failed: the reconciler gives up on a job that can never start.
+    S.queued: frozenset({S.running, S.cancelled, S.failed}),
+    # running -> queued: a lease expired and the reaper hands the job to another worker.
+    S.running: frozenset({S.queued, S.cancelling, S.succeeded, S.failed}),
+    # A job may finish (or fail) before it notices the cancel request.
+    S.cancelling: frozenset({S.cancelled, S.succeeded, S.failed}),
+    S.succeeded: frozenset(),
+    S.failed: frozenset(),
+    S.cancelled: frozenset(),
+}
+
+
+def sources_of(target: JobStatus) -> frozenset[JobStatus]:
+    return frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if target in targets)
+
+
+def transition(
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    to: JobStatus,
+    from_: frozenset[JobStatus] | None = None,
+    where: sa.ColumnElement[bool] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> bool:
+    """Move `job_id` to `to` if its status is one of `from_` (default: every legal
+    source). Extra `where` fences the update (e.g. on the lease token). Returns whether
+    a row changed; the caller commits."""
+    allowed = sources_of(to) if from_ is None else from_ & sources_of(to)
+    if not allowed:
+        return False
+    stmt = (
+        sa.update(RepairJob)
+        .where(RepairJob.id == job_id, RepairJob.status.in_(sorted(allowed)))
+        .values(status=to, version=RepairJob.version + 1, **dict(values or {}))
+        .execution_options(synchronize_session=False)
+    )
+    if where is not None:
+        stmt = stmt.where(where)
+    result = session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,1 @@
+"""One router per resource, gathered by `api.app.create_app`."""

@@ -1,0 +1,81 @@
+"""`/v1/models/{model_id}/failure-batches`: upload images the model gets wrong, list."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import OwnerDep, SessionDep, SettingsDep, StoreDep
+from api.routes._upload_docs import FAILURE_BATCH_BODY
+from api.schemas.common import problem_responses
+from api.schemas.failures import FailureBatchesPublic, FailureBatchPublic
+from api.services import failures
+from api.uploads import receive_upload
+
+router = APIRouter(prefix="/models/{model_id}/failure-batches", tags=["failure batches"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=FailureBatchPublic,
+    openapi_extra=FAILURE_BATCH_BODY,
+    responses=problem_responses(400, 401, 404, 413, 415, 422, 503),
+)
+async def upload_failure_batch(
+    model_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    owner: OwnerDep,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> FailureBatchPublic:
+    """Attach field images with their true labels to a model. The response says how
+    many were accepted and lists each rejected file with the reason."""
+    # An unknown model answers 404 before the body is read.
+    await run_in_threadpool(
+        failures.check_model_exists, session, owner_id=owner.id, model_id=model_id
+    )
+    upload = await receive_upload(
+        request,
+        dest=store.temp_path(".upload"),
+        max_file_bytes=settings.uploads.failure_batch_bytes,
+        what="failure batch",
+        allowed_fields=failures.FIELDS,
+    )
+    batch = await run_in_threadpool(
+        failures.create_failure_batch,
+        session,
+        owner_id=owner.id,
+        model_id=model_id,
+        upload=upload,
+        store=store,
+        settings=settings,
+    )
+    response.headers["Location"] = f"/v1/models/{model_id}/failure-batches/{batch.id}"
+    return FailureBatchPublic.model_validate(batch)
+
+
+@router.get("", response_model=FailureBatchesPublic, responses=problem_responses(401, 404, 503))
+def list_failure_batches(
+    model_id: uuid.UUID, owner: OwnerDep, session: SessionDep
+) -> FailureBatchesPublic:
+    rows = failures.list_failure_batches(session, owner_id=owner.id, model_id=model_id)
+    return FailureBatchesPublic(
+        data=[FailureBatchPublic.model_validate(r) for r in rows], count=len(rows)
+    )
+
+
+@router.get(
+    "/{batch_id}", response_model=FailureBatchPublic, responses=problem_responses(401, 404, 503)
+)
+def get_failure_batch(
+    model_id: uuid.UUID, batch_id: uuid.UUID, owner: OwnerDep, session: SessionDep
+) -> FailureBatchPublic:
+    batch = failures.get_failure_batch(
+        session, owner_id=owner.id, model_id=model_id, batch_id=batch_id
+    )
+    return FailureBatchPublic.model_validate(batch)

@@ -1,0 +1,199 @@
+"""`/v1/repairs`: create (idempotent), list, get, cancel, and download the results."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import FileResponse, JSONResponse
+
+from api.db.models import JobStatus
+from api.deps import OwnerDep, QueueDep, SessionDep, SettingsDep, StoreDep
+from api.schemas.common import problem_responses
+from api.schemas.repairs import RepairCreate, RepairPublic, RepairsPublic
+from api.services import repairs
+from api.services.repairs import RepairView
+
+router = APIRouter(prefix="/repairs", tags=["repairs"])
+
+
+def _public(view: RepairView) -> RepairPublic:
+    job = view.job
+    return RepairPublic(
+        id=job.id,
+        model_id=job.model_id,
+        failure_batch_ids=[uuid.UUID(b) for b in job.failure_batch_ids],
+        config=job.config,
+        status=job.status,
+        stage=job.stage,
+        progress=job.progress,
+        step=job.step,
+        total=job.total,
+        eta_seconds=job.eta_seconds,
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        live_metrics=job.metrics,
+        metrics=view.metrics,
+        genotype=view.genotype,
+        error=job.error,
+        error_type=job.error_type,
+        timings=job.timings,
+        result_sha256=job.result_model_sha256,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        updated_at=job.updated_at,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RepairPublic,
+    responses={
+        200: {"model": RepairPublic, "description": "Replay of an Idempotency-Key: same job"},
+        **problem_responses(400, 401, 404, 409, 413, 415, 422, 503),
+    },
+)
+def create_repair(
+    body: RepairCreate,
+    response: Response,
+    owner: OwnerDep,
+    session: SessionDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=255,
+            description="same key + same body -> the same job; same key + other body -> 409",
+        ),
+    ] = None,
+) -> RepairPublic:
+    """Queue a repair of a model with its failure batches (default: all of them)."""
+    view, created = repairs.create_repair(
+        session,
+        owner_id=owner.id,
+        request=body,
+        idempotency_key=idempotency_key,
+        queue=queue,
+        max_attempts=settings.worker.max_attempts,
+    )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/repairs/{view.job.id}"
+    return _public(view)
+
+
+@router.get("", response_model=RepairsPublic, responses=problem_responses(401, 422, 503))
+def list_repairs(
+    owner: OwnerDep,
+    session: SessionDep,
+    status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    model_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> RepairsPublic:
+    """The owner's repair jobs, newest first, optionally filtered by status and model."""
+    views, total = repairs.list_repairs(
+        session, owner_id=owner.id, status=status_, model_id=model_id, limit=limit, offset=offset
+    )
+    return RepairsPublic(data=[_public(v) for v in views], count=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=RepairPublic, responses=problem_responses(401, 404, 503))
+def get_repair(job_id: uuid.UUID, owner: OwnerDep, session: SessionDep) -> RepairPublic:
+    """Status, stage, progress percent, ETA, attempts, genotype, metrics and error."""
+    return _public(repairs.get_repair(session, owner_id=owner.id, job_id=job_id))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=RepairPublic,
+    responses=problem_responses(401, 404, 409, 503),
+)
+def cancel_repair(job_id: uuid.UUID, owner: OwnerDep, session: SessionDep) -> RepairPublic:
+    """Queued jobs are cancelled at once; running ones become `cancelling` and stop at
+    the next step boundary. Repeating is harmless; a finished job answers 409."""
+    return _public(repairs.cancel_repair(session, owner_id=owner.id, job_id=job_id))
+
+
+def _etag(sha256: str) -> str:
+    return f'"{sha256}"'
+
+
+@router.get(
+    "/{job_id}/model",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"application/octet-stream": {}},
+            "description": "The repaired .safetensors checkpoint (Range supported)",
+        },
+        304: {"description": "Not modified (If-None-Match matched the ETag)"},
+        **problem_responses(401, 404, 409, 503),
+    },
+)
+def download_model(
+    job_id: uuid.UUID, request: Request, owner: OwnerDep, session: SessionDep, store: StoreDep
+) -> Response:
+    """The repaired checkpoint, streamed; ETag and Repr-Digest carry its SHA-256."""
+    path, job = repairs.result_path(
+        session, owner_id=owner.id, job_id=job_id, kind="model", store=store
+    )
+    headers = {"Cache-Control": "private, no-cache"}
+    sha = job.result_model_sha256
+    if sha:
+        headers["ETag"] = _etag(sha)
+        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(sha)).decode()}:"
+        headers["X-Checksum-SHA256"] = sha
+        if _etag(sha) in _if_none_match(request):
+            return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=f"repaired-{job_id}.safetensors",
+        headers=headers,
+    )
+
+
+def _if_none_match(request: Request) -> set[str]:
+    raw = request.headers.get("if-none-match", "")
+    return {tag.strip().removeprefix("W/") for tag in raw.split(",") if tag.strip()}
+
+
+@router.get(
+    "/{job_id}/report",
+    responses={
+        200: {"content": {"application/json": {}}, "description": "The repair report"},
+        **problem_responses(401, 404, 409, 503),
+    },
+)
+def get_report(
+    job_id: uuid.UUID, owner: OwnerDep, session: SessionDep, store: StoreDep
+) -> JSONResponse:
+    """What got better and what did not get worse: original vs repaired metrics."""
+    path, _job = repairs.result_path(
+        session, owner_id=owner.id, job_id=job_id, kind="report", store=store
+    )
+    report: Any = json.loads(path.read_text())
+    return JSONResponse(report)
+
+
+@router.get(
+    "/{job_id}/report.png",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The report as a figure"},
+        **problem_responses(401, 404, 409, 503),
+    },
+)
+def get_report_png(
+    job_id: uuid.UUID, owner: OwnerDep, session: SessionDep, store: StoreDep
+) -> FileResponse:
+    path, _job = repairs.result_path(
+        session, owner_id=owner.id, job_id=job_id, kind="report_png", store=store
+    )
+    return FileResponse(path, media_type="image/png", filename=f"report-{job_id}.png")

@@ -1,0 +1,1 @@
+"""Pydantic request/response schemas, separate from the SQLAlchemy models."""

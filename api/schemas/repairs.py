@@ -1,0 +1,138 @@
+"""Repair job requests and responses, and the repair config the worker receives."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from api.db.models import JobStatus
+
+OverrideKey = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=64)
+]
+OverrideValue = int | float | bool | Annotated[str, StringConstraints(max_length=256)]
+
+
+class RepairConfig(BaseModel):
+    """What the repair does; defaults follow the paper (K-center, B = 1000, first order)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "selection": "kcenter",
+                    "budget": 1000,
+                    "search": "darts-1st",
+                    "retrain": "clean",
+                    "iterations": 1,
+                    "seed": 0,
+                    "profile": "fast",
+                    "overrides": {"search.epochs": 5},
+                }
+            ]
+        },
+    )
+
+    selection: Literal["kcenter", "kcenter-static", "random", "augment"] = "kcenter"
+    budget: int = Field(default=1000, ge=1, le=1_000_000, description="core failure set size B")
+    search: Literal["darts-1st", "darts-2nd"] = "darts-1st"
+    retrain: Literal["clean", "with-failures"] = "clean"
+    iterations: int = Field(default=1, ge=1, le=3, description="search + retrain rounds")
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    profile: Literal["smoke", "fast", "paper"] = "fast"
+    overrides: dict[OverrideKey, OverrideValue] = Field(
+        default_factory=dict,
+        max_length=32,
+        description='per-run settings, e.g. {"search.epochs": 5, "train.epochs": 20}',
+    )
+
+
+class RepairCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_id": "5c1f1e0a-2b6d-4d7e-8a39-0c3b4f5e6d7a",
+                    "failure_batch_ids": None,
+                    "config": {"budget": 1000, "profile": "fast"},
+                }
+            ]
+        },
+    )
+
+    model_id: uuid.UUID
+    failure_batch_ids: list[uuid.UUID] | None = Field(
+        None, max_length=100, description="default: every failure batch of the model"
+    )
+    config: RepairConfig = Field(default_factory=lambda: RepairConfig())
+
+
+class RepairPublic(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                    "model_id": "5c1f1e0a-2b6d-4d7e-8a39-0c3b4f5e6d7a",
+                    "failure_batch_ids": ["7d2b9c1e-4f3a-4b8c-9d0e-1a2b3c4d5e6f"],
+                    "config": {"selection": "kcenter", "budget": 1000},
+                    "status": "running",
+                    "stage": "searching",
+                    "progress": 42.5,
+                    "step": 8,
+                    "total": 20,
+                    "eta_seconds": 5400.0,
+                    "attempts": 1,
+                    "max_attempts": 3,
+                    "live_metrics": {"loss": 0.71, "accuracy": 0.78},
+                    "metrics": {},
+                    "genotype": None,
+                    "error": None,
+                    "error_type": None,
+                    "timings": {"confirming": 3.1, "selecting": 12.4},
+                    "result_sha256": None,
+                    "created_at": "2026-11-26T10:15:00Z",
+                    "started_at": "2026-11-26T10:15:02Z",
+                    "finished_at": None,
+                    "updated_at": "2026-11-26T11:02:40Z",
+                }
+            ]
+        },
+    )
+
+    id: uuid.UUID
+    model_id: uuid.UUID
+    failure_batch_ids: list[uuid.UUID]
+    config: dict[str, Any]
+    status: JobStatus
+    stage: str | None
+    progress: float = Field(description="percent, 0-100")
+    step: int
+    total: int
+    eta_seconds: float | None
+    attempts: int
+    max_attempts: int
+    live_metrics: dict[str, float] = Field(description="latest numbers of the running stage")
+    metrics: dict[str, float] = Field(description="final evaluation numbers")
+    genotype: dict[str, Any] | None = Field(description="the architecture found (last iteration)")
+    error: str | None
+    error_type: str | None
+    timings: dict[str, float]
+    result_sha256: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+class RepairsPublic(BaseModel):
+    data: list[RepairPublic]
+    count: int = Field(description="jobs matching the filter, over all pages")
+    limit: int
+    offset: int

@@ -1,0 +1,132 @@
+"""Models: validate an uploaded checkpoint in the sandbox (safe load + forward pass on the
+dataset's image shape + class count), store it as safetensors, list, get."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from api import validation
+from api.db.models import Dataset, Model
+from api.errors import InvalidInputError
+from api.filekinds import CHECKPOINT_KINDS
+from api.services.common import check_name, get_owned, parse_uuid
+from api.services.uploads import check_upload, discard, run_validation
+from api.settings import Settings
+from api.storage import ArtifactStore
+from api.uploads import ReceivedUpload
+
+WHAT = "checkpoint"
+FIELDS = frozenset({"dataset_id", "name", "genotype", "network_config", "sha256"})
+
+
+def create_model(
+    session: Session,
+    *,
+    owner_id: uuid.UUID,
+    upload: ReceivedUpload,
+    store: ArtifactStore,
+    settings: Settings,
+) -> Model:
+    """Validate and store an uploaded checkpoint for one of the owner's datasets.
+
+    Takes ownership of the upload's temp file. On any failure nothing is left behind.
+    """
+    out_tmp = None
+    key = None
+    try:
+        fields = upload.fields
+        if "dataset_id" not in fields:
+            raise InvalidInputError(
+                "form field `dataset_id` is required: the dataset the model was trained on",
+                errors=[{"loc": ["body", "dataset_id"], "message": "field required"}],
+            )
+        dataset_id = parse_uuid(fields["dataset_id"], field="dataset_id")
+        dataset = get_owned(session, Dataset, owner_id=owner_id, id=dataset_id, what="dataset")
+        kind = check_upload(
+            upload, kinds=CHECKPOINT_KINDS, what=WHAT, declared_sha256=fields.get("sha256")
+        )
+        name = check_name(fields.get("name"), default=upload.filename)
+        genotype = fields.get("genotype") or None
+        network_config = _json_object_field(fields.get("network_config"), "network_config")
+        if kind == "pt" and genotype is None:
+            raise InvalidInputError(
+                "a .pt state dict needs the `genotype` form field (JSON or DARTS notation); "
+                "or upload a repair_core .safetensors checkpoint, which carries its genotype",
+                errors=[{"loc": ["body", "genotype"], "message": "field required for .pt"}],
+            )
+        session.commit()  # ends the read transaction: no connection held while the child works
+        out_tmp = store.temp_path(".safetensors")
+        summary = run_validation(
+            validation.validate_checkpoint,
+            str(upload.stored.path),
+            str(out_tmp),
+            kind,
+            tuple(dataset.image_shape),
+            list(dataset.class_names),
+            genotype,
+            network_config,
+            sandbox=settings.sandbox,
+            what=WHAT,
+            # Loading may map the whole file, and re-saving holds a second copy.
+            extra_memory_bytes=2 * upload.stored.size,
+        )
+        key = store.new_key(owner_id, ".safetensors")
+        store.publish(out_tmp, key)
+        model = Model(
+            owner_id=owner_id,
+            dataset_id=dataset.id,
+            name=name,
+            original_filename=upload.filename,
+            sha256=upload.stored.sha256,
+            size_bytes=upload.stored.size,
+            source_format=kind,
+            storage_key=key,
+            genotype=summary.get("genotype"),
+            network_config=summary.get("network_config"),
+            num_classes=int(summary["num_classes"]),
+            num_parameters=int(summary["num_parameters"]),
+        )
+        session.add(model)
+        session.commit()
+        key = None  # committed: the file belongs to the row now
+        return model
+    finally:
+        if key is not None:
+            store.delete(key)
+        discard(out_tmp, upload.stored.path)
+
+
+def _json_object_field(raw: str | None, field: str) -> dict[str, object] | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"form field `{field}` is not valid JSON: {exc.msg} at position {exc.pos}",
+            errors=[{"loc": ["body", field], "message": "invalid JSON"}],
+        ) from exc
+    if not isinstance(value, dict):
+        raise InvalidInputError(
+            f"form field `{field}` must be a JSON object",
+            errors=[{"loc": ["body", field], "message": "not an object"}],
+        )
+    return value
+
+
+def list_models(session: Session, *, owner_id: uuid.UUID) -> list[Model]:
+    return list(
+        session.scalars(
+            sa.select(Model)
+            .where(Model.owner_id == owner_id)
+            .order_by(Model.created_at.desc(), Model.id)
+        )
+    )
+
+
+def get_model(session: Session, *, owner_id: uuid.UUID, model_id: uuid.UUID) -> Model:
+    return get_owned(session, Model, owner_id=owner_id, id=model_id, what="model")

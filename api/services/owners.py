@@ -1,0 +1,73 @@
+"""Owners and their API keys: create one (admin), authenticate a request."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api import auth
+from api.db.models import ApiKey, Owner
+from api.errors import ConflictError, InvalidInputError
+
+
+@dataclass(frozen=True)
+class CreatedOwner:
+    owner_id: uuid.UUID
+    name: str
+    api_key: str  # shown once; only its digest is stored
+
+
+def create_owner(session: Session, *, name: str, pepper: str) -> CreatedOwner:
+    name = name.strip()
+    if not 1 <= len(name) <= 128:
+        raise InvalidInputError("owner name must be 1 to 128 characters")
+    owner = Owner(name=name)
+    session.add(owner)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise ConflictError(f"an owner named {name!r} exists already") from exc
+    key = create_api_key(session, owner_id=owner.id, pepper=pepper)
+    session.commit()
+    return CreatedOwner(owner.id, owner.name, key)
+
+
+def create_api_key(session: Session, *, owner_id: uuid.UUID, pepper: str) -> str:
+    """Add a key for `owner_id` (the caller commits) and return it in clear, once."""
+    new = auth.generate_key()
+    session.add(
+        ApiKey(owner_id=owner_id, key_id=new.key_id, digest=auth.key_digest(pepper, new.key))
+    )
+    session.flush()
+    return new.key
+
+
+def authenticate(session: Session, *, key: str, pepper: str) -> Owner | None:
+    """The owner holding `key`, or None for malformed, unknown, revoked or expired keys."""
+    key_id = auth.parse_key_id(key)
+    if key_id is None:
+        return None
+    row = session.execute(
+        sa.select(ApiKey, Owner)
+        .join(Owner, Owner.id == ApiKey.owner_id)
+        .where(ApiKey.key_id == key_id)
+    ).first()
+    if row is None:
+        # Same work as a hit, so timing does not tell which ids exist.
+        auth.digest_matches(pepper, key, "0" * 64)
+        return None
+    api_key, owner = row
+    if not auth.digest_matches(pepper, key, api_key.digest):
+        return None
+    now = datetime.now(UTC)
+    if api_key.revoked_at is not None and api_key.revoked_at <= now:
+        return None
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        return None
+    return owner

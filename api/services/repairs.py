@@ -1,0 +1,286 @@
+"""Repair jobs: create (idempotently), list, get, cancel, and locate their results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.db.jobs import transition
+from api.db.models import (
+    TERMINAL_STATUSES,
+    FailureBatch,
+    Genotype,
+    JobStatus,
+    Metric,
+    Model,
+    RepairJob,
+)
+from api.errors import ConflictError, InvalidInputError, NotFoundError
+from api.queue import JobQueue
+from api.schemas.repairs import RepairCreate
+from api.services.common import get_owned
+from api.storage import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+
+
+@dataclass(frozen=True)
+class RepairView:
+    job: RepairJob
+    genotype: dict[str, Any] | None
+    metrics: dict[str, float]
+
+
+def request_digest(request: RepairCreate) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def create_repair(
+    session: Session,
+    *,
+    owner_id: uuid.UUID,
+    request: RepairCreate,
+    idempotency_key: str | None,
+    queue: JobQueue,
+    max_attempts: int,
+) -> tuple[RepairView, bool]:
+    """Create a queued job and enqueue it; returns (job, created).
+
+    The same `idempotency_key` with the same body returns the first job (created is
+    False); with another body it is a 409. The row is committed before the message
+    is sent, so the worker always finds it.
+    """
+    digest = request_digest(request)
+    if idempotency_key is not None:
+        _check_idempotency_key(idempotency_key)
+        replay = _replay(session, owner_id=owner_id, key=idempotency_key, digest=digest)
+        if replay is not None:
+            return view_of(session, replay), False
+    model = get_owned(session, Model, owner_id=owner_id, id=request.model_id, what="model")
+    batch_ids = _failure_batches(
+        session, owner_id=owner_id, model=model, requested=request.failure_batch_ids
+    )
+    job = RepairJob(
+        owner_id=owner_id,
+        model_id=model.id,
+        failure_batch_ids=[str(b) for b in batch_ids],
+        config=request.config.model_dump(mode="json"),
+        status=JobStatus.queued,
+        max_attempts=max_attempts,
+        idempotency_key=idempotency_key,
+        request_sha256=digest,
+    )
+    session.add(job)
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent request with the same key committed first.
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        replay = _replay(session, owner_id=owner_id, key=idempotency_key, digest=digest)
+        if replay is None:
+            raise
+        return view_of(session, replay), False
+    try:
+        queue.enqueue(job.id)
+    except Exception:
+        # The job is safely queued in the database; the reconciler re-sends old queued jobs.
+        log.warning(
+            "could not enqueue repair job %s; the reconciler will retry", job.id, exc_info=True
+        )
+    return RepairView(job, None, {}), True
+
+
+def _check_idempotency_key(key: str) -> None:
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable() or not key.isascii():
+        raise InvalidInputError(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters",
+            errors=[{"loc": ["header", "Idempotency-Key"], "message": "invalid"}],
+        )
+
+
+def _replay(session: Session, *, owner_id: uuid.UUID, key: str, digest: str) -> RepairJob | None:
+    job = session.scalars(
+        sa.select(RepairJob).where(RepairJob.owner_id == owner_id, RepairJob.idempotency_key == key)
+    ).first()
+    if job is not None and job.request_sha256 != digest:
+        raise ConflictError(
+            f"Idempotency-Key {key!r} was used for a different request (job {job.id})",
+            code="idempotency_key_reused",
+        )
+    return job
+
+
+def _failure_batches(
+    session: Session, *, owner_id: uuid.UUID, model: Model, requested: list[uuid.UUID] | None
+) -> list[uuid.UUID]:
+    if requested is None:
+        ids = list(
+            session.scalars(
+                sa.select(FailureBatch.id)
+                .where(FailureBatch.owner_id == owner_id, FailureBatch.model_id == model.id)
+                .order_by(FailureBatch.created_at, FailureBatch.id)
+            )
+        )
+        if not ids:
+            raise InvalidInputError(
+                f"model {model.id} has no failure batches; upload one with "
+                f"POST /v1/models/{model.id}/failure-batches first",
+                code="no_failure_batches",
+            )
+        return ids
+    if not requested:
+        raise InvalidInputError(
+            "failure_batch_ids is empty: give at least one, or leave it out to use all",
+            errors=[{"loc": ["body", "failure_batch_ids"], "message": "empty list"}],
+        )
+    unique = list(dict.fromkeys(requested))
+    for batch_id in unique:
+        batch = get_owned(
+            session, FailureBatch, owner_id=owner_id, id=batch_id, what="failure batch"
+        )
+        if batch.model_id != model.id:
+            raise InvalidInputError(
+                f"failure batch {batch_id} belongs to model {batch.model_id}, not {model.id}",
+                errors=[{"loc": ["body", "failure_batch_ids"], "message": "other model"}],
+            )
+    return unique
+
+
+def view_of(session: Session, job: RepairJob) -> RepairView:
+    return views_of(session, [job])[0]
+
+
+def views_of(session: Session, jobs: list[RepairJob]) -> list[RepairView]:
+    """Jobs with their latest genotype and final metrics, in two queries for the page."""
+    ids = [j.id for j in jobs]
+    genotypes: dict[uuid.UUID, dict[str, Any]] = {}
+    metrics: dict[uuid.UUID, dict[str, float]] = {j: {} for j in ids}
+    if ids:
+        for g in session.scalars(
+            sa.select(Genotype).where(Genotype.job_id.in_(ids)).order_by(Genotype.iteration)
+        ):
+            genotypes[g.job_id] = g.genotype  # the last iteration wins
+        for m in session.scalars(sa.select(Metric).where(Metric.job_id.in_(ids))):
+            metrics[m.job_id][m.name] = m.value
+    return [RepairView(j, genotypes.get(j.id), metrics[j.id]) for j in jobs]
+
+
+def list_repairs(
+    session: Session,
+    *,
+    owner_id: uuid.UUID,
+    status: JobStatus | None,
+    model_id: uuid.UUID | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[RepairView], int]:
+    where = [RepairJob.owner_id == owner_id]
+    if status is not None:
+        where.append(RepairJob.status == status)
+    if model_id is not None:
+        where.append(RepairJob.model_id == model_id)
+    total = session.scalar(sa.select(sa.func.count()).select_from(RepairJob).where(*where)) or 0
+    jobs = list(
+        session.scalars(
+            sa.select(RepairJob)
+            .where(*where)
+            .order_by(RepairJob.created_at.desc(), RepairJob.id)
+            .limit(limit)
+            .offset(offset)
+        )
+    )
+    return views_of(session, jobs), int(total)
+
+
+def get_repair(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -> RepairView:
+    return view_of(
+        session, get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
+    )
+
+
+def cancel_repair(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -> RepairView:
+    """queued -> cancelled now; running -> cancelling (the worker stops at the next step
+    boundary); cancelling/cancelled -> unchanged; succeeded/failed -> 409."""
+    for _ in range(3):
+        job = get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
+        status = job.status
+        if status in (JobStatus.cancelling, JobStatus.cancelled):
+            return view_of(session, job)
+        if status in TERMINAL_STATUSES:
+            raise ConflictError(
+                f"repair job {job_id} has {status.value}; only queued or running jobs "
+                "can be cancelled",
+                code="job_finished",
+            )
+        now = datetime.now(UTC)
+        if status == JobStatus.queued:
+            moved = transition(
+                session,
+                job_id,
+                to=JobStatus.cancelled,
+                from_=frozenset({status}),
+                values={"cancel_requested_at": now, "finished_at": now, "updated_at": now},
+            )
+        else:
+            moved = transition(
+                session,
+                job_id,
+                to=JobStatus.cancelling,
+                from_=frozenset({status}),
+                values={"cancel_requested_at": now, "updated_at": now},
+            )
+        session.commit()
+        session.expire_all()
+        if moved:
+            break
+        # The worker moved the job meanwhile: look again.
+    job = get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
+    return view_of(session, job)
+
+
+ResultKind = Literal["model", "report", "report_png"]
+
+
+def result_path(
+    session: Session,
+    *,
+    owner_id: uuid.UUID,
+    job_id: uuid.UUID,
+    kind: ResultKind,
+    store: ArtifactStore,
+) -> tuple[Path, RepairJob]:
+    """The file of a finished job's result; 409 while the job has not succeeded."""
+    job = get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
+    key = {
+        "model": job.result_model_key,
+        "report": job.report_key,
+        "report_png": job.report_png_key,
+    }[kind]
+    what = kind.replace("_", " ")
+    if job.status == JobStatus.succeeded and key is None:
+        raise NotFoundError(f"repair job {job_id} produced no {what}")
+    if job.status != JobStatus.succeeded or key is None:
+        raise ConflictError(
+            f"repair job {job_id} is {job.status.value}; its {what} is "
+            "available once the job has succeeded",
+            code="result_not_ready",
+        )
+    path = store.path(key)
+    if not path.is_file():
+        raise NotFoundError(f"the {what} of repair job {job_id} is missing")
+    return path, job

@@ -1,0 +1,149 @@
+"""The artifact store: files under `root/<owner_id>/<uuid>`, published atomically.
+
+Writers fill a temp file under `root/.tmp` (same file system, so `os.replace` is atomic),
+fsync it, and only then move it to its key; rows are committed after the move. A crash
+in between leaves a file without a row, which `sweep_temp` (and the worker's orphan GC)
+removes; it never leaves a row pointing at a half-written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from api.errors import PayloadTooLargeError
+
+_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Bytes of the upload kept in memory for magic-byte sniffing.
+HEAD_BYTES = 512
+
+
+class ArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self.tmp_dir = self.root / ".tmp"
+
+    def new_key(self, owner_id: uuid.UUID, suffix: str = "") -> str:
+        return f"{owner_id}/{uuid.uuid4().hex}{suffix}"
+
+    def path(self, key: str) -> Path:
+        """The file behind `key`; rejects anything that could leave the store."""
+        parts = key.split("/")
+        if not parts or not all(_SEGMENT_RE.match(p) and ".." not in p for p in parts):
+            raise ValueError(f"invalid storage key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def temp_path(self, suffix: str = "") -> Path:
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        return self.tmp_dir / f"{uuid.uuid4().hex}{suffix}"
+
+    def publish(self, tmp: Path, key: str) -> Path:
+        """Move a finished temp file to `key`, durably."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _fsync_file(tmp)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+        return target
+
+    def write_bytes(self, key: str, data: bytes) -> Path:
+        tmp = self.temp_path()
+        try:
+            tmp.write_bytes(data)
+            return self.publish(tmp, key)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def sweep_temp(self, older_than_seconds: float = 3600.0) -> int:
+        """Remove temp files left by crashed or abandoned uploads; returns how many."""
+        if not self.tmp_dir.is_dir():
+            return 0
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for entry in self.tmp_dir.iterdir():
+            try:
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    path: Path
+    sha256: str
+    size: int
+    head: bytes  # the first HEAD_BYTES bytes, for magic-byte checks
+
+
+class CappedHashingWriter:
+    """Writes a stream to a temp file, hashing it and enforcing a byte cap as it goes.
+
+    The cap trips on the first chunk that passes it, so an oversized body is never
+    stored whole. `discard()` removes the file; callers call it on every failure path.
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int, what: str) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.what = what
+        self.size = 0
+        self._hash = hashlib.sha256()
+        self._head = bytearray()
+        self._file: BinaryIO | None = open(path, "wb")  # noqa: SIM115 (closed in finish/discard)
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise PayloadTooLargeError(
+                f"{self.what} is larger than the limit of {self.max_bytes} bytes",
+                code="upload_too_large",
+                errors=[{"limit": "max_bytes", "value": self.max_bytes}],
+            )
+        if len(self._head) < HEAD_BYTES:
+            self._head += data[: HEAD_BYTES - len(self._head)]
+        self._hash.update(data)
+        assert self._file is not None
+        self._file.write(data)
+
+    def finish(self) -> StoredUpload:
+        assert self._file is not None
+        self._file.close()
+        self._file = None
+        return StoredUpload(self.path, self._hash.hexdigest(), self.size, bytes(self._head))
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.path.unlink(missing_ok=True)

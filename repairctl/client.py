@@ -1,0 +1,277 @@
+"""HTTP client of the repair service: one method per operation, streamed uploads and
+downloads with progress callbacks. Takes its base URL and key as arguments; the CLI
+layer reads them from options or `REPAIR_URL` / `REPAIR_API_KEY`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import httpx
+
+ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+DOWNLOAD_CHUNK = 1024 * 1024
+
+
+class ApiError(Exception):
+    """An error answer of the service, with its problem document."""
+
+    def __init__(self, status: int, problem: Mapping[str, Any]) -> None:
+        self.status = status
+        self.problem = dict(problem)
+        self.code = str(problem.get("code", "error"))
+        self.detail = str(problem.get("detail", ""))
+        super().__init__(f"HTTP {status} {self.code}: {self.detail}")
+
+
+class _ProgressFile:
+    """A read-only file that reports how much of it has been read (httpx streams file
+    parts by reading 64 KiB at a time)."""
+
+    def __init__(self, file: IO[bytes], total: int, on_progress: ProgressFn | None) -> None:
+        self._file = file
+        self._total = total
+        self._done = 0
+        self._on_progress = on_progress
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        self._done += len(data)
+        if self._on_progress is not None:
+            self._on_progress(self._done, self._total)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        position = self._file.seek(offset, whence)
+        if position == 0:
+            self._done = 0
+        return position
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+
+class RepairClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: float = 600.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RepairClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @staticmethod
+    def _check(response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text[:500]}
+            if not isinstance(problem, dict):
+                problem = {"detail": str(problem)[:500]}
+            raise ApiError(response.status_code, problem)
+        return response
+
+    def _json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._check(self._http.request(method, url, **kwargs))
+        body: dict[str, Any] = response.json()
+        return body
+
+    def _upload(
+        self,
+        url: str,
+        path: Path,
+        fields: Mapping[str, str | None],
+        on_progress: ProgressFn | None,
+    ) -> dict[str, Any]:
+        path = Path(path)
+        total = path.stat().st_size
+        data = {k: v for k, v in fields.items() if v is not None}
+        with path.open("rb") as f:
+            wrapped = _ProgressFile(f, total, on_progress)
+            files = {"file": (path.name, wrapped, "application/octet-stream")}
+            return self._json("POST", url, files=files, data=data)
+
+    # -- datasets, models, failure batches --------------------------------------------
+
+    def upload_dataset(
+        self, path: Path, *, name: str | None = None, on_progress: ProgressFn | None = None
+    ) -> dict[str, Any]:
+        return self._upload("/v1/datasets", path, {"name": name}, on_progress)
+
+    def list_datasets(self) -> dict[str, Any]:
+        return self._json("GET", "/v1/datasets")
+
+    def get_dataset(self, dataset_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/datasets/{dataset_id}")
+
+    def upload_model(
+        self,
+        path: Path,
+        *,
+        dataset_id: str,
+        name: str | None = None,
+        genotype: str | None = None,
+        network_config: str | None = None,
+        on_progress: ProgressFn | None = None,
+    ) -> dict[str, Any]:
+        fields = {
+            "dataset_id": dataset_id,
+            "name": name,
+            "genotype": genotype,
+            "network_config": network_config,
+        }
+        return self._upload("/v1/models", path, fields, on_progress)
+
+    def list_models(self) -> dict[str, Any]:
+        return self._json("GET", "/v1/models")
+
+    def get_model(self, model_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/models/{model_id}")
+
+    def upload_failures(
+        self,
+        model_id: str,
+        path: Path,
+        *,
+        name: str | None = None,
+        on_progress: ProgressFn | None = None,
+    ) -> dict[str, Any]:
+        url = f"/v1/models/{model_id}/failure-batches"
+        return self._upload(url, path, {"name": name}, on_progress)
+
+    def list_failures(self, model_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/models/{model_id}/failure-batches")
+
+    # -- repairs ----------------------------------------------------------------------
+
+    def create_repair(
+        self,
+        model_id: str,
+        *,
+        failure_batch_ids: list[str] | None = None,
+        config: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"model_id": model_id, "config": dict(config or {})}
+        if failure_batch_ids:
+            body["failure_batch_ids"] = failure_batch_ids
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._json("POST", "/v1/repairs", json=body, headers=headers)
+
+    def list_repairs(
+        self,
+        *,
+        status: str | None = None,
+        model_id: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        params: dict[str, str | int] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = status
+        if model_id:
+            params["model_id"] = model_id
+        return self._json("GET", "/v1/repairs", params=params)
+
+    def get_repair(self, job_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/repairs/{job_id}")
+
+    def cancel_repair(self, job_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/v1/repairs/{job_id}/cancel")
+
+    def watch(
+        self,
+        job_id: str,
+        *,
+        interval: float = 2.0,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the job reaches a terminal state; returns its last state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get_repair(job_id)
+            if on_update is not None:
+                on_update(job)
+            if job["status"] in TERMINAL:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"repair job {job_id} still {job['status']} after {timeout} s")
+            time.sleep(interval)
+
+    def download_model(
+        self, job_id: str, dest: Path, *, on_progress: ProgressFn | None = None
+    ) -> str:
+        """Stream the repaired checkpoint to `dest`; returns its SHA-256, checked against
+        the server's ETag. `dest` appears only complete."""
+        dest = Path(dest)
+        tmp = dest.with_name(dest.name + ".part")
+        digest = hashlib.sha256()
+        with self._http.stream("GET", f"/v1/repairs/{job_id}/model") as response:
+            if response.status_code >= 400:
+                response.read()
+                self._check(response)
+            total = int(response.headers.get("content-length", 0))
+            expected = response.headers.get("etag", "").strip('"')
+            done = 0
+            try:
+                with tmp.open("wb") as f:
+                    for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
+                        f.write(chunk)
+                        digest.update(chunk)
+                        done += len(chunk)
+                        if on_progress is not None:
+                            on_progress(done, total)
+                if expected and digest.hexdigest() != expected:
+                    raise ApiError(
+                        502,
+                        {
+                            "code": "digest_mismatch",
+                            "detail": f"downloaded SHA-256 {digest.hexdigest()} != ETag {expected}",
+                        },
+                    )
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return digest.hexdigest()
+
+    def get_report(self, job_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/repairs/{job_id}/report")
+
+    def download_report_png(self, job_id: str, dest: Path) -> None:
+        response = self._check(self._http.get(f"/v1/repairs/{job_id}/report.png"))
+        Path(dest).write_bytes(response.content)

@@ -1,0 +1,1 @@
+"""`repairctl` sub-commands; each module holds one typer sub-app."""

@@ -1,0 +1,70 @@
+"""`repairctl models upload|list|show`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from repairctl.commands._common import (
+    DEFAULT_URL,
+    KeyOpt,
+    UrlOpt,
+    api_errors,
+    echo_json,
+    make_client,
+    transfer_progress,
+)
+
+app = typer.Typer(no_args_is_help=True, help="Deployed models (checkpoints) to repair.")
+
+
+def _text_or_file(value: str | None) -> str | None:
+    """`@path` reads the value from a file."""
+    if value is not None and value.startswith("@"):
+        return Path(value[1:]).read_text()
+    return value
+
+
+@app.command()
+def upload(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    dataset: Annotated[str, typer.Option("--dataset", help="Id of the model's dataset.")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: file name).")] = None,
+    genotype: Annotated[
+        str | None,
+        typer.Option(help="Genotype for a .pt state dict: JSON, DARTS notation, or @file."),
+    ] = None,
+    network_config: Annotated[
+        str | None, typer.Option(help="Network config JSON (or @file) for a .pt state dict.")
+    ] = None,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Upload a repair_core .safetensors checkpoint, or a .pt state dict with --genotype."""
+    with api_errors(), make_client(url, api_key) as client:
+        with transfer_progress(f"uploading {path.name}") as progress:
+            model = client.upload_model(
+                path,
+                dataset_id=dataset,
+                name=name,
+                genotype=_text_or_file(genotype),
+                network_config=_text_or_file(network_config),
+                on_progress=progress,
+            )
+        echo_json(model)
+
+
+@app.command("list")
+def list_models(url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
+    """List your models."""
+    with api_errors(), make_client(url, api_key) as client:
+        echo_json(client.list_models())
+
+
+@app.command()
+def show(model_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
+    """Show one model."""
+    with api_errors(), make_client(url, api_key) as client:
+        echo_json(client.get_model(model_id))

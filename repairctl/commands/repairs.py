@@ -1,0 +1,183 @@
+"""`repairctl repairs create|status|watch|cancel|download|report|list`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn
+
+from repairctl.commands._common import (
+    DEFAULT_URL,
+    KeyOpt,
+    UrlOpt,
+    api_errors,
+    echo_json,
+    err_console,
+    fail_message,
+    make_client,
+    transfer_progress,
+)
+
+app = typer.Typer(no_args_is_help=True, help="Repair jobs: create, follow, fetch the results.")
+
+
+def _override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep:
+        fail_message(f"--set expects key=value, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+@app.command()
+def create(
+    model_id: str,
+    batch: Annotated[
+        list[str] | None, typer.Option("--batch", help="Failure batch id (repeat; default: all).")
+    ] = None,
+    selection: Annotated[
+        str | None, typer.Option(help="kcenter|kcenter-static|random|augment")
+    ] = None,
+    budget: Annotated[int | None, typer.Option(help="Core failure set size B.")] = None,
+    search: Annotated[str | None, typer.Option(help="darts-1st|darts-2nd")] = None,
+    retrain: Annotated[str | None, typer.Option(help="clean|with-failures")] = None,
+    iterations: Annotated[int | None, typer.Option(help="1 to 3.")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    profile: Annotated[str | None, typer.Option(help="smoke|fast|paper")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override, e.g. search.epochs=5 (repeat).")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Retry-safe: the same key returns the same job.")
+    ] = None,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Queue a repair of MODEL_ID."""
+    config: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "selection": selection,
+            "budget": budget,
+            "search": search,
+            "retrain": retrain,
+            "iterations": iterations,
+            "seed": seed,
+            "profile": profile,
+        }.items()
+        if v is not None
+    }
+    if set_:
+        config["overrides"] = dict(_override(item) for item in set_)
+    with api_errors(), make_client(url, api_key) as client:
+        echo_json(
+            client.create_repair(
+                model_id,
+                failure_batch_ids=batch or None,
+                config=config,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+
+@app.command("list")
+def list_repairs(
+    status: Annotated[str | None, typer.Option(help="Only jobs in this status.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only jobs of this model.")] = None,
+    limit: int = 20,
+    offset: int = 0,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """List your repair jobs, newest first."""
+    with api_errors(), make_client(url, api_key) as client:
+        echo_json(client.list_repairs(status=status, model_id=model, limit=limit, offset=offset))
+
+
+@app.command()
+def status(job_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
+    """Status, stage, progress, ETA, genotype, metrics and error of a job."""
+    with api_errors(), make_client(url, api_key) as client:
+        echo_json(client.get_repair(job_id))
+
+
+def _describe(job: dict[str, Any]) -> str:
+    stage = f" {job['stage']}" if job.get("stage") else ""
+    eta = job.get("eta_seconds")
+    eta_text = f" eta {int(eta) // 60}m{int(eta) % 60:02d}s" if eta is not None else ""
+    return f"{job['status']}{stage}{eta_text}"
+
+
+@app.command()
+def watch(
+    job_id: str,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 2.0,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Follow a job with a progress bar until it finishes; exit 0 only if it succeeded."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        console=err_console,
+    )
+    with api_errors(), make_client(url, api_key) as client, progress:
+        task = progress.add_task("waiting", total=100)
+
+        def update(job: dict[str, Any]) -> None:
+            progress.update(task, completed=job["progress"], description=_describe(job))
+
+        job = client.watch(job_id, interval=interval, on_update=update)
+    echo_json(job)
+    if job["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command()
+def cancel(job_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
+    """Cancel a queued or running job (running jobs stop at the next step)."""
+    with api_errors(), make_client(url, api_key) as client:
+        job = client.cancel_repair(job_id)
+    echo_json(job)
+
+
+@app.command()
+def download(
+    job_id: str,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Default: repaired-<id>.safetensors")
+    ] = None,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Download the repaired checkpoint; its SHA-256 is checked against the ETag."""
+    dest = output or Path(f"repaired-{job_id}.safetensors")
+    with (
+        api_errors(),
+        make_client(url, api_key) as client,
+        transfer_progress(f"downloading {dest.name}") as progress,
+    ):
+        digest = client.download_model(job_id, dest, on_progress=progress)
+    typer.echo(f"{dest}  sha256 {digest}")
+
+
+@app.command()
+def report(
+    job_id: str,
+    png: Annotated[Path | None, typer.Option(help="Also save the report figure here.")] = None,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Print the repair report (JSON); optionally save its figure."""
+    with api_errors(), make_client(url, api_key) as client:
+        echo_json(client.get_report(job_id))
+        if png is not None:
+            client.download_report_png(job_id, png)
+            typer.echo(f"figure saved to {png}", err=True)

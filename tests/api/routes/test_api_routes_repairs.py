@@ -1,0 +1,330 @@
+"""`/v1/repairs` over real HTTP, against Postgres and the real Celery client on Redis."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from api.db.models import Genotype, JobStatus, Metric, RepairJob
+from tests.api.conftest import LiveServer
+from tests.api.seed import Seeded, seed_model
+
+pytestmark = pytest.mark.integration
+
+NewOwner = Callable[[], tuple[uuid.UUID, str]]
+
+
+@pytest.fixture
+def owner_with_model(live_server: LiveServer, new_owner: NewOwner) -> tuple[str, Seeded]:
+    owner_id, key = new_owner()
+    with live_server.session_factory() as session:
+        seeded = seed_model(session, owner_id, batches=2)
+    return key, seeded
+
+
+def _queued_job_ids(live_server: LiveServer) -> list[str]:
+    client = redis.Redis.from_url(live_server.settings.broker.url)
+    try:
+        raw = client.lrange(live_server.settings.broker.queue, 0, -1)
+    finally:
+        client.close()
+    ids = []
+    for item in raw:
+        message = json.loads(item)
+        assert message["headers"]["task"] == "repair.run_job"
+        ids.append(message["headers"]["argsrepr"].strip("[]'\""))
+    return ids
+
+
+def _set_job(live_server: LiveServer, job_id: str, **values: object) -> None:
+    with live_server.session_factory() as session:
+        session.execute(
+            sa.update(RepairJob).where(RepairJob.id == uuid.UUID(job_id)).values(**values)
+        )
+        session.commit()
+
+
+def test_creating_a_repair_queues_it_in_the_database_and_on_the_broker(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded]
+) -> None:
+    key, seeded = owner_with_model
+    with live_server.client(key) as client:
+        response = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)})
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["status"] == "queued" and job["progress"] == 0 and job["attempts"] == 0
+    assert sorted(job["failure_batch_ids"]) == sorted(str(b) for b in seeded.batch_ids)
+    assert job["config"]["selection"] == "kcenter" and job["config"]["budget"] == 1000
+    assert response.headers["location"] == f"/v1/repairs/{job['id']}"
+    assert job["id"] in _queued_job_ids(live_server)
+
+
+def test_a_repair_can_name_a_subset_of_failure_batches_and_a_config(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded]
+) -> None:
+    key, seeded = owner_with_model
+    body = {
+        "model_id": str(seeded.model_id),
+        "failure_batch_ids": [str(seeded.batch_ids[1])],
+        "config": {"budget": 10, "profile": "smoke", "overrides": {"search.epochs": 1}},
+    }
+    with live_server.client(key) as client:
+        job = client.post("/v1/repairs", json=body).json()
+    assert job["failure_batch_ids"] == [str(seeded.batch_ids[1])]
+    assert job["config"]["budget"] == 10 and job["config"]["overrides"] == {"search.epochs": 1}
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"budget": 0}, "budget"),
+        ({"iterations": 4}, "iterations"),
+        ({"selection": "best"}, "selection"),
+        ({"surprise": True}, "surprise"),
+        ({"overrides": {"../x": 1}}, "overrides"),
+    ],
+)
+def test_an_invalid_config_answers_422_naming_the_field(
+    live_server: LiveServer,
+    owner_with_model: tuple[str, Seeded],
+    config: dict[str, object],
+    field: str,
+) -> None:
+    key, seeded = owner_with_model
+    with live_server.client(key) as client:
+        response = client.post(
+            "/v1/repairs", json={"model_id": str(seeded.model_id), "config": config}
+        )
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["code"] == "validation_error"
+    assert field in problem["detail"]
+    assert any(field in e["loc"] for e in problem["errors"])
+
+
+def test_a_model_without_failure_batches_cannot_be_repaired(
+    live_server: LiveServer, new_owner: NewOwner
+) -> None:
+    owner_id, key = new_owner()
+    with live_server.session_factory() as session:
+        seeded = seed_model(session, owner_id, batches=0)
+    with live_server.client(key) as client:
+        response = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)})
+    assert response.status_code == 422
+    assert response.json()["code"] == "no_failure_batches"
+
+
+def test_same_idempotency_key_and_body_return_the_same_job_even_concurrently(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded]
+) -> None:
+    key, seeded = owner_with_model
+    body = {"model_id": str(seeded.model_id), "config": {"seed": 7}}
+    headers = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+
+    def post(_: int) -> tuple[int, str]:
+        with live_server.client(key) as client:
+            r = client.post("/v1/repairs", json=body, headers=headers)
+        return r.status_code, r.json()["id"]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(post, range(4)))
+    assert len({job_id for _, job_id in results}) == 1
+    assert sorted(code for code, _ in results) == [200, 200, 200, 201]
+    with live_server.session_factory() as session:
+        count = session.scalar(
+            sa.select(sa.func.count()).where(
+                RepairJob.idempotency_key == headers["Idempotency-Key"]
+            )
+        )
+    assert count == 1
+
+
+def test_same_idempotency_key_with_another_body_is_a_conflict(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded]
+) -> None:
+    key, seeded = owner_with_model
+    headers = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    with live_server.client(key) as client:
+        first = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)}, headers=headers)
+        second = client.post(
+            "/v1/repairs",
+            json={"model_id": str(seeded.model_id), "config": {"budget": 5}},
+            headers=headers,
+        )
+    assert first.status_code == 201
+    assert second.status_code == 409
+    assert second.json()["code"] == "idempotency_key_reused"
+
+
+def test_list_is_paginated_and_filters_by_status_and_model(
+    live_server: LiveServer, new_owner: NewOwner
+) -> None:
+    owner_id, key = new_owner()
+    with live_server.session_factory() as session:
+        first = seed_model(session, owner_id)
+        second = seed_model(session, owner_id)
+    with live_server.client(key) as client:
+        ids = [
+            client.post("/v1/repairs", json={"model_id": str(m)}).json()["id"]
+            for m in (first.model_id, first.model_id, second.model_id)
+        ]
+        client.post(f"/v1/repairs/{ids[0]}/cancel")
+        page = client.get("/v1/repairs", params={"limit": 2}).json()
+        rest = client.get("/v1/repairs", params={"limit": 2, "offset": 2}).json()
+        cancelled = client.get("/v1/repairs", params={"status": "cancelled"}).json()
+        of_second = client.get("/v1/repairs", params={"model_id": str(second.model_id)}).json()
+    assert page["count"] == 3 and len(page["data"]) == 2 and len(rest["data"]) == 1
+    # Newest first.
+    assert [j["id"] for j in page["data"] + rest["data"]] == ids[::-1]
+    assert [j["id"] for j in cancelled["data"]] == [ids[0]]
+    assert [j["id"] for j in of_second["data"]] == [ids[2]]
+
+
+def test_get_shows_progress_eta_genotype_metrics_and_error(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded]
+) -> None:
+    key, seeded = owner_with_model
+    with live_server.client(key) as client:
+        job_id = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)}).json()["id"]
+    _set_job(
+        live_server,
+        job_id,
+        status=JobStatus.running,
+        stage="searching",
+        progress=42.5,
+        step=8,
+        total=20,
+        eta_seconds=120.0,
+        attempts=1,
+        metrics={"loss": 0.5},
+    )
+    with live_server.session_factory() as session:
+        owner_id = session.get(RepairJob, uuid.UUID(job_id)).owner_id  # type: ignore[union-attr]
+        for it in (0, 1):
+            session.add(
+                Genotype(
+                    owner_id=owner_id,
+                    job_id=uuid.UUID(job_id),
+                    iteration=it,
+                    genotype={"iteration": it},
+                )
+            )
+        session.add(
+            Metric(owner_id=owner_id, job_id=uuid.UUID(job_id), name="repaired.acc", value=0.9)
+        )
+        session.commit()
+    with live_server.client(key) as client:
+        job = client.get(f"/v1/repairs/{job_id}").json()
+    assert job["status"] == "running" and job["stage"] == "searching"
+    assert job["progress"] == 42.5 and job["eta_seconds"] == 120.0 and job["attempts"] == 1
+    assert job["live_metrics"] == {"loss": 0.5}
+    assert job["genotype"] == {"iteration": 1}
+    assert job["metrics"] == {"repaired.acc": 0.9}
+
+
+def test_cancel_moves_queued_to_cancelled_running_to_cancelling_and_repeats_harmlessly(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded]
+) -> None:
+    key, seeded = owner_with_model
+    with live_server.client(key) as client:
+        queued = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)}).json()["id"]
+        running = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)}).json()["id"]
+        _set_job(live_server, running, status=JobStatus.running)
+        first = client.post(f"/v1/repairs/{queued}/cancel")
+        again = client.post(f"/v1/repairs/{queued}/cancel")
+        stopping = client.post(f"/v1/repairs/{running}/cancel")
+        stopping_again = client.post(f"/v1/repairs/{running}/cancel")
+    assert first.status_code == 200 and first.json()["status"] == "cancelled"
+    assert first.json()["finished_at"] is not None
+    assert again.status_code == 200 and again.json()["status"] == "cancelled"
+    assert stopping.json()["status"] == "cancelling"
+    assert stopping_again.status_code == 200 and stopping_again.json()["status"] == "cancelling"
+
+
+@pytest.mark.parametrize("final", [JobStatus.succeeded, JobStatus.failed])
+def test_cancelling_a_finished_job_is_a_conflict(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded], final: JobStatus
+) -> None:
+    key, seeded = owner_with_model
+    with live_server.client(key) as client:
+        job_id = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)}).json()["id"]
+        _set_job(live_server, job_id, status=final)
+        response = client.post(f"/v1/repairs/{job_id}/cancel")
+    assert response.status_code == 409
+    assert response.json()["code"] == "job_finished"
+
+
+@pytest.mark.parametrize("path", ["model", "report", "report.png"])
+def test_results_before_completion_are_a_conflict(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded], path: str
+) -> None:
+    key, seeded = owner_with_model
+    with live_server.client(key) as client:
+        job_id = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)}).json()["id"]
+        response = client.get(f"/v1/repairs/{job_id}/{path}")
+    assert response.status_code == 409
+    assert response.json()["code"] == "result_not_ready"
+    assert "queued" in response.json()["detail"]
+
+
+def test_results_of_a_succeeded_job_download_with_etag_range_and_digest(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded]
+) -> None:
+    import hashlib
+
+    key, seeded = owner_with_model
+    with live_server.client(key) as client:
+        job = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)}).json()
+    owner_id = uuid.UUID(job["id"])  # any unique folder name will do for the artifacts
+    payload = bytes(range(256)) * 40
+    digest = hashlib.sha256(payload).hexdigest()
+    root = live_server.artifacts_root
+    (root / str(owner_id)).mkdir(parents=True, exist_ok=True)
+    (root / str(owner_id) / "model.safetensors").write_bytes(payload)
+    (root / str(owner_id) / "report.json").write_text(json.dumps({"clean": {"before": 0.9}}))
+    (root / str(owner_id) / "report.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    _set_job(
+        live_server,
+        job["id"],
+        status=JobStatus.succeeded,
+        finished_at=datetime.now(UTC),
+        result_model_key=f"{owner_id}/model.safetensors",
+        result_model_sha256=digest,
+        report_key=f"{owner_id}/report.json",
+        report_png_key=f"{owner_id}/report.png",
+    )
+    with live_server.client(key) as client:
+        full = client.get(f"/v1/repairs/{job['id']}/model")
+        part = client.get(f"/v1/repairs/{job['id']}/model", headers={"Range": "bytes=10-19"})
+        cached = client.get(
+            f"/v1/repairs/{job['id']}/model", headers={"If-None-Match": f'"{digest}"'}
+        )
+        report = client.get(f"/v1/repairs/{job['id']}/report")
+        png = client.get(f"/v1/repairs/{job['id']}/report.png")
+        shown = client.get(f"/v1/repairs/{job['id']}").json()
+    assert full.status_code == 200 and full.content == payload
+    assert full.headers["etag"] == f'"{digest}"'
+    assert hashlib.sha256(full.content).hexdigest() == full.headers["x-checksum-sha256"]
+    assert part.status_code == 206 and part.content == payload[10:20]
+    assert cached.status_code == 304
+    assert report.json() == {"clean": {"before": 0.9}}
+    assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
+    assert shown["result_sha256"] == digest
+
+
+def test_a_body_over_the_json_cap_answers_413(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded]
+) -> None:
+    key, seeded = owner_with_model
+    huge = {"model_id": str(seeded.model_id), "config": {"overrides": {"a": "x" * 200_000}}}
+    with live_server.client(key) as client:
+        response = client.post("/v1/repairs", json=huge)
+    assert response.status_code == 413
+    assert response.json()["code"] == "body_too_large"

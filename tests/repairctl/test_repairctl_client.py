@@ -1,0 +1,197 @@
+"""`repairctl` client commands over real HTTP against a live server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from api.db.models import JobStatus, RepairJob
+from api.settings import get_settings
+from repairctl.main import app
+from tests.api.conftest import LiveServer
+from tests.api.seed import Seeded, seed_model
+
+pytestmark = pytest.mark.integration
+
+NewOwner = Callable[[], tuple[uuid.UUID, str]]
+
+
+@pytest.fixture
+def cli(live_server: LiveServer, new_owner: NewOwner) -> tuple[CliRunner, dict[str, str], Seeded]:
+    owner_id, key = new_owner()
+    with live_server.session_factory() as session:
+        seeded = seed_model(session, owner_id, batches=2)
+    env = {"REPAIR_URL": live_server.url, "REPAIR_API_KEY": key}
+    return CliRunner(), env, seeded
+
+
+def _set_job(live_server: LiveServer, job_id: str, **values: object) -> None:
+    with live_server.session_factory() as session:
+        session.execute(
+            sa.update(RepairJob).where(RepairJob.id == uuid.UUID(job_id)).values(**values)
+        )
+        session.commit()
+
+
+def test_admin_create_owner_prints_a_working_key_once(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPAIR_DATABASE__URL", live_server.settings.database.url)
+    get_settings.cache_clear()
+    try:
+        name = f"cli-{uuid.uuid4().hex[:8]}"
+        result = CliRunner().invoke(app, ["admin", "create-owner", name])
+        again = CliRunner().invoke(app, ["admin", "create-owner", name])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip()
+    assert key.startswith("rk_") and "shown once" in result.stderr
+    assert again.exit_code == 1 and "exists already" in again.stderr
+    with live_server.client(key) as client:
+        assert client.get("/v1/datasets").status_code == 200
+
+
+def test_repairs_create_status_list_and_cancel(
+    live_server: LiveServer, cli: tuple[CliRunner, dict[str, str], Seeded]
+) -> None:
+    runner, env, seeded = cli
+    created = runner.invoke(
+        app,
+        [
+            "repairs",
+            "create",
+            str(seeded.model_id),
+            "--budget",
+            "10",
+            "--profile",
+            "smoke",
+            "--set",
+            "search.epochs=2",
+            "--batch",
+            str(seeded.batch_ids[0]),
+            "--idempotency-key",
+            "cli-1",
+        ],
+        env=env,
+    )
+    assert created.exit_code == 0, created.output
+    job = json.loads(created.stdout)
+    assert job["status"] == "queued" and job["config"]["budget"] == 10
+    assert job["config"]["overrides"] == {"search.epochs": 2}
+    assert job["failure_batch_ids"] == [str(seeded.batch_ids[0])]
+
+    status = runner.invoke(app, ["repairs", "status", job["id"]], env=env)
+    assert json.loads(status.stdout)["id"] == job["id"]
+    listed = runner.invoke(app, ["repairs", "list", "--status", "queued"], env=env)
+    assert [j["id"] for j in json.loads(listed.stdout)["data"]] == [job["id"]]
+    cancelled = runner.invoke(app, ["repairs", "cancel", job["id"]], env=env)
+    assert json.loads(cancelled.stdout)["status"] == "cancelled"
+
+
+def test_watch_follows_a_job_to_its_end_and_exits_by_outcome(
+    live_server: LiveServer, cli: tuple[CliRunner, dict[str, str], Seeded]
+) -> None:
+    runner, env, seeded = cli
+    job_id = json.loads(
+        runner.invoke(app, ["repairs", "create", str(seeded.model_id)], env=env).stdout
+    )["id"]
+    _set_job(live_server, job_id, status=JobStatus.succeeded, progress=100.0)
+    ok = runner.invoke(app, ["repairs", "watch", job_id, "--interval", "0.01"], env=env)
+    other = json.loads(
+        runner.invoke(app, ["repairs", "create", str(seeded.model_id)], env=env).stdout
+    )["id"]
+    runner.invoke(app, ["repairs", "cancel", other], env=env)
+    bad = runner.invoke(app, ["repairs", "watch", other, "--interval", "0.01"], env=env)
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["status"] == "succeeded"
+    assert bad.exit_code == 1 and json.loads(bad.stdout)["status"] == "cancelled"
+
+
+def test_download_checks_the_digest_and_report_saves_the_figure(
+    live_server: LiveServer, cli: tuple[CliRunner, dict[str, str], Seeded], tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    runner, env, seeded = cli
+    job_id = json.loads(
+        runner.invoke(app, ["repairs", "create", str(seeded.model_id)], env=env).stdout
+    )["id"]
+    folder = live_server.artifacts_root / f"cli-{job_id}"
+    folder.mkdir()
+    payload = b"weights" * 1000
+    (folder / "m.safetensors").write_bytes(payload)
+    (folder / "r.json").write_text('{"ok": true}')
+    (folder / "r.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    _set_job(
+        live_server,
+        job_id,
+        status=JobStatus.succeeded,
+        finished_at=datetime.now(UTC),
+        result_model_key=f"cli-{job_id}/m.safetensors",
+        result_model_sha256=hashlib.sha256(payload).hexdigest(),
+        report_key=f"cli-{job_id}/r.json",
+        report_png_key=f"cli-{job_id}/r.png",
+    )
+    out = tmp_path / "repaired.safetensors"
+    downloaded = runner.invoke(app, ["repairs", "download", job_id, "-o", str(out)], env=env)
+    assert downloaded.exit_code == 0, downloaded.output
+    assert out.read_bytes() == payload
+    assert hashlib.sha256(payload).hexdigest() in downloaded.stdout
+
+    report = runner.invoke(
+        app, ["repairs", "report", job_id, "--png", str(tmp_path / "r.png")], env=env
+    )
+    assert json.loads(report.stdout) == {"ok": True}
+    assert (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")
+
+    # A corrupted artifact no longer matches its digest: nothing is written.
+    (folder / "m.safetensors").write_bytes(b"tampered")
+    broken = tmp_path / "broken.safetensors"
+    failed = runner.invoke(app, ["repairs", "download", job_id, "-o", str(broken)], env=env)
+    assert failed.exit_code == 1 and "digest_mismatch" in failed.stderr
+    assert not broken.exists() and not (tmp_path / "broken.safetensors.part").exists()
+
+
+def test_errors_are_one_line_with_the_problem_code(
+    live_server: LiveServer, cli: tuple[CliRunner, dict[str, str], Seeded]
+) -> None:
+    runner, env, _seeded = cli
+    missing = runner.invoke(app, ["repairs", "status", str(uuid.uuid4())], env=env)
+    assert missing.exit_code == 1 and "HTTP 404 not_found" in missing.stderr
+    no_key = runner.invoke(
+        app, ["datasets", "list"], env={"REPAIR_URL": live_server.url, "REPAIR_API_KEY": ""}
+    )
+    assert no_key.exit_code == 1 and "no API key" in no_key.stderr
+    unreachable = runner.invoke(app, ["datasets", "list", "--url", "http://127.0.0.1:1"], env=env)
+    assert unreachable.exit_code == 1 and "cannot reach the service" in unreachable.stderr
+
+
+def test_admin_migrate_creates_the_embedded_database_and_its_folder(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    url = f"sqlite:///{tmp_path / 'var' / 'repair.db'}"
+    monkeypatch.setenv("REPAIR_DATABASE__URL", url)
+    get_settings.cache_clear()
+    try:
+        migrated = CliRunner().invoke(app, ["admin", "migrate"])
+        created = CliRunner().invoke(app, ["admin", "create-owner", "embedded"])
+    finally:
+        get_settings.cache_clear()
+    assert migrated.exit_code == 0, migrated.output
+    assert created.exit_code == 0 and created.stdout.startswith("rk_")
+    engine = sa.create_engine(url)
+    try:
+        assert "repair_jobs" in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
