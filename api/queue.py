@@ -50,7 +50,7 @@ def celery_broker_options(broker: BrokerSettings) -> dict[str, Any]:
             "data_folder_in": folder,
             "data_folder_out": folder,
             "processed_folder": str(broker.folder / "processed"),
-            # Exchange tables; kombu's default is `./control`, wherever the process runs.
+            # Without it kombu writes its exchange table to ./control in the cwd.
             "control_folder": str(broker.folder / "control"),
         }
     return options

@@ -69,8 +69,8 @@ def validate_checkpoint(
     """Load a checkpoint safely, run one forward pass on zeros of the dataset's image
     shape, check its class count, and re-save it as a repair_core safetensors file."""
     import torch
-    from repair_core.checkpoint import load_model, load_state_dict_checkpoint, save_model
 
+    from repair_core.checkpoint import load_model, load_state_dict_checkpoint, save_model
     from repair_core.errors import RepairInputError
 
     path = Path(upload_path)
@@ -112,9 +112,8 @@ def validate_checkpoint(
 def _parse_genotype(text: str) -> Any:
     """A genotype as JSON (`Genotype.to_json`) or in DARTS notation
     (`Genotype(normal=[('sep_conv_3x3', 0), ...], ...)`)."""
-    from repair_core.search.genotype import Genotype
-
     from repair_core.errors import RepairInputError
+    from repair_core.search.genotype import Genotype
 
     text = text.strip()
     if not text:

@@ -12,9 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-# `../shared` beside the checkout, or the nearest ancestor's `shared/` (git worktrees sit deeper).
-CIFAR_CANDIDATES = tuple(folder / "shared/data/cifar10" for folder in (REPO, *REPO.parents))
+from bench.common import default_cifar10_dir
 
 
 def main() -> None:
@@ -23,9 +21,7 @@ def main() -> None:
     parser.add_argument("--sandbox", action="store_true", help="run ingest_dataset sandboxed")
     parser.add_argument("--memory-gib", type=float, default=4.0, help="sandbox RLIMIT_AS")
     args = parser.parse_args()
-    data = args.data or next((c for c in CIFAR_CANDIDATES if c.is_dir()), None)
-    if data is None:
-        raise SystemExit("CIFAR-10 copy not found; pass --data")
+    data = args.data or default_cifar10_dir()
 
     from repair_core.datasets.imagefolder import read_imagefolder
     from repair_core.datasets.ingest import ingest_dataset

@@ -15,8 +15,6 @@ reports the images/s of the last epoch.
 from __future__ import annotations
 
 import argparse
-import io
-import tarfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,36 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bench.common import default_cifar10_dir, first_images
 from repair_core.datasets.types import ImageDataset
 from repair_core.device import resolve_device
 from repair_core.train import TrainSettings, train_model
-
-REPO = Path(__file__).resolve().parents[1]
-# `../shared` beside the checkout, or the nearest ancestor's `shared/` (git worktrees sit deeper).
-CIFAR_CANDIDATES = tuple(folder / "shared/data/cifar10" for folder in (REPO, *REPO.parents))
-
-
-def _cifar_images(folder: Path, count: int) -> torch.Tensor:
-    """The first `count` training images of the JPEG CIFAR-10 archive, as uint8 NCHW.
-
-    Our own trusted benchmark data, so this reads regular members directly; uploads go through
-    the project's guarded ingest instead.
-    """
-    import numpy as np
-    from PIL import Image
-
-    images = []
-    with tarfile.open(folder / "train.tar.gz") as archive:
-        for member in archive:
-            if not (member.isfile() and member.name.endswith(".jpg")):
-                continue
-            handle = archive.extractfile(member)
-            assert handle is not None
-            with Image.open(io.BytesIO(handle.read()), formats=["JPEG"]) as image:
-                images.append(np.asarray(image.convert("RGB")).transpose(2, 0, 1))
-            if len(images) == count:
-                break
-    return torch.from_numpy(np.stack(images))
 
 
 def _dataset(kind: str, count: int, cifar_dir: Path | None, seed: int) -> tuple[ImageDataset, str]:
@@ -61,10 +33,8 @@ def _dataset(kind: str, count: int, cifar_dir: Path | None, seed: int) -> tuple[
     generator = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, 10, (count,), generator=generator)
     if kind == "cifar10":
-        folder = cifar_dir or next((p for p in CIFAR_CANDIDATES if p.exists()), None)
-        if folder is None or not (folder / "train.tar.gz").exists():
-            raise SystemExit(f"CIFAR-10 not found (tried {CIFAR_CANDIDATES}); use --data random")
-        images = _cifar_images(folder, count)
+        folder = cifar_dir or default_cifar10_dir()
+        images = first_images("train", count, folder)
         # Labels do not change the speed; random ones avoid depending on archive order.
         return ImageDataset(images, labels, classes), f"cifar10 ({folder})"
     images = torch.randint(0, 256, (count, 3, 32, 32), generator=generator, dtype=torch.uint8)

@@ -121,6 +121,10 @@ def evaluate_models(
     """
     if not models:
         raise RepairInputError("evaluate_models needs at least one model")
+    if isinstance(corruptions, str):
+        raise RepairInputError(f"corruptions must be a sequence of names, got {corruptions!r}")
+    corruptions = tuple(dict.fromkeys(corruptions))  # each set once, in the given order
+    severities = tuple(dict.fromkeys(severities))
     for name in corruptions:
         get_corruption(name)
     for severity in severities:
@@ -154,7 +158,9 @@ def evaluate_models(
         return scores
 
     clean = score(test.images, test.labels, "clean")
-    failure_scores = score(failures.images, failures.labels, "failures") if failures else None
+    failure_scores = None
+    if failures is not None:
+        failure_scores = score(failures.images, failures.labels, "failures")
     by_corruption: dict[str, dict[str, dict[int, float]]] = {m: {} for m in models}
     for name in corruptions:
         started = time.perf_counter()

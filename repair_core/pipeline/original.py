@@ -32,7 +32,7 @@ def train_original(
     on_progress: ProgressCallback = ignore_progress,
 ) -> EvalNetwork:
     """A DARTS-genotype network trained on `train`, in eval mode on `device`."""
-    c, h, w = train.image_shape
+    c, h, _ = train.image_shape
     mean, std = dataset_normalization(train)
     config = NetworkConfig(
         init_channels=init_channels,

@@ -43,7 +43,7 @@ class CoreSetSelection:
 def select_core_set(
     method: str,
     failure_features: torch.Tensor,
-    train_features: torch.Tensor,
+    train_features: torch.Tensor | None,
     budget: int,
     *,
     seed: int,
@@ -51,7 +51,11 @@ def select_core_set(
     on_progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ) -> CoreSetSelection:
-    """Select up to `budget` failure rows with one of FAILURE_SELECTION_METHODS."""
+    """Select up to `budget` failure rows with one of FAILURE_SELECTION_METHODS.
+
+    train_features may be None for "random", which needs no features of D_train (so a
+    random-selection job can skip extracting them); the k-center methods need them.
+    """
     if method not in FAILURE_SELECTION_METHODS:
         hint = (
             ": 'augment' selects no failures, build it with augmentation_set(train images)"
@@ -64,11 +68,14 @@ def select_core_set(
         )
     result: KCenterResult
     if method == "random":
-        check_features(failure_features, train_features, budget)
+        reference = failure_features[:0] if train_features is None else train_features
+        check_features(failure_features, reference, budget)
         n = failure_features.shape[0]
         indices = random_selection(n, budget, seed=seed)
         on_progress(Progress("selecting", 1, 1))
         return CoreSetSelection(method, indices, None, budget > n)
+    if train_features is None:
+        raise RepairInputError(f"selection method {method!r} needs the training set's features")
     if method == "kcenter":
         result = k_center_greedy(
             failure_features,

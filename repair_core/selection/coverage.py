@@ -4,9 +4,10 @@ Two interchangeable bookkeepers with the same answers:
 - `EagerCoverage` updates every distance after each new center with one matrix-vector
   product. No host sync: a GPU runs the whole greedy loop as a stream of small kernels.
 - `LazyCoverage` keeps the distances as upper bounds and brings up to date only the few
-  failures that could be the farthest (lazy greedy). On a CPU the eager update reads the whole
-  failure matrix per pick, memory-bound and about a third of the selection time; the lazy
-  one touches a few hundred rows per pick instead.
+  failures that could be the farthest (lazy greedy), as one small matrix product against
+  the centers they have not seen yet. On a CPU the eager update streams the whole failure
+  matrix once per pick (memory-bound: 2.6 s of CPU for B = 1000 on 30,000 x 512 features,
+  against 0.3 s lazily); on a GPU the lazy path's host syncs cost more than they save.
 
 Both answer `farthest()` exactly: the failure with the largest distance, the lowest index
 among equals, and that distance. Chosen failures count as covered (distance -inf).
@@ -47,7 +48,7 @@ class LazyCoverage:
         points: torch.Tensor,
         nearest_sq: torch.Tensor,
         capacity: int,
-        first_candidates: int = 64,
+        first_candidates: int = 8,
     ) -> None:
         n = points.shape[0]
         # Candidates examined first per query; doubled until the answer is certain.

@@ -9,6 +9,8 @@ distances are never updated, so it returns the B failures farthest from D_train.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -191,22 +193,45 @@ def _greedy_loop(
     picks = torch.empty(picks_wanted, dtype=torch.long, device=points.device)
     radii_sq = torch.empty(picks_wanted, dtype=points.dtype, device=points.device)
     report_every = max(1, picks_wanted // 100)
-    next_index = None
-    if order is None:
-        next_index = (
-            torch.tensor(first, device=points.device) if first is not None else cover.farthest()[0]
-        )
-    for k in range(picks_wanted):
-        if cancel is not None:
-            cancel.check()
-        index = order[k] if order is not None else next_index
-        assert index is not None
-        picks[k] = index
-        cover.add(index)
-        # The farthest failure now is both the coverage radius and the next greedy pick.
-        next_index, radii_sq[k] = cover.farthest()
-        if (k + 1) % report_every == 0 and k + 1 < picks_wanted:
-            on_progress(Progress(STAGE, steps_done + k + 1, total))
+    with _one_cpu_thread(points.device):
+        next_index = None
+        if order is None:
+            next_index = (
+                torch.tensor(first, device=points.device)
+                if first is not None
+                else cover.farthest()[0]
+            )
+        for k in range(picks_wanted):
+            if cancel is not None:
+                cancel.check()
+            index = order[k] if order is not None else next_index
+            assert index is not None
+            picks[k] = index
+            cover.add(index)
+            # The farthest failure now is both the coverage radius and the next greedy pick.
+            next_index, radii_sq[k] = cover.farthest()
+            if (k + 1) % report_every == 0 and k + 1 < picks_wanted:
+                on_progress(Progress(STAGE, steps_done + k + 1, total))
     radii = radii_sq.clamp_(min=0).sqrt_().cpu()
     on_progress(Progress(STAGE, total, total, {"radius": float(radii[-1])}))
     return KCenterResult(indices=picks.cpu(), radii=radii, budget_clipped=budget > n)
+
+
+@contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run the greedy loop's small per-pick ops on one CPU thread, then restore the count.
+
+    Each pick is a handful of tiny ops; with several threads every op is a parallel region
+    whose barrier waits for the slowest thread, and on shared or oversubscribed cores that
+    is a scheduler time slice. Measured on a 2-core shared machine, B = 1000 on 30,000
+    failures: 0.6 s on one thread, 18 s on two.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -122,6 +122,7 @@ def failure_zip(labels: dict[str, object], extra: dict[str, bytes] | None = None
 
 def _network(num_classes: int) -> object:
     import torch
+
     from repair_core.search.genotype import DARTS_V2
     from repair_core.search.network import EvalNetwork, NetworkConfig
 
@@ -144,6 +145,7 @@ def checkpoint(tmp_path: Path, num_classes: int = 3) -> bytes:
 def state_dict_pt(tmp_path: Path) -> tuple[bytes, str, str]:
     """A plain .pt state dict, its genotype (DARTS notation) and network config JSON."""
     import torch
+
     from repair_core.search.genotype import DARTS_V2
 
     model = _network(3)

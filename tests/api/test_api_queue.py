@@ -34,7 +34,12 @@ def test_enqueue_puts_one_run_job_message_on_the_redis_queue(redis_url: str) -> 
         queue.close()
 
 
-def test_enqueue_on_the_filesystem_broker_writes_a_message_file(tmp_path: Path) -> None:
+def test_enqueue_on_the_filesystem_broker_writes_a_message_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     queue = CeleryJobQueue(BrokerSettings(url="filesystem://", folder=tmp_path / "broker"))
     job_id = uuid.uuid4()
     try:
@@ -45,6 +50,7 @@ def test_enqueue_on_the_filesystem_broker_writes_a_message_file(tmp_path: Path) 
     files = [p for p in (tmp_path / "broker").iterdir() if p.is_file()]
     assert len(files) == 1
     assert str(job_id) in files[0].read_text()
+    assert list(cwd.iterdir()) == [], "the broker wrote outside its folder"
 
 
 def test_ping_fails_when_the_broker_is_unreachable() -> None:

@@ -137,12 +137,14 @@ def test_evaluate_models_reports_progress_and_honours_max_images() -> None:
         corruptions=("pixelate",),
         severities=(1, 2, 3),
         max_images=5,
+        device="cpu",
         on_progress=reports.append,
     )
     assert [p.step for p in reports] == [1, 2, 3, 4, 5]
     assert all(p.total == 5 and p.stage == "evaluating" for p in reports)
     assert "pixelate/3/m" in reports[-1].metrics
     assert report.info["test_images"] == 5 and report.info["held_out_failures"] == 5
+    assert report.info["device"] == "cpu"
 
 
 def test_evaluate_models_stops_when_cancelled() -> None:
@@ -156,6 +158,7 @@ def test_evaluate_models_stops_when_cancelled() -> None:
     "kwargs,match",
     [
         ({"corruptions": ("rain",)}, "unknown corruption"),
+        ({"corruptions": "fog"}, "sequence of names"),
         ({"severities": (0,)}, "severity"),
         ({"max_images": 0}, "max_images"),
     ],

@@ -77,13 +77,6 @@ def test_corruption_keeps_shape_dtype_device_and_changes_the_images(
     assert torch.isfinite(raw).all()
 
 
-def test_defocus_blur_changes_images_at_every_severity() -> None:
-    # Exempted above only for smooth tiny images where a 3x3 blur can round to no change.
-    images = pink_images(4, 3, 32, 32)
-    for severity in SEVERITIES:
-        assert not torch.equal(corrupt(images, "defocus_blur", severity, seed=0), images)
-
-
 @pytest.mark.parametrize("severity", SEVERITIES)
 @pytest.mark.parametrize("name", CORRUPTION_NAMES)
 def test_corruption_with_the_same_seed_is_identical(

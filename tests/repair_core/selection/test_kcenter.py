@@ -266,8 +266,12 @@ def test_cancel_stops_the_selection_at_a_step_boundary() -> None:
     fail, train = random_features(6, 50, 40, 3)
     token = CancelToken()
 
-    def cancel_after_first(progress: Progress) -> None:
-        token.cancel()
+    def cancel_in_the_greedy_loop(progress: Progress) -> None:
+        if progress.step > 1:  # step 1 is the single block of D_train distances
+            token.cancel()
 
+    threads = torch.get_num_threads()
     with pytest.raises(RepairCancelled):
-        k_center_greedy(fail, train, 30, on_progress=cancel_after_first, cancel=token)
+        k_center_greedy(fail, train, 30, on_progress=cancel_in_the_greedy_loop, cancel=token)
+    # The loop runs on one CPU thread; the caller's thread count comes back even on cancel.
+    assert torch.get_num_threads() == threads

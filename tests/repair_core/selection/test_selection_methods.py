@@ -71,3 +71,11 @@ def test_random_selection_checks_its_inputs_like_kcenter() -> None:
         select_core_set("random", fail, train[:, :2], 5, seed=0)
     with pytest.raises(RepairInputError, match="budget"):
         select_core_set("random", fail, train, 0, seed=0)
+
+
+def test_random_selection_needs_no_train_features_but_kcenter_does() -> None:
+    fail, _ = feature_sets()
+    assert select_core_set("random", fail, None, 5, seed=0).indices.shape == (5,)
+    for method in ("kcenter", "kcenter-static"):
+        with pytest.raises(RepairInputError, match="needs the training set's features"):
+            select_core_set(method, fail, None, 5, seed=0)

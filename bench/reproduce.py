@@ -1,0 +1,159 @@
+"""Reproduce the paper's comparison (Table 2) on CIFAR-10: original vs RF/CF-DARTS(E) and AU.
+
+Per seed: train a deployed DARTS network phi0 on the clean training split, corrupt the test
+split with one corruption (default Gaussian noise, severity 5), let the pipeline confirm
+phi0's failures, then run every variant on the same data and seed and score all of them in one
+report (the held-out failures are those no variant selected). Writes JSON, a markdown summary
+and charts under --out.
+
+    # the GPU protocol (one H100, minutes):
+    python -m bench.reproduce --profile fast
+    # a reduced CPU run, clearly labelled as such in the output:
+    python -m bench.reproduce --profile smoke --train-images 4000 --test-images 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from bench.common import REPO, load_cifar10, machine, write_json
+from repair_core.checkpoint import load_model, save_model
+from repair_core.corruptions import CORRUPTION_NAMES, corrupt
+from repair_core.datasets.types import ImageDataset
+from repair_core.device import resolve_device
+from repair_core.pipeline import RepairConfig, build_plan, compare
+from repair_core.pipeline.original import train_original
+from repair_core.report import EvaluationReport
+
+VARIANTS = (
+    ("random", "clean"),
+    ("kcenter", "clean"),
+    ("random", "with-failures"),
+    ("kcenter", "with-failures"),
+    ("augment", "clean"),
+)
+
+
+def run_seed(args: argparse.Namespace, seed: int, out: Path) -> EvaluationReport:
+    device = resolve_device(args.device)
+    data = load_cifar10(
+        args.data, train_images=args.train_images, test_images=args.test_images, seed=seed
+    )
+    plan = build_plan(args.profile, dict(args.set), search_order=args.search, seed=seed)
+    checkpoint = out / f"seed{seed}" / "phi0.safetensors"
+    started = time.perf_counter()
+    if not checkpoint.exists():
+        phi0_settings = plan.train
+        if args.phi0_epochs is not None:
+            from dataclasses import replace
+
+            phi0_settings = replace(phi0_settings, epochs=args.phi0_epochs)
+        model = train_original(
+            data.train, settings=phi0_settings, init_channels=plan.net.init_channels,
+            layers=plan.net.layers, auxiliary=plan.net.auxiliary, device=device,
+        )  # fmt: skip
+        save_model(checkpoint, model, class_names=data.class_names)
+    phi0_seconds = time.perf_counter() - started
+    corrupted = corrupt(data.test.images, args.corruption, args.severity, seed=seed)
+    failures = ImageDataset(corrupted, data.test.labels.clone(), data.class_names)
+    configs = [
+        RepairConfig(
+            selection=selection,
+            budget=args.budget,
+            search=args.search,
+            retrain=retrain,  # type: ignore[arg-type]
+            seed=seed,
+            profile=args.profile,
+            overrides=dict(args.set),
+            failure_name=args.corruption,
+        )
+        for selection, retrain in VARIANTS
+    ]
+    report, _ = compare(
+        load_model(checkpoint), data, failures, configs,
+        work_dir=out / f"seed{seed}" / "work", device=device,
+    )  # fmt: skip
+    report = EvaluationReport(
+        report.models, report.failure_corruption, {**report.info, "phi0_seconds": phi0_seconds}
+    )
+    (out / f"seed{seed}" / "report.md").write_text(report.to_markdown(severity=args.severity))
+    report.plot_png(out / f"seed{seed}" / "report.png")
+    return report
+
+
+def summarise(reports: list[EvaluationReport], severity: int) -> str:
+    """Mean ± std over seeds per model and column (the paper's Table 2 layout)."""
+    first = reports[0]
+    columns = [name for name, _ in first.columns(severity)]
+    lines = ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for model in first.models:
+        cells = []
+        for column in columns:
+            values = [
+                v
+                for r in reports
+                for name, row in r.columns(severity)
+                if name == column and (v := row.get(model)) is not None
+            ]
+            if not values:
+                cells.append("-")
+            elif len(values) == 1:
+                cells.append(f"{values[0]:.2f}")
+            else:
+                cells.append(f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=None, help="CIFAR-10 folder")
+    parser.add_argument("--profile", default="fast", choices=["smoke", "fast", "paper"])
+    parser.add_argument("--corruption", default="gaussian_noise", choices=CORRUPTION_NAMES)
+    parser.add_argument("--severity", type=int, default=5, choices=range(1, 6))
+    parser.add_argument("--budget", type=int, default=1000)
+    parser.add_argument("--search", default="darts-1st", choices=["darts-1st", "darts-2nd"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--train-images", type=int, default=None, help="subsample (CPU runs)")
+    parser.add_argument("--test-images", type=int, default=None, help="subsample (CPU runs)")
+    parser.add_argument("--phi0-epochs", type=int, default=None, help="default: profile's")
+    parser.add_argument(
+        "--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+        help="profile override, e.g. --set train.epochs 30",
+    )  # fmt: skip
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    torch.backends.cudnn.benchmark = True
+    out = args.out or REPO / "bench/results" / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}"
+    started = time.perf_counter()
+    reports = [run_seed(args, seed, out) for seed in args.seeds]
+    total = time.perf_counter() - started
+    reduced = args.train_images is not None or args.test_images is not None
+    header = (
+        f"CIFAR-10, {args.corruption} severity {args.severity}, B={args.budget}, "
+        f"profile {args.profile}, seeds {args.seeds}"
+        + (
+            f", REDUCED: {args.train_images} train / {args.test_images} test images"
+            if reduced
+            else ""
+        )
+    )
+    table = summarise(reports, args.severity)
+    summary = f"{header}\n\n{table}\n\nwall time {total:.0f} s on {machine()}\n"
+    (out / "summary.md").write_text(summary)
+    write_json(
+        out / "results.json",
+        {"args": {k: str(v) for k, v in vars(args).items()}, "machine": machine(),
+         "seconds": total, "reports": [r.to_dict() for r in reports]},
+    )  # fmt: skip
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
