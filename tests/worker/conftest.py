@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.db.migrate import upgrade
 from api.db.session import make_engine, make_session_factory
 from api.storage import ArtifactStore
+from tests.api.conftest import scratch_database
 from tests.digits_problem import RepairProblem
 from tests.worker.jobs import SeededModel, seed_digits_model
 
@@ -24,9 +25,11 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def worker_postgres_url(postgres_url: str) -> str:
-    upgrade(postgres_url)
-    return postgres_url
+def worker_postgres_url(postgres_url: str) -> Iterator[str]:
+    # A database of its own: the session's `postgres_url` stays empty.
+    with scratch_database(postgres_url, "repair_worker") as url:
+        upgrade(url)
+        yield url
 
 
 @pytest.fixture
