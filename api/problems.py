@@ -38,17 +38,12 @@ STATUS_OF: Mapping[type[errors.ServiceError], int] = {
     errors.UnavailableError: 503,
 }
 
+# The code of a bare status (e.g. a routing 404 or 405): the service error's, where one
+# maps to that status, so both spell it the same.
 _CODE_OF_STATUS = {
-    400: "bad_request",
-    401: "unauthorized",
-    404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_input",
-    503: "unavailable",
+    **{status: cls.code for cls, status in STATUS_OF.items()},
 }
 
 

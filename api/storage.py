@@ -47,9 +47,9 @@ class ArtifactStore:
         """Move a finished temp file to `key`, durably."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        _fsync_file(tmp)
+        _fsync(tmp)
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        _fsync(target.parent)
         return target
 
     def write_bytes(self, key: str, data: bytes) -> Path:
@@ -82,15 +82,8 @@ class ArtifactStore:
         return removed
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a directory's entries (after a rename), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

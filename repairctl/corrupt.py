@@ -1,8 +1,9 @@
 """`repairctl corrupt`: write a corrupted copy of a dataset split (CIFAR-10-C style).
 
 Input is an `.npz` split (`x_<split>` uint8 images, `y_<split>` integer labels) or an
-ImageFolder directory (`<dir>/<class>/<image>.png|jpg`). Heavy imports happen inside the
-command so that `repairctl --help` stays fast.
+ImageFolder directory (`<dir>/<class>/<image>.png|jpg|bmp|webp`), read by the library's
+safe readers. Heavy imports happen inside the command so that `repairctl --help` stays
+fast.
 """
 
 from __future__ import annotations
@@ -21,104 +22,30 @@ if TYPE_CHECKING:
 
     from repair_core.datasets.types import ImageDataset
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
-MAX_IMAGE_PIXELS = 4096 * 4096  # refuse decompression bombs in ImageFolder input
-
-
-def _to_nchw(x: np.ndarray, layout: str, source: str) -> tuple[np.ndarray, str]:
-    """Images as (N, C, H, W) plus the layout they came in ("nhwc" or "nchw")."""
-    import numpy as np
-
-    if x.dtype != np.uint8:
-        raise typer.BadParameter(f"{source}: images must be uint8, got {x.dtype}")
-    if x.ndim == 3:  # (N, H, W) grayscale
-        return x[:, None], "nhw"
-    if x.ndim != 4:
-        raise typer.BadParameter(f"{source}: images must be 3-d or 4-d, got shape {x.shape}")
-    if layout == "auto":
-        layout = "nhwc" if x.shape[3] in (1, 3) else "nchw"
-    if layout == "nhwc":
-        x = x.transpose(0, 3, 1, 2)
-    if x.shape[1] not in (1, 3):
-        raise typer.BadParameter(
-            f"{source}: expected 1 or 3 channels in {layout.upper()} layout, got shape {x.shape}"
-        )
-    return np.ascontiguousarray(x), layout
+# The CLI reads the user's own files: the library's default caps, but no undecodable
+# image is skipped silently.
+BAD_IMAGE_TOLERANCE = 0.0
 
 
 def _from_nchw(x: np.ndarray, layout: str) -> np.ndarray:
-    if layout == "nhw":
+    """Images back in the layout they came in ("NHW", "NHWC" or "NCHW")."""
+    if layout == "NHW":
         return x[:, 0]
-    return x.transpose(0, 2, 3, 1) if layout == "nhwc" else x
+    return x.transpose(0, 2, 3, 1) if layout == "NHWC" else x
 
 
-def _read_npz(path: Path, split: str, layout: str) -> tuple[ImageDataset, str]:
-    import numpy as np
-    import torch
+def _read_source(source: Path, split: str, layout: str) -> tuple[ImageDataset, str]:
+    """The dataset at `source` and the layout its images came in (ImageFolder: NHWC)."""
+    from repair_core.datasets.imagefolder import read_class_folders
+    from repair_core.datasets.limits import IngestLimits
+    from repair_core.datasets.npz import read_npz_split
 
-    from repair_core.datasets.types import ImageDataset
-
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            keys = set(archive.files)
-            if f"x_{split}" not in keys or f"y_{split}" not in keys:
-                raise typer.BadParameter(
-                    f"{path}: needs arrays x_{split} and y_{split}, has {sorted(keys)}"
-                )
-            images, used_layout = _to_nchw(archive[f"x_{split}"], layout, str(path))
-            labels = archive[f"y_{split}"]
-            names = [str(n) for n in archive["class_names"]] if "class_names" in keys else None
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:  # object arrays, not an npz, ...
-        raise typer.BadParameter(f"{path}: cannot read as .npz without pickle: {exc}") from exc
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise typer.BadParameter(
-            f"{path}: y_{split} must be 1-d integers, got {labels.dtype} {labels.shape}"
-        )
-    if names is None:
-        names = [str(i) for i in range(int(labels.max()) + 1 if labels.size else 0)]
-    dataset = ImageDataset(
-        torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)), tuple(names)
-    )
-    return dataset, used_layout
-
-
-def _read_imagefolder(root: Path) -> ImageDataset:
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    from repair_core.datasets.types import ImageDataset
-
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise typer.BadParameter(f"{root}: no class folders (expected <dir>/<class>/<image>)")
-    arrays: list[np.ndarray] = []
-    labels: list[int] = []
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-    for label, name in enumerate(classes):
-        for file in sorted((root / name).iterdir()):
-            if file.suffix.lower() not in IMAGE_SUFFIXES or not file.is_file():
-                continue
-            try:
-                with Image.open(file, formats=["PNG", "JPEG"]) as image:
-                    gray = image.mode in ("L", "1")
-                    arrays.append(np.asarray(image.convert("L" if gray else "RGB")))
-            except (OSError, Image.DecompressionBombError) as exc:
-                raise typer.BadParameter(f"{file}: not a readable PNG/JPEG image: {exc}") from exc
-            labels.append(label)
-    if not arrays:
-        raise typer.BadParameter(f"{root}: no .png/.jpg images in the class folders")
-    if len({a.shape[:2] for a in arrays}) != 1:
-        raise typer.BadParameter(f"{root}: images differ in size; resize them to one size first")
-    if any(a.ndim == 3 for a in arrays):  # mixed gray and colour: make all RGB
-        arrays = [np.repeat(a[:, :, None], 3, axis=2) if a.ndim == 2 else a for a in arrays]
-        images = np.stack(arrays).transpose(0, 3, 1, 2)
-    else:
-        images = np.stack(arrays)[:, None]
-    return ImageDataset(
-        torch.from_numpy(np.ascontiguousarray(images)),
-        torch.tensor(labels, dtype=torch.int64),
-        tuple(classes),
+    limits = IngestLimits(bad_image_tolerance=BAD_IMAGE_TOLERANCE)
+    if source.is_dir():
+        dataset, _skipped = read_class_folders(source, limits)
+        return dataset, "NHWC"
+    return read_npz_split(
+        source, split, limits, layout=None if layout == "auto" else layout.upper()
     )
 
 
@@ -225,10 +152,7 @@ def corrupt_command(
     severities = [int(s) for s in _choices(severity, ("1", "2", "3", "4", "5"), "severity")]
     try:
         target = resolve_device(device)
-        if source.is_dir():
-            dataset, used_layout = _read_imagefolder(source), "nhwc"
-        else:
-            dataset, used_layout = _read_npz(source, split, layout)
+        dataset, used_layout = _read_source(source, split, layout)
         images = dataset.images.to(target)
         labels = dataset.labels.numpy()
         single = len(names) * len(severities) == 1

@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request, Response, status
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import OwnerDep, SessionDep, SettingsDep, StoreDep
 from api.routes._upload_docs import DATASET_BODY
+from api.routes._uploads import receive_and_create
 from api.schemas.common import problem_responses
 from api.schemas.datasets import DatasetPublic, DatasetsPublic
 from api.services import datasets
-from api.uploads import receive_upload
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -37,20 +36,16 @@ async def upload_dataset(
 ) -> DatasetPublic:
     """Upload the owner's clean data once. It is decoded and validated in a sandbox and
     stored as tensors; re-uploading identical bytes returns the same dataset (200)."""
-    upload = await receive_upload(
+    dataset, created = await receive_and_create(
         request,
-        dest=store.temp_path(".upload"),
-        max_file_bytes=settings.uploads.dataset_bytes,
-        what="dataset archive",
-        allowed_fields=frozenset({"name", "sha256"}),
-    )
-    dataset, created = await run_in_threadpool(
         datasets.create_dataset,
-        session,
+        session=session,
         owner_id=owner.id,
-        upload=upload,
         store=store,
         settings=settings,
+        max_file_bytes=settings.uploads.dataset_bytes,
+        what=datasets.WHAT,
+        allowed_fields=datasets.FIELDS,
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     response.headers["Location"] = f"/v1/datasets/{dataset.id}"

@@ -9,10 +9,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import OwnerDep, SessionDep, SettingsDep, StoreDep
 from api.routes._upload_docs import FAILURE_BATCH_BODY
+from api.routes._uploads import receive_and_create
 from api.schemas.common import problem_responses
 from api.schemas.failures import FailureBatchesPublic, FailureBatchPublic
 from api.services import failures
-from api.uploads import receive_upload
 
 router = APIRouter(prefix="/models/{model_id}/failure-batches", tags=["failure batches"])
 
@@ -39,21 +39,17 @@ async def upload_failure_batch(
     await run_in_threadpool(
         failures.check_model_exists, session, owner_id=owner.id, model_id=model_id
     )
-    upload = await receive_upload(
+    batch = await receive_and_create(
         request,
-        dest=store.temp_path(".upload"),
-        max_file_bytes=settings.uploads.failure_batch_bytes,
-        what="failure batch",
-        allowed_fields=failures.FIELDS,
-    )
-    batch = await run_in_threadpool(
         failures.create_failure_batch,
-        session,
+        session=session,
         owner_id=owner.id,
-        model_id=model_id,
-        upload=upload,
         store=store,
         settings=settings,
+        max_file_bytes=settings.uploads.failure_batch_bytes,
+        what=failures.WHAT,
+        allowed_fields=failures.FIELDS,
+        model_id=model_id,
     )
     response.headers["Location"] = f"/v1/models/{model_id}/failure-batches/{batch.id}"
     return FailureBatchPublic.model_validate(batch)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request, Response, status
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import OwnerDep, SessionDep, SettingsDep, StoreDep
 from api.routes._upload_docs import MODEL_BODY
+from api.routes._uploads import receive_and_create
 from api.schemas.common import problem_responses
 from api.schemas.models import ModelPublic, ModelsPublic
 from api.services import models
-from api.uploads import receive_upload
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -35,20 +34,16 @@ async def upload_model(
     """Upload a deployed model for one of your datasets. It is loaded safely (never
     unpickled), run once on the dataset's image shape, checked against its class count,
     and stored as safetensors."""
-    upload = await receive_upload(
+    model = await receive_and_create(
         request,
-        dest=store.temp_path(".upload"),
-        max_file_bytes=settings.uploads.checkpoint_bytes,
-        what="checkpoint",
-        allowed_fields=models.FIELDS,
-    )
-    model = await run_in_threadpool(
         models.create_model,
-        session,
+        session=session,
         owner_id=owner.id,
-        upload=upload,
         store=store,
         settings=settings,
+        max_file_bytes=settings.uploads.checkpoint_bytes,
+        what=models.WHAT,
+        allowed_fields=models.FIELDS,
     )
     response.headers["Location"] = f"/v1/models/{model.id}"
     return ModelPublic.model_validate(model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from api.db.base import Base
@@ -23,6 +24,18 @@ def get_owned(
     if row is None or getattr(row, "owner_id", None) != owner_id:
         raise NotFoundError(f"{what} {id} not found")
     return row
+
+
+def list_owned(session: Session, model: type[T], *, owner_id: uuid.UUID) -> list[T]:
+    """All of `owner_id`'s rows of `model`, newest first (the id keeps ties in one order)."""
+    cols = model.__table__.c
+    return list(
+        session.scalars(
+            sa.select(model)
+            .where(cols.owner_id == owner_id)
+            .order_by(cols.created_at.desc(), cols.id)
+        )
+    )
 
 
 def parse_uuid(value: str, *, field: str) -> uuid.UUID:

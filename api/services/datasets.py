@@ -11,13 +11,15 @@ from sqlalchemy.orm import Session
 from api import validation
 from api.db.models import Dataset
 from api.filekinds import DATASET_KINDS
-from api.services.common import check_name, get_owned
-from api.services.uploads import check_upload, discard, ingest_limits, run_validation
+from api.services.common import check_name, get_owned, list_owned
+from api.services.staging import UploadStaging
+from api.services.uploads import check_upload, ingest_limits
 from api.settings import Settings
 from api.storage import ArtifactStore
 from api.uploads import ReceivedUpload
 
 WHAT = "dataset archive"
+FIELDS = frozenset({"name", "sha256"})
 
 
 def create_dataset(
@@ -34,9 +36,7 @@ def create_dataset(
     False). Takes ownership of the upload's temp file: it is gone when this returns.
     On any failure nothing is left: no row, no file.
     """
-    out_tmp = None
-    key = None
-    try:
+    with UploadStaging(upload, store, suffix=".npz") as staging:
         kind = check_upload(
             upload, kinds=DATASET_KINDS, what=WHAT, declared_sha256=upload.fields.get("sha256")
         )
@@ -44,49 +44,32 @@ def create_dataset(
         existing = _find_by_digest(session, owner_id=owner_id, sha256=upload.stored.sha256)
         if existing is not None:
             return existing, False
-        session.commit()  # ends the read transaction: no connection held while the child works
-        out_tmp = store.temp_path(".npz")
-        summary = run_validation(
+        summary = staging.validate(
+            session,
             validation.ingest_dataset,
-            str(upload.stored.path),
-            str(out_tmp),
             ingest_limits(settings.uploads),
             sandbox=settings.sandbox,
             what=WHAT,
         )
-        key = store.new_key(owner_id, ".npz")
-        store.publish(out_tmp, key)
+        staging.publish(owner_id)
         dataset = Dataset(
-            owner_id=owner_id,
-            name=name,
-            original_filename=upload.filename,
-            sha256=upload.stored.sha256,
-            size_bytes=upload.stored.size,
-            source_format=kind,
-            storage_key=key,
+            **staging.upload_columns(owner_id=owner_id, name=name, kind=kind),
             class_names=list(summary["class_names"]),
             image_shape=[int(v) for v in summary["image_shape"]],
             split_counts={k: int(v) for k, v in summary["split_counts"].items()},
             skipped=list(summary.get("skipped", [])),
         )
-        session.add(dataset)
         try:
-            session.commit()
+            staging.commit(session, dataset)
         except IntegrityError:
             # Same bytes uploaded concurrently by the same owner: the other one won.
             session.rollback()
-            store.delete(key)
-            key = None
+            staging.unpublish()
             existing = _find_by_digest(session, owner_id=owner_id, sha256=upload.stored.sha256)
             if existing is None:
                 raise
             return existing, False
-        key = None  # committed: the file belongs to the row now
         return dataset, True
-    finally:
-        if key is not None:
-            store.delete(key)
-        discard(out_tmp, upload.stored.path)
 
 
 def _find_by_digest(session: Session, *, owner_id: uuid.UUID, sha256: str) -> Dataset | None:
@@ -96,13 +79,7 @@ def _find_by_digest(session: Session, *, owner_id: uuid.UUID, sha256: str) -> Da
 
 
 def list_datasets(session: Session, *, owner_id: uuid.UUID) -> list[Dataset]:
-    return list(
-        session.scalars(
-            sa.select(Dataset)
-            .where(Dataset.owner_id == owner_id)
-            .order_by(Dataset.created_at.desc(), Dataset.id)
-        )
-    )
+    return list_owned(session, Dataset, owner_id=owner_id)
 
 
 def get_dataset(session: Session, *, owner_id: uuid.UUID, dataset_id: uuid.UUID) -> Dataset:

@@ -17,7 +17,8 @@ from api.db.models import Dataset, FailureBatch, Model
 from api.errors import InvalidInputError, NotFoundError
 from api.filekinds import FAILURE_BATCH_KINDS
 from api.services.common import check_name, get_owned
-from api.services.uploads import check_upload, discard, ingest_limits, run_validation
+from api.services.staging import UploadStaging
+from api.services.uploads import check_upload, ingest_limits
 from api.settings import Settings
 from api.storage import ArtifactStore
 from api.uploads import ReceivedUpload
@@ -38,9 +39,7 @@ def create_failure_batch(
     settings: Settings,
 ) -> FailureBatch:
     """Validate and store a failure batch. Takes ownership of the upload's temp file."""
-    out_tmp = None
-    key = None
-    try:
+    with UploadStaging(upload, store, suffix=".npz") as staging:
         model = get_owned(session, Model, owner_id=owner_id, id=model_id, what="model")
         dataset = get_owned(
             session, Dataset, owner_id=owner_id, id=model.dataset_id, what="dataset"
@@ -52,12 +51,9 @@ def create_failure_batch(
             declared_sha256=upload.fields.get("sha256"),
         )
         name = check_name(upload.fields.get("name"), default=upload.filename)
-        session.commit()  # ends the read transaction: no connection held while the child works
-        out_tmp = store.temp_path(".npz")
-        summary = run_validation(
+        summary = staging.validate(
+            session,
             validation.ingest_failure_batch,
-            str(upload.stored.path),
-            str(out_tmp),
             list(dataset.class_names),
             tuple(dataset.image_shape),
             ingest_limits(settings.uploads),
@@ -74,28 +70,15 @@ def create_failure_batch(
                 code="no_images_accepted",
                 errors=rejected[:MAX_LISTED_REJECTIONS],
             )
-        key = store.new_key(owner_id, ".npz")
-        store.publish(out_tmp, key)
+        staging.publish(owner_id)
         batch = FailureBatch(
-            owner_id=owner_id,
+            **staging.upload_columns(owner_id=owner_id, name=name, kind=kind),
             model_id=model.id,
-            name=name,
-            original_filename=upload.filename,
-            sha256=upload.stored.sha256,
-            size_bytes=upload.stored.size,
-            source_format=kind,
-            storage_key=key,
             accepted=int(summary["accepted"]),
             rejected=rejected,
         )
-        session.add(batch)
-        session.commit()
-        key = None
+        staging.commit(session, batch)
         return batch
-    finally:
-        if key is not None:
-            store.delete(key)
-        discard(out_tmp, upload.stored.path)
 
 
 def check_model_exists(session: Session, *, owner_id: uuid.UUID, model_id: uuid.UUID) -> None:

@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import uuid
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from api import validation
 from api.db.models import Dataset, Model
 from api.errors import InvalidInputError
 from api.filekinds import CHECKPOINT_KINDS
-from api.services.common import check_name, get_owned, parse_uuid
-from api.services.uploads import check_upload, discard, run_validation
+from api.services.common import check_name, get_owned, list_owned, parse_uuid
+from api.services.staging import UploadStaging
+from api.services.uploads import check_upload
 from api.settings import Settings
 from api.storage import ArtifactStore
 from api.uploads import ReceivedUpload
@@ -35,9 +35,7 @@ def create_model(
 
     Takes ownership of the upload's temp file. On any failure nothing is left behind.
     """
-    out_tmp = None
-    key = None
-    try:
+    with UploadStaging(upload, store, suffix=".safetensors") as staging:
         fields = upload.fields
         if "dataset_id" not in fields:
             raise InvalidInputError(
@@ -58,12 +56,9 @@ def create_model(
                 "or upload a repair_core .safetensors checkpoint, which carries its genotype",
                 errors=[{"loc": ["body", "genotype"], "message": "field required for .pt"}],
             )
-        session.commit()  # ends the read transaction: no connection held while the child works
-        out_tmp = store.temp_path(".safetensors")
-        summary = run_validation(
+        summary = staging.validate(
+            session,
             validation.validate_checkpoint,
-            str(upload.stored.path),
-            str(out_tmp),
             kind,
             tuple(dataset.image_shape),
             list(dataset.class_names),
@@ -74,30 +69,17 @@ def create_model(
             # Loading may map the whole file, and re-saving holds a second copy.
             extra_memory_bytes=2 * upload.stored.size,
         )
-        key = store.new_key(owner_id, ".safetensors")
-        store.publish(out_tmp, key)
+        staging.publish(owner_id)
         model = Model(
-            owner_id=owner_id,
+            **staging.upload_columns(owner_id=owner_id, name=name, kind=kind),
             dataset_id=dataset.id,
-            name=name,
-            original_filename=upload.filename,
-            sha256=upload.stored.sha256,
-            size_bytes=upload.stored.size,
-            source_format=kind,
-            storage_key=key,
             genotype=summary.get("genotype"),
             network_config=summary.get("network_config"),
             num_classes=int(summary["num_classes"]),
             num_parameters=int(summary["num_parameters"]),
         )
-        session.add(model)
-        session.commit()
-        key = None  # committed: the file belongs to the row now
+        staging.commit(session, model)
         return model
-    finally:
-        if key is not None:
-            store.delete(key)
-        discard(out_tmp, upload.stored.path)
 
 
 def _json_object_field(raw: str | None, field: str) -> dict[str, object] | None:
@@ -119,13 +101,7 @@ def _json_object_field(raw: str | None, field: str) -> dict[str, object] | None:
 
 
 def list_models(session: Session, *, owner_id: uuid.UUID) -> list[Model]:
-    return list(
-        session.scalars(
-            sa.select(Model)
-            .where(Model.owner_id == owner_id)
-            .order_by(Model.created_at.desc(), Model.id)
-        )
-    )
+    return list_owned(session, Model, owner_id=owner_id)
 
 
 def get_model(session: Session, *, owner_id: uuid.UUID, model_id: uuid.UUID) -> Model:

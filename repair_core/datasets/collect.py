@@ -80,11 +80,7 @@ class SplitCollector:
                 raise RepairInputError(
                     f"{source}: {split}/ has classes that train/ lacks: {extra[:20]}"
                 )
-        empty = sorted(set(class_names) - self._decoded_classes("train"))
-        if empty:
-            raise RepairInputError(
-                f"{source}: train/ classes without one decodable image: {empty[:20]}"
-            )
+        self._check_decoded("train", class_names, f"{source}: train/")
         datasets = {split: self._dataset(split, class_names) for split in self._classes_seen}
         if datasets.get("test") is None:
             raise RepairInputError(f"{source}: no decodable image under test/")
@@ -93,6 +89,20 @@ class SplitCollector:
             val=datasets.get("val"),
         )  # fmt: skip
         return splits, self._skipped + self._bad
+
+    def finish_split(self, split: str, source: str) -> tuple[ImageDataset, list[Rejected]]:
+        """One split on its own (a plain `<class>/<image>` folder): its classes are its own."""
+        self._check_bad_fraction(source)
+        class_names = tuple(sorted(self._classes_seen.get(split, set())))
+        if not class_names:
+            raise RepairInputError(f"{source}: no image files under <class>/ folders")
+        self._check_decoded(split, class_names, source)
+        return _present(self._dataset(split, class_names)), self._skipped + self._bad
+
+    def _check_decoded(self, split: str, class_names: tuple[str, ...], where: str) -> None:
+        empty = sorted(set(class_names) - self._decoded_classes(split))
+        if empty:
+            raise RepairInputError(f"{where} classes without one decodable image: {empty[:20]}")
 
     def _check_bad_fraction(self, source: str) -> None:
         good = sum(buffer.count for buffer in self._buffers.values())

@@ -26,10 +26,12 @@ from repair_core.datasets.capped import ByteBudget
 from repair_core.datasets.collect import SplitCollector
 from repair_core.datasets.limits import IngestLimits
 from repair_core.datasets.rejected import Rejected, is_junk
-from repair_core.datasets.types import DatasetSplits
+from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import ArchiveUnsafeError, LimitExceededError, RepairInputError
 
 SPLITS = ("train", "test", "val")
+# File endings read as images in a plain class folder; other files there are skipped.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 
@@ -66,6 +68,23 @@ def read_cifar10_folder(path: Path, limits: IngestLimits | None = None) -> Datas
     """
     result = read_imagefolder(path, limits or IngestLimits(bad_image_tolerance=0.0))
     return result.splits
+
+
+def read_class_folders(root: Path, limits: IngestLimits) -> tuple[ImageDataset, list[Rejected]]:
+    """One unsplit dataset from a directory `<root>/<class>/<image>` (class names sorted,
+    label i is the i-th), and the files left out with their reasons."""
+    collector = SplitCollector(limits)
+    for item in iter_directory_files(root, limits):
+        parts = item.name.split("/")
+        if is_junk(item.name):
+            continue
+        if len(parts) < 2:
+            collector.skip(item.name, "not inside a class folder")
+        elif not item.name.lower().endswith(IMAGE_SUFFIXES):
+            collector.skip(item.name, f"not an image file ({', '.join(IMAGE_SUFFIXES)})")
+        else:
+            collector.add("all", parts[0], item.name, item.data)
+    return collector.finish_split("all", root.name)
 
 
 def iter_directory_files(root: Path, limits: IngestLimits) -> Iterator[ArchiveFile]:

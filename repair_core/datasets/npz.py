@@ -76,6 +76,33 @@ def read_npz_splits(path: Path, limits: IngestLimits) -> DatasetSplits:
     return DatasetSplits(train=datasets["train"], test=datasets["test"], val=datasets.get("val"))
 
 
+def read_npz_split(
+    path: Path, split: str, limits: IngestLimits, *, layout: str | None = None
+) -> tuple[ImageDataset, str]:
+    """One split by name: `x_<split>`, `y_<split>` (+ `class_names`, `layout`).
+
+    `layout` ("NCHW" or "NHWC") overrides the file's own `layout` entry for 4-d images.
+    Also returns how the images were stored ("NHW", "NHWC" or "NCHW"), so a caller can
+    write results back the same way. Without `class_names`, classes are "0".."max label".
+    """
+    x_key, y_key = f"x_{split}", f"y_{split}"
+    arrays = _read_arrays(path, limits, (x_key, y_key, "class_names", "layout"))
+    missing = [key for key in (x_key, y_key) if key not in arrays]
+    if missing:
+        raise RepairInputError(
+            f"{path.name}: missing arrays {missing} (found {sorted(arrays) or 'none'})"
+        )
+    declared = layout or _layout(arrays, path.name)
+    images = to_nchw(arrays[x_key], x_key, path.name, declared)
+    labels = _labels(arrays[y_key], y_key, path.name)
+    class_names = _class_names(arrays, path.name)
+    if class_names is None:
+        class_names = tuple(str(i) for i in range(int(labels.max()) + 1 if labels.size else 0))
+    check_labels(labels, len(images), len(class_names), where=f"{path.name}: {y_key}")
+    dataset = ImageDataset(torch.from_numpy(images), torch.from_numpy(labels), class_names)
+    return dataset, stored_layout(arrays[x_key], declared)
+
+
 def read_npz_images(path: Path, limits: IngestLimits) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 (N, C, H, W) images and int64 (N,) labels from an npz with `x` and `y`.
 
@@ -128,18 +155,26 @@ def write_npz_images(path: Path, images: torch.Tensor, labels: torch.Tensor) -> 
     )
 
 
+def stored_layout(x: np.ndarray, layout: str | None) -> str:
+    """How `x` holds its images by the module's layout rule: "NHW", "NHWC" or "NCHW"."""
+    if x.ndim == 3:
+        return "NHW"
+    if x.ndim == 4 and (layout == "NHWC" or (layout is None and x.shape[3] in (1, 3))):
+        return "NHWC"
+    return "NCHW"
+
+
 def to_nchw(x: np.ndarray, key: str, source: str, layout: str | None) -> np.ndarray:
     """`x` as a C-contiguous uint8 (N, C, H, W) array, by the module's layout rule."""
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 4:
-        nhwc = layout == "NHWC" or (layout is None and x.shape[3] in (1, 3))
-        if nhwc:
-            x = x.transpose(0, 3, 1, 2)
-    else:
+    if x.ndim not in (3, 4):
         raise RepairInputError(
             f"{source}: {key} has shape {x.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W)"
         )
+    order = stored_layout(x, layout)
+    if order == "NHW":
+        x = x[:, None]
+    elif order == "NHWC":
+        x = x.transpose(0, 3, 1, 2)
     if x.shape[1] not in (1, 3) or x.shape[2] == 0 or x.shape[3] == 0:
         raise RepairInputError(
             f"{source}: {key} has shape {x.shape} as (N, C, H, W); C must be 1 or 3 "
@@ -224,7 +259,9 @@ def _read_npy(
 
 def _check_dtype(dtype: np.dtype, key: str, where: str) -> None:
     if dtype.hasobject:
-        raise RepairInputError(f"{where}: object arrays are not accepted (they need pickle)")
+        raise RepairInputError(
+            f"{where}: object arrays are not accepted (they cannot be read without pickle)"
+        )
     if dtype.fields is not None or dtype.subdtype is not None:
         raise RepairInputError(f"{where}: structured dtype {dtype} is not accepted")
     if key.startswith("x") and dtype != np.uint8:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -34,6 +35,10 @@ KeyOpt = Annotated[
         show_default=False,
     ),
 ]
+
+# The file argument and name option of every upload command.
+UploadPathArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]
+NameOpt = Annotated[str | None, typer.Option(help="Display name (default: file name).")]
 
 err_console = Console(stderr=True)
 
@@ -68,6 +73,13 @@ def api_errors() -> Iterator[None]:
         raise
 
 
+@contextmanager
+def connected(url: str, api_key: str | None) -> Iterator[RepairClient]:
+    """A client to the service; its errors end the command with a one-line message."""
+    with api_errors(), make_client(url, api_key) as client:
+        yield client
+
+
 def echo_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, sort_keys=False))
 
@@ -91,3 +103,13 @@ def transfer_progress(description: str) -> Iterator[Callable[[int, int], None]]:
             progress.update(task, completed=done, total=total or None)
 
         yield update
+
+
+def upload_and_echo(
+    path: Path, send: Callable[[Callable[[int, int], None]], dict[str, Any]]
+) -> dict[str, Any]:
+    """`send(on_progress)` under an upload progress bar; prints and returns what it created."""
+    with transfer_progress(f"uploading {path.name}") as progress:
+        created = send(progress)
+    echo_json(created)
+    return created

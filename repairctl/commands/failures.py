@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
 from repairctl.commands._common import (
     DEFAULT_URL,
     KeyOpt,
+    NameOpt,
+    UploadPathArg,
     UrlOpt,
-    api_errors,
+    connected,
     echo_json,
-    make_client,
-    transfer_progress,
+    upload_and_echo,
 )
 
 app = typer.Typer(no_args_is_help=True, help="Failure batches: field images a model gets wrong.")
@@ -23,16 +21,19 @@ app = typer.Typer(no_args_is_help=True, help="Failure batches: field images a mo
 @app.command()
 def upload(
     model_id: str,
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    name: Annotated[str | None, typer.Option(help="Display name (default: file name).")] = None,
+    path: UploadPathArg,
+    name: NameOpt = None,
     url: UrlOpt = DEFAULT_URL,
     api_key: KeyOpt = None,
 ) -> None:
     """Upload images + a labels manifest (labels.csv/json: file, label) or an .npz (x, y)."""
-    with api_errors(), make_client(url, api_key) as client:
-        with transfer_progress(f"uploading {path.name}") as progress:
-            batch = client.upload_failures(model_id, path, name=name, on_progress=progress)
-        echo_json(batch)
+    with connected(url, api_key) as client:
+        batch = upload_and_echo(
+            path,
+            lambda progress: client.upload_failures(
+                model_id, path, name=name, on_progress=progress
+            ),
+        )
         if batch.get("rejected"):
             typer.echo(f"{batch['accepted']} accepted, {len(batch['rejected'])} rejected", err=True)
 
@@ -40,5 +41,5 @@ def upload(
 @app.command("list")
 def list_failures(model_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
     """List the failure batches of a model."""
-    with api_errors(), make_client(url, api_key) as client:
+    with connected(url, api_key) as client:
         echo_json(client.list_failures(model_id))

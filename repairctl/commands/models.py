@@ -10,11 +10,12 @@ import typer
 from repairctl.commands._common import (
     DEFAULT_URL,
     KeyOpt,
+    NameOpt,
+    UploadPathArg,
     UrlOpt,
-    api_errors,
+    connected,
     echo_json,
-    make_client,
-    transfer_progress,
+    upload_and_echo,
 )
 
 app = typer.Typer(no_args_is_help=True, help="Deployed models (checkpoints) to repair.")
@@ -29,9 +30,9 @@ def _text_or_file(value: str | None) -> str | None:
 
 @app.command()
 def upload(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    path: UploadPathArg,
     dataset: Annotated[str, typer.Option("--dataset", help="Id of the model's dataset.")],
-    name: Annotated[str | None, typer.Option(help="Display name (default: file name).")] = None,
+    name: NameOpt = None,
     genotype: Annotated[
         str | None,
         typer.Option(help="Genotype for a .pt state dict: JSON, DARTS notation, or @file."),
@@ -43,28 +44,29 @@ def upload(
     api_key: KeyOpt = None,
 ) -> None:
     """Upload a repair_core .safetensors checkpoint, or a .pt state dict with --genotype."""
-    with api_errors(), make_client(url, api_key) as client:
-        with transfer_progress(f"uploading {path.name}") as progress:
-            model = client.upload_model(
+    with connected(url, api_key) as client:
+        upload_and_echo(
+            path,
+            lambda progress: client.upload_model(
                 path,
                 dataset_id=dataset,
                 name=name,
                 genotype=_text_or_file(genotype),
                 network_config=_text_or_file(network_config),
                 on_progress=progress,
-            )
-        echo_json(model)
+            ),
+        )
 
 
 @app.command("list")
 def list_models(url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
     """List your models."""
-    with api_errors(), make_client(url, api_key) as client:
+    with connected(url, api_key) as client:
         echo_json(client.list_models())
 
 
 @app.command()
 def show(model_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
     """Show one model."""
-    with api_errors(), make_client(url, api_key) as client:
+    with connected(url, api_key) as client:
         echo_json(client.get_model(model_id))

@@ -14,11 +14,10 @@ from repairctl.commands._common import (
     DEFAULT_URL,
     KeyOpt,
     UrlOpt,
-    api_errors,
+    connected,
     echo_json,
     err_console,
     fail_message,
-    make_client,
     transfer_progress,
 )
 
@@ -76,7 +75,7 @@ def create(
     }
     if set_:
         config["overrides"] = dict(_override(item) for item in set_)
-    with api_errors(), make_client(url, api_key) as client:
+    with connected(url, api_key) as client:
         echo_json(
             client.create_repair(
                 model_id,
@@ -97,14 +96,14 @@ def list_repairs(
     api_key: KeyOpt = None,
 ) -> None:
     """List your repair jobs, newest first."""
-    with api_errors(), make_client(url, api_key) as client:
+    with connected(url, api_key) as client:
         echo_json(client.list_repairs(status=status, model_id=model, limit=limit, offset=offset))
 
 
 @app.command()
 def status(job_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
     """Status, stage, progress, ETA, genotype, metrics and error of a job."""
-    with api_errors(), make_client(url, api_key) as client:
+    with connected(url, api_key) as client:
         echo_json(client.get_repair(job_id))
 
 
@@ -140,7 +139,7 @@ def watch(
     api_key: KeyOpt = None,
 ) -> None:
     """Follow a job with a progress bar until it finishes; exit 0 only if it succeeded."""
-    with api_errors(), make_client(url, api_key) as client:
+    with connected(url, api_key) as client:
         job = follow(client, job_id, interval=interval)
     echo_json(job)
     if job["status"] != "succeeded":
@@ -150,7 +149,7 @@ def watch(
 @app.command()
 def cancel(job_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
     """Cancel a queued or running job (running jobs stop at the next step)."""
-    with api_errors(), make_client(url, api_key) as client:
+    with connected(url, api_key) as client:
         job = client.cancel_repair(job_id)
     echo_json(job)
 
@@ -167,8 +166,7 @@ def download(
     """Download the repaired checkpoint; its SHA-256 is checked against the ETag."""
     dest = output or Path(f"repaired-{job_id}.safetensors")
     with (
-        api_errors(),
-        make_client(url, api_key) as client,
+        connected(url, api_key) as client,
         transfer_progress(f"downloading {dest.name}") as progress,
     ):
         digest = client.download_model(job_id, dest, on_progress=progress)
@@ -183,7 +181,7 @@ def report(
     api_key: KeyOpt = None,
 ) -> None:
     """Print the repair report (JSON); optionally save its figure."""
-    with api_errors(), make_client(url, api_key) as client:
+    with connected(url, api_key) as client:
         echo_json(client.get_report(job_id))
         if png is not None:
             client.download_report_png(job_id, png)

@@ -118,6 +118,14 @@ BOUNDARY = "----repairtestboundary"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 
 
+def upload_headers(key: str, content_length: int | str | None = None) -> dict[str, str]:
+    """Headers of a raw multipart upload by `key`'s owner; Content-Length only if given."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": MULTIPART}
+    if content_length is not None:
+        headers["Content-Length"] = str(content_length)
+    return headers
+
+
 def multipart_head(filename: str, fields: dict[str, str] | None = None) -> bytes:
     """Everything of a multipart body before the file's bytes."""
     out = b""

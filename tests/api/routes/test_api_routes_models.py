@@ -28,6 +28,25 @@ def owner_with_dataset(live_server: LiveServer) -> tuple[uuid.UUID, str, str]:
     return owner_id, key, response.json()["id"]
 
 
+def refused_upload(
+    live_server: LiveServer,
+    owner_with_dataset: tuple[uuid.UUID, str, str],
+    file: tuple[str, bytes],
+    **fields: str,
+) -> dict[str, object]:
+    """POST a checkpoint that must answer 422 and leave nothing behind; its problem."""
+    owner_id, key, dataset_id = owner_with_dataset
+    before = snapshot(live_server, owner_id)
+    with live_server.client(key) as client:
+        response = client.post(
+            "/v1/models", files={"file": file}, data={"dataset_id": dataset_id, **fields}
+        )
+    assert response.status_code == 422
+    body = problem(response)
+    assert_unchanged(live_server, owner_id, before)
+    return body
+
+
 def test_a_safetensors_checkpoint_is_validated_and_stored(
     live_server: LiveServer, owner_with_dataset: tuple[uuid.UUID, str, str], tmp_path: Path
 ) -> None:
@@ -104,50 +123,28 @@ def test_a_malicious_pickle_is_refused_without_running_it(
 def test_a_checkpoint_whose_class_count_differs_from_the_dataset_is_refused(
     live_server: LiveServer, owner_with_dataset: tuple[uuid.UUID, str, str], tmp_path: Path
 ) -> None:
-    owner_id, key, dataset_id = owner_with_dataset
-    before = snapshot(live_server, owner_id)
-    with live_server.client(key) as client:
-        response = client.post(
-            "/v1/models",
-            files={"file": ("m.safetensors", payloads.checkpoint(tmp_path, num_classes=5))},
-            data={"dataset_id": dataset_id},
-        )
-    assert response.status_code == 422
-    detail = str(problem(response)["detail"])
+    body = refused_upload(
+        live_server,
+        owner_with_dataset,
+        ("m.safetensors", payloads.checkpoint(tmp_path, num_classes=5)),
+    )
+    detail = str(body["detail"])
     assert "5 classes" in detail and "3" in detail
-    assert_unchanged(live_server, owner_id, before)
 
 
 def test_a_pt_without_a_genotype_is_refused_before_loading(
     live_server: LiveServer, owner_with_dataset: tuple[uuid.UUID, str, str], tmp_path: Path
 ) -> None:
-    owner_id, key, dataset_id = owner_with_dataset
-    before = snapshot(live_server, owner_id)
     data, _genotype, _config = payloads.state_dict_pt(tmp_path)
-    with live_server.client(key) as client:
-        response = client.post(
-            "/v1/models", files={"file": ("m.pt", data)}, data={"dataset_id": dataset_id}
-        )
-    assert response.status_code == 422
-    assert "genotype" in str(problem(response)["detail"])
-    assert_unchanged(live_server, owner_id, before)
+    body = refused_upload(live_server, owner_with_dataset, ("m.pt", data))
+    assert "genotype" in str(body["detail"])
 
 
 def test_a_truncated_safetensors_file_is_refused(
     live_server: LiveServer, owner_with_dataset: tuple[uuid.UUID, str, str], tmp_path: Path
 ) -> None:
-    owner_id, key, dataset_id = owner_with_dataset
-    before = snapshot(live_server, owner_id)
     data = payloads.checkpoint(tmp_path)
-    with live_server.client(key) as client:
-        response = client.post(
-            "/v1/models",
-            files={"file": ("m.safetensors", data[: len(data) // 2])},
-            data={"dataset_id": dataset_id},
-        )
-    assert response.status_code == 422
-    problem(response)
-    assert_unchanged(live_server, owner_id, before)
+    refused_upload(live_server, owner_with_dataset, ("m.safetensors", data[: len(data) // 2]))
 
 
 def test_a_missing_or_malformed_dataset_id_answers_422(

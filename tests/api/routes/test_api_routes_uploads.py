@@ -42,11 +42,7 @@ def test_content_length_over_the_cap_answers_413_before_the_body_is_read(
         live_server.url,
         "POST",
         "/v1/datasets",
-        {
-            "Authorization": f"Bearer {key}",
-            "Content-Type": rawhttp.MULTIPART,
-            "Content-Length": str(50 * 1024**3),
-        },
+        rawhttp.upload_headers(key, 50 * 1024**3),
         # The server must answer without these bytes: none is sent once it has.
         (b"\0" * 65536 for _ in range(16)),
     )
@@ -70,7 +66,7 @@ def test_a_chunked_body_answers_413_as_soon_as_it_passes_the_cap(
         live_server.url,
         "POST",
         "/v1/datasets",
-        {"Authorization": f"Bearer {key}", "Content-Type": rawhttp.MULTIPART},
+        rawhttp.upload_headers(key),
         body(),
         chunked=True,
     )
@@ -259,11 +255,7 @@ def test_negative_content_length_is_refused(
         live_server.url,
         "POST",
         "/v1/datasets",
-        {
-            "Authorization": f"Bearer {key}",
-            "Content-Type": rawhttp.MULTIPART,
-            "Content-Length": "-5",
-        },
+        rawhttp.upload_headers(key, "-5"),
         [],
     )
     assert response.status == 400
@@ -277,11 +269,7 @@ def test_a_client_that_disconnects_mid_upload_leaves_no_temp_file(
     rawhttp.send_partial_and_vanish(
         live_server.url,
         "/v1/datasets",
-        {
-            "Authorization": f"Bearer {key}",
-            "Content-Type": rawhttp.MULTIPART,
-            "Content-Length": str(len(body) + 300_000),
-        },
+        rawhttp.upload_headers(key, len(body) + 300_000),
         body,
     )
     # The server notices the disconnect on its own schedule: wait for the cleanup.
@@ -299,11 +287,7 @@ def test_a_stalled_upload_does_not_block_health_checks(
     sock = rawhttp.open_slow_upload(
         live_server.url,
         "/v1/datasets",
-        {
-            "Authorization": f"Bearer {key}",
-            "Content-Type": rawhttp.MULTIPART,
-            "Content-Length": str(len(body) + 100_000),
-        },
+        rawhttp.upload_headers(key, len(body) + 100_000),
         body,
     )
     try:

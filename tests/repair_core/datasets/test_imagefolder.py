@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from repair_core.datasets.imagefolder import read_cifar10_folder, read_imagefolder
+from repair_core.datasets.imagefolder import (
+    read_cifar10_folder,
+    read_class_folders,
+    read_imagefolder,
+)
 from repair_core.datasets.limits import IngestLimits
 from repair_core.errors import (
     ArchiveUnsafeError,
@@ -201,3 +205,29 @@ def test_directory_files_over_the_member_cap_are_refused(tmp_path: Path) -> None
     root = write_dir(tmp_path / "d", dataset_entries())
     with pytest.raises(LimitExceededError, match="max_member_bytes=40"):
         read_imagefolder(root, IngestLimits(max_member_bytes=40))
+
+
+def test_a_plain_class_folder_is_one_dataset_and_other_files_are_skipped_with_a_reason(
+    tmp_path: Path,
+) -> None:
+    for name, data in image_tree({"dog": 2, "cat": 1}, split="flat"):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (tmp_path / "flat" / "dog" / "notes.txt").write_text("not an image")
+    (tmp_path / "flat" / "README").write_text("no class")
+    (tmp_path / "flat" / ".DS_Store").write_bytes(b"junk")
+    dataset, skipped = read_class_folders(tmp_path / "flat", LIMITS)
+    assert dataset.class_names == ("cat", "dog")
+    assert dataset.labels.tolist() == [0, 1, 1]
+    assert dataset.image_shape == (3, 4, 4)
+    assert sorted(r.file for r in skipped) == ["README", "dog/notes.txt"]
+
+
+def test_an_undecodable_image_in_a_class_folder_is_named_when_none_may_be_skipped(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "broken.png").write_bytes(b"<html>not a png</html>")
+    with pytest.raises(ImageDecodeError, match=r"broken\.png"):
+        read_class_folders(tmp_path, IngestLimits(bad_image_tolerance=0.0))

@@ -14,6 +14,7 @@ import torch
 from repair_core.datasets.limits import IngestLimits
 from repair_core.datasets.npz import (
     read_npz_images,
+    read_npz_split,
     read_npz_splits,
     write_npz_images,
     write_npz_splits,
@@ -195,3 +196,39 @@ def test_non_npz_zip_is_refused(tmp_path: Path) -> None:
         zf.writestr("readme.txt", "hello")
     with pytest.raises(RepairInputError, match="not an npz"):
         read_npz_images(tmp_path / "x.npz", LIMITS)
+
+
+@pytest.mark.parametrize(
+    "stored,layout,expected",
+    [
+        ((5, 6, 3), None, "NHWC"),
+        ((3, 5, 6), None, "NCHW"),
+        ((5, 6), None, "NHW"),
+        ((3, 5, 3), "NCHW", "NCHW"),
+    ],
+)
+def test_one_split_is_read_by_name_and_says_how_its_images_were_stored(
+    tmp_path: Path, stored: tuple[int, ...], layout: str | None, expected: str
+) -> None:
+    x = images(4, stored)
+    path = save(tmp_path / "d.npz", x_test=x, y_test=np.array([0, 2, 1, 2]))
+    dataset, used = read_npz_split(path, "test", LIMITS, layout=layout)
+    assert used == expected
+    assert dataset.class_names == ("0", "1", "2")
+    assert dataset.labels.tolist() == [0, 2, 1, 2]
+    assert dataset.images.shape[1] in (1, 3) and len(dataset) == 4
+
+
+def test_a_split_that_is_missing_or_has_labels_outside_its_class_names_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = save(
+        tmp_path / "d.npz",
+        x_test=images(2, (4, 4, 3)),
+        y_test=np.array([0, 2]),
+        class_names=np.array(["a", "b"]),
+    )
+    with pytest.raises(RepairInputError, match=r"missing arrays \['x_train', 'y_train'\]"):
+        read_npz_split(path, "train", LIMITS)
+    with pytest.raises(RepairInputError, match=r"labels outside \[0, 2\)"):
+        read_npz_split(path, "test", LIMITS)
