@@ -225,7 +225,7 @@ def _iter_tar(path: Path, *, gzipped: bool, limits: IngestLimits) -> Iterator[Ar
                 limits=limits,
             )  # fmt: skip
             yield ArchiveFile(name, reader.read_all())
-        _check_tar_end(tar, stream, path.name, drain=gzipped)
+        _check_tar_end(tar, stream, path.name, drain=gzipped, limits=limits)
 
 
 def _check_tar_type(member: tarfile.TarInfo, name: str) -> None:
@@ -241,7 +241,9 @@ def _check_tar_type(member: tarfile.TarInfo, name: str) -> None:
         raise ArchiveUnsafeError(f"member {shown!r}: unsupported tar entry type {member.type!r}")
 
 
-def _check_tar_end(tar: tarfile.TarFile, stream: _TarStream, archive: str, *, drain: bool) -> None:
+def _check_tar_end(
+    tar: tarfile.TarFile, stream: _TarStream, archive: str, *, drain: bool, limits: IngestLimits
+) -> None:
     # tarfile stops silently at a truncated or garbled header once past the first
     # member; a well-formed archive ends with a zero block exactly there.
     stream.seek(tar.offset)
@@ -251,6 +253,8 @@ def _check_tar_end(tar: tarfile.TarFile, stream: _TarStream, archive: str, *, dr
             f"at offset {tar.offset})"
         )
     if drain:
-        # Reading to the end makes gzip verify its length and CRC trailer.
-        while stream.read(1024 * 1024):
+        # Reading to the end makes gzip verify its length and CRC trailer. Chunks stay under
+        # the per-read cap, which refuses any single read above max_member_bytes.
+        chunk = min(1024 * 1024, limits.max_member_bytes)
+        while stream.read(chunk):
             pass

@@ -46,6 +46,12 @@ def test_archives_yield_every_regular_file_under_its_normalised_name(
     assert read_all(path) == dict(FILES)
 
 
+def test_a_tar_gz_reads_under_a_member_cap_smaller_than_one_mebibyte(tmp_path: Path) -> None:
+    path = write_tar(tmp_path / "x.tar.gz", [("b.txt", b"333")], gz=True)
+    small = IngestLimits(max_member_bytes=4096)
+    assert read_all(path, small) == {"b.txt": b"333"}
+
+
 def test_kind_comes_from_magic_bytes_not_the_file_name(tmp_path: Path) -> None:
     zip_named_tar = write_zip(tmp_path / "data.tar", FILES)
     tar_named_zip = write_tar(tmp_path / "data.zip", FILES, gz=True)
