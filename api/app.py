@@ -3,6 +3,7 @@ one router per resource, one error mapper. `uvicorn api.app:create_app --factory
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.db.session import make_engine, make_session_factory
@@ -18,8 +20,11 @@ from api.errors import PayloadTooLargeError
 from api.problems import install_problem_handlers, problem_response
 from api.queue import CeleryJobQueue, JobQueue
 from api.routes import datasets, failures, health, models, repairs
+from api.services.orphans import sweep_orphans
 from api.settings import Settings, get_settings
 from api.storage import ArtifactStore
+
+log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1"
 ORPHAN_TEMP_AGE_SECONDS = 3600.0
@@ -86,11 +91,27 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     job_queue: JobQueue = queue if queue is not None else CeleryJobQueue(settings.broker)
 
     store = ArtifactStore(settings.artifacts.root)
+    session_factory = make_session_factory(engine)
+
+    def sweep() -> None:
+        # Temp files of uploads cut short by a crash (reliability.md, case 7), and files
+        # published whose row never committed (case 29).
+        store.sweep_temp(ORPHAN_TEMP_AGE_SECONDS)
+        try:
+            removed = sweep_orphans(
+                session_factory, store, older_than_seconds=ORPHAN_TEMP_AGE_SECONDS
+            )
+        except SQLAlchemyError:
+            # The API must come up with the database down (it answers 503 meanwhile);
+            # the next start-up sweeps.
+            log.warning("orphan sweep skipped: database unavailable", exc_info=True)
+            return
+        if removed:
+            log.info("orphan sweep removed %d artifact files with no row", removed)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Temp files of uploads cut short by a crash (reliability.md, case 7).
-        await anyio.to_thread.run_sync(store.sweep_temp, ORPHAN_TEMP_AGE_SECONDS)
+        await anyio.to_thread.run_sync(sweep)
         yield
         engine.dispose()
         close = getattr(job_queue, "close", None)
@@ -105,7 +126,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.session_factory = make_session_factory(engine)
+    app.state.session_factory = session_factory
     app.state.store = store
     app.state.queue = job_queue
 

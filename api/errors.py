@@ -51,6 +51,14 @@ class PayloadTooLargeError(ServiceError):
     code = "payload_too_large"
 
 
+class QuotaExceededError(PayloadTooLargeError):
+    code = "quota_exceeded"
+
+
+class TooManyRequestsError(ServiceError):
+    code = "too_many_requests"
+
+
 class UnsupportedMediaTypeError(ServiceError):
     code = "unsupported_media_type"
 

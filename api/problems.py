@@ -35,6 +35,7 @@ STATUS_OF: Mapping[type[errors.ServiceError], int] = {
     errors.PayloadTooLargeError: 413,
     errors.UnsupportedMediaTypeError: 415,
     errors.InvalidInputError: 422,
+    errors.TooManyRequestsError: 429,
     errors.UnavailableError: 503,
 }
 

@@ -50,6 +50,16 @@ class UploadLimits(BaseModel):
     image_pixels: int = 4096 * 4096
 
 
+class QuotaSettings(BaseModel):
+    # Per-owner abuse limits (reliability.md cases 12 and 33).
+    # Bytes of uploads (as received) an owner may keep stored; beyond it: 413.
+    storage_bytes: int = 200 * GiB
+    # Jobs an owner may have queued, running or cancelling at once; beyond it: 429.
+    active_jobs: int = 4
+    # The `Retry-After` of that 429.
+    retry_after_seconds: int = 60
+
+
 class SandboxSettings(BaseModel):
     # Limits of the child process that parses untrusted uploads (reliability.md).
     # Address space (RLIMIT_AS); a checkpoint's validation gets twice its size on top.
@@ -89,6 +99,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     uploads: UploadLimits = Field(default_factory=UploadLimits)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     # "auto" picks CUDA when present, else CPU; or "cpu", "cuda", "cuda:1".

@@ -2,8 +2,8 @@
 
 Writers fill a temp file under `root/.tmp` (same file system, so `os.replace` is atomic),
 fsync it, and only then move it to its key; rows are committed after the move. A crash
-in between leaves a file without a row, which `sweep_temp` (and the worker's orphan GC)
-removes; it never leaves a row pointing at a half-written file.
+in between leaves a file without a row, which `sweep_temp` and `sweep_orphans` (run at
+API start-up) remove; it never leaves a row pointing at a half-written file.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -79,6 +80,48 @@ class ArtifactStore:
                     removed += 1
             except FileNotFoundError:
                 continue
+        return removed
+
+    def published_files(self) -> list[tuple[str, float]]:
+        """(key, mtime) of every published artifact: the files `<owner>/<name>` that
+        `new_key` names. Job work directories (`<owner>/jobs/...`) are not listed."""
+        if not self.root.is_dir():
+            return []
+        found: list[tuple[str, float]] = []
+        for owner_dir in self.root.iterdir():
+            if owner_dir.name == self.tmp_dir.name or not owner_dir.is_dir():
+                continue
+            for entry in owner_dir.iterdir():
+                try:
+                    if entry.is_file() and not entry.is_symlink():
+                        found.append((f"{owner_dir.name}/{entry.name}", entry.stat().st_mtime))
+                except FileNotFoundError:
+                    continue
+        return found
+
+    def sweep_orphans(
+        self, referenced: Callable[[], Collection[str]], older_than_seconds: float = 3600.0
+    ) -> int:
+        """Remove published files older than `older_than_seconds` whose key is not in
+        `referenced()`; returns how many.
+
+        The age margin covers a file published whose row is not committed yet; the files
+        are listed before `referenced()` is read, so a row committed meanwhile still
+        protects its file.
+        """
+        cutoff = time.time() - older_than_seconds
+        candidates = [key for key, mtime in self.published_files() if mtime < cutoff]
+        if not candidates:
+            return 0
+        keep = set(referenced())
+        removed = 0
+        for key in candidates:
+            if key not in keep:
+                try:
+                    self.path(key).unlink()
+                    removed += 1
+                except (FileNotFoundError, ValueError):
+                    continue
         return removed
 
 

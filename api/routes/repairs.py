@@ -55,7 +55,7 @@ def _public(view: RepairView) -> RepairPublic:
     response_model=RepairPublic,
     responses={
         200: {"model": RepairPublic, "description": "Replay of an Idempotency-Key: same job"},
-        **problem_responses(400, 401, 404, 409, 413, 415, 422, 503),
+        **problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 503),
     },
 )
 def create_repair(
@@ -81,6 +81,8 @@ def create_repair(
         idempotency_key=idempotency_key,
         queue=queue,
         max_attempts=settings.worker.max_attempts,
+        max_active_jobs=settings.quotas.active_jobs,
+        retry_after_seconds=settings.quotas.retry_after_seconds,
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     response.headers["Location"] = f"/v1/repairs/{view.job.id}"

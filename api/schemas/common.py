@@ -52,9 +52,10 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or invalid API key",
         404: "No such resource for this owner",
         409: "Conflicts with the resource's current state",
-        413: "Upload over its size limit",
+        413: "Upload over its size limit or the owner's storage quota",
         415: "Wrong content type or file kind",
         422: "Well-formed but invalid input",
+        429: "Too many active jobs for this owner; see Retry-After",
         503: "Database or broker unavailable",
     }
     return {

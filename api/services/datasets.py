@@ -36,7 +36,9 @@ def create_dataset(
     False). Takes ownership of the upload's temp file: it is gone when this returns.
     On any failure nothing is left: no row, no file.
     """
-    with UploadStaging(upload, store, suffix=".npz") as staging:
+    with UploadStaging(
+        upload, store, suffix=".npz", quota_bytes=settings.quotas.storage_bytes
+    ) as staging:
         kind = check_upload(
             upload, kinds=DATASET_KINDS, what=WHAT, declared_sha256=upload.fields.get("sha256")
         )
@@ -44,6 +46,7 @@ def create_dataset(
         existing = _find_by_digest(session, owner_id=owner_id, sha256=upload.stored.sha256)
         if existing is not None:
             return existing, False
+        staging.check_quota(session, owner_id)
         summary = staging.validate(
             session,
             validation.ingest_dataset,

@@ -39,7 +39,9 @@ def create_failure_batch(
     settings: Settings,
 ) -> FailureBatch:
     """Validate and store a failure batch. Takes ownership of the upload's temp file."""
-    with UploadStaging(upload, store, suffix=".npz") as staging:
+    with UploadStaging(
+        upload, store, suffix=".npz", quota_bytes=settings.quotas.storage_bytes
+    ) as staging:
         model = get_owned(session, Model, owner_id=owner_id, id=model_id, what="model")
         dataset = get_owned(
             session, Dataset, owner_id=owner_id, id=model.dataset_id, what="dataset"
@@ -51,6 +53,7 @@ def create_failure_batch(
             declared_sha256=upload.fields.get("sha256"),
         )
         name = check_name(upload.fields.get("name"), default=upload.filename)
+        staging.check_quota(session, owner_id)
         summary = staging.validate(
             session,
             validation.ingest_failure_batch,

@@ -35,7 +35,9 @@ def create_model(
 
     Takes ownership of the upload's temp file. On any failure nothing is left behind.
     """
-    with UploadStaging(upload, store, suffix=".safetensors") as staging:
+    with UploadStaging(
+        upload, store, suffix=".safetensors", quota_bytes=settings.quotas.storage_bytes
+    ) as staging:
         fields = upload.fields
         if "dataset_id" not in fields:
             raise InvalidInputError(
@@ -56,6 +58,7 @@ def create_model(
                 "or upload a repair_core .safetensors checkpoint, which carries its genotype",
                 errors=[{"loc": ["body", "genotype"], "message": "field required for .pt"}],
             )
+        staging.check_quota(session, owner_id)
         summary = staging.validate(
             session,
             validation.validate_checkpoint,

@@ -25,10 +25,11 @@ from api.db.models import (
     Model,
     RepairJob,
 )
-from api.errors import ConflictError, InvalidInputError, NotFoundError
+from api.errors import ConflictError, InvalidInputError, NotFoundError, TooManyRequestsError
 from api.queue import JobQueue
 from api.schemas.repairs import RepairCreate
 from api.services.common import get_owned
+from api.services.quotas import check_active_jobs, lock_owner
 from api.storage import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,16 @@ def create_repair(
     idempotency_key: str | None,
     queue: JobQueue,
     max_attempts: int,
+    max_active_jobs: int | None = None,
+    retry_after_seconds: int = 60,
 ) -> tuple[RepairView, bool]:
     """Create a queued job and enqueue it; returns (job, created).
 
     The same `idempotency_key` with the same body returns the first job (created is
     False); with another body it is a 409. The row is committed before the message
-    is sent, so the worker always finds it.
+    is sent, so the worker always finds it. With `max_active_jobs`, an owner who has that
+    many queued/running/cancelling jobs gets a 429 (checked under the owner-row lock, so
+    concurrent requests cannot both pass).
     """
     digest = request_digest(request)
     if idempotency_key is not None:
@@ -83,6 +88,18 @@ def create_repair(
         idempotency_key=idempotency_key,
         request_sha256=digest,
     )
+    if max_active_jobs is not None:
+        lock_owner(session, owner_id)
+        try:
+            check_active_jobs(
+                session,
+                owner_id=owner_id,
+                limit=max_active_jobs,
+                retry_after_seconds=retry_after_seconds,
+            )
+        except TooManyRequestsError:
+            session.rollback()
+            raise
     session.add(job)
     try:
         session.commit()

@@ -4,6 +4,10 @@ file, publish that file under a new key, commit the row that points at it.
 Used as a context manager, it owns the upload's temp file and whatever it staged: on the
 way out the temp files are gone, and a published file whose row was not committed is
 deleted, so a failure at any step leaves no row and no file.
+
+With a `quota_bytes`, the owner's storage quota is checked twice: early (`check_quota`,
+before the costly validation) and again in the committing transaction under the owner
+lock, so concurrent uploads cannot overshoot it together.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.db.base import Base
+from api.services.quotas import check_storage, lock_owner
 from api.services.uploads import discard, run_validation
 from api.settings import SandboxSettings
 from api.storage import ArtifactStore
@@ -24,10 +29,18 @@ from api.uploads import ReceivedUpload
 
 
 class UploadStaging:
-    def __init__(self, upload: ReceivedUpload, store: ArtifactStore, *, suffix: str) -> None:
+    def __init__(
+        self,
+        upload: ReceivedUpload,
+        store: ArtifactStore,
+        *,
+        suffix: str,
+        quota_bytes: int | None = None,
+    ) -> None:
         self.upload = upload
         self.store = store
         self.suffix = suffix  # of the validated file, e.g. ".npz"
+        self.quota_bytes = quota_bytes
         self._out: Path | None = None
         self._key: str | None = None
 
@@ -42,6 +55,14 @@ class UploadStaging:
     ) -> None:
         self.unpublish()
         discard(self._out, self.upload.stored.path)
+
+    def check_quota(self, session: Session, owner_id: uuid.UUID) -> None:
+        """413 `quota_exceeded` now if the upload cannot fit the owner's quota."""
+        if self.quota_bytes is not None:
+            check_storage(
+                session, owner_id=owner_id, incoming=self.upload.stored.size,
+                limit=self.quota_bytes,
+            )  # fmt: skip
 
     def validate(
         self,
@@ -76,6 +97,14 @@ class UploadStaging:
 
     def commit(self, session: Session, row: Base) -> None:
         """Add and commit the row; the published file belongs to it from then on."""
+        if self.quota_bytes is not None:
+            owner_id: uuid.UUID = getattr(row, "owner_id")  # noqa: B009 (every upload row has one)
+            lock_owner(session, owner_id)
+            try:
+                self.check_quota(session, owner_id)
+            except Exception:
+                session.rollback()
+                raise
         session.add(row)
         session.commit()
         self._key = None

@@ -70,3 +70,38 @@ def test_sweep_removes_only_old_temp_files(tmp_path: Path) -> None:
     os.utime(old, (two_hours_ago, two_hours_ago))
     assert store.sweep_temp(older_than_seconds=3600) == 1
     assert not old.exists() and new.exists()
+
+
+def _aged(path: Path, data: bytes, *, seconds: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_orphan_sweep_removes_only_old_published_files_that_no_row_names(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    owner = uuid.uuid4()
+    kept, orphan, fresh = (store.new_key(owner, ".npz") for _ in range(3))
+    _aged(store.path(kept), b"k", seconds=7200)
+    _aged(store.path(orphan), b"o", seconds=7200)
+    _aged(store.path(fresh), b"f", seconds=10)
+    work = _aged(store.path(f"{owner}/jobs/{uuid.uuid4()}/work/ledger.json"), b"{}", seconds=7200)
+    temp = _aged(store.temp_path(), b"t", seconds=7200)
+    assert store.sweep_orphans(lambda: {kept}, older_than_seconds=3600) == 1
+    assert not store.path(orphan).exists()
+    assert store.path(kept).exists() and store.path(fresh).exists()
+    # Work directories and temp files are not published artifacts: other sweeps own them.
+    assert work.exists() and temp.exists()
+
+
+def test_orphan_sweep_does_not_read_the_rows_when_no_file_is_old_enough(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    _aged(store.path(store.new_key(uuid.uuid4())), b"new", seconds=1)
+
+    def rows() -> set[str]:
+        raise AssertionError("rows read although nothing could be swept")
+
+    assert store.sweep_orphans(rows, older_than_seconds=3600) == 0
+    assert ArtifactStore(tmp_path / "missing").sweep_orphans(rows) == 0
