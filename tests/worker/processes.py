@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 from pathlib import Path
+
+import redis
 
 from api.settings import Settings
 from repairctl.service import PROJECT_ROOT, child_env, worker_command
@@ -59,3 +62,17 @@ class WorkerProcess:
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):  # the whole group is gone already
             os.killpg(self.process.pid, sig)
+
+
+def forget_queue(url: str, queue: str) -> None:
+    """Drop the test queue and the unacknowledged messages killed workers left for it
+    (Redis would hand them back after the visibility timeout, hours later)."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.delete(queue)
+        for tag, raw in client.hgetall("unacked").items():
+            if json.loads(raw)[2] == queue:  # (message, exchange, routing key)
+                client.hdel("unacked", tag)
+                client.zrem("unacked_index", tag)
+    finally:
+        client.close()
