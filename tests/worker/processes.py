@@ -12,7 +12,7 @@ from pathlib import Path
 import redis
 
 from api.settings import Settings
-from repairctl.service import PROJECT_ROOT, child_env, worker_command
+from repairctl.service import PROJECT_ROOT, worker_command, worker_env
 from tests.worker.jobs import wait_for
 
 
@@ -27,7 +27,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             worker_command(name),
             cwd=PROJECT_ROOT,
-            env={"OMP_NUM_THREADS": "1", **child_env(settings)},
+            env={"OMP_NUM_THREADS": "1", **worker_env(settings)},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -50,7 +50,7 @@ class WorkerProcess:
         self.process.wait(timeout=30)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Warm shutdown (SIGTERM), then SIGKILL for whatever is left of the group."""
+        """SIGTERM (a cold shutdown, see `worker_env`), then SIGKILL for the rest."""
         if self.process.poll() is None:
             self._signal_group(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
