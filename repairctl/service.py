@@ -38,6 +38,15 @@ def api_command(host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment of a worker process. SIGTERM (what a deploy, systemd or Kubernetes
+    sends) means Celery's cold shutdown, as SIGQUIT does: the running job gets
+    `worker.soft_shutdown_seconds` to finish, then goes back to the queue. Celery's own
+    SIGTERM, a warm shutdown, would hold the deploy until the job ends (hours) and then
+    lose it to the SIGKILL that follows. Billiard reads this when it is first imported."""
+    return {**child_env(settings), "REMAP_SIGTERM": "SIGQUIT"}
+
+
 def worker_command(name: str = "repair") -> list[str]:
     # One job at a time (worker_concurrency = 1 in the app). Mingle and gossip only
     # exchange worker-to-worker chatter this service does not use.
@@ -83,7 +92,7 @@ class ServiceProcesses:
     def start(self) -> None:
         env = child_env(self.settings)
         self.api = self._spawn(api_command(self._host, self._port), env, "api")
-        self.worker = self._spawn(worker_command(), env, "worker")
+        self.worker = self._spawn(worker_command(), worker_env(self.settings), "worker")
 
     def _spawn(self, command: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
         output: IO[bytes] | None = None

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 from pathlib import Path
 
+import redis
+
 from api.settings import Settings
-from repairctl.service import PROJECT_ROOT, child_env, worker_command
+from repairctl.service import PROJECT_ROOT, worker_command, worker_env
 from tests.worker.jobs import wait_for
 
 
@@ -24,7 +27,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             worker_command(name),
             cwd=PROJECT_ROOT,
-            env={"OMP_NUM_THREADS": "1", **child_env(settings)},
+            env={"OMP_NUM_THREADS": "1", **worker_env(settings)},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -47,7 +50,7 @@ class WorkerProcess:
         self.process.wait(timeout=30)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Warm shutdown (SIGTERM), then SIGKILL for whatever is left of the group."""
+        """SIGTERM (a cold shutdown, see `worker_env`), then SIGKILL for the rest."""
         if self.process.poll() is None:
             self._signal_group(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -59,3 +62,17 @@ class WorkerProcess:
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):  # the whole group is gone already
             os.killpg(self.process.pid, sig)
+
+
+def forget_queue(url: str, queue: str) -> None:
+    """Drop the test queue and the unacknowledged messages killed workers left for it
+    (Redis would hand them back after the visibility timeout, hours later)."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.delete(queue)
+        for tag, raw in client.hgetall("unacked").items():
+            if json.loads(raw)[2] == queue:  # (message, exchange, routing key)
+                client.hdel("unacked", tag)
+                client.zrem("unacked_index", tag)
+    finally:
+        client.close()

@@ -6,7 +6,6 @@ sandbox included) are made once per module.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
 import torch
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,7 +32,7 @@ from repairctl.client import RepairClient
 from tests.api.conftest import serve
 from tests.digits_problem import RepairProblem
 from tests.worker.jobs import tiny_config, wait_for, worker_settings_for
-from tests.worker.processes import WorkerProcess
+from tests.worker.processes import WorkerProcess, forget_queue
 from worker.journal import read_journal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
@@ -96,21 +94,7 @@ def running_stack(base: Settings, log_dir: Path) -> Iterator[Stack]:
             # Shown by pytest when the test failed.
             print(f"--- worker {process.name} ---\n{process.log()[-6000:]}")
         engine.dispose()
-        _forget_queue(settings.broker.url, queue)
-
-
-def _forget_queue(url: str, queue: str) -> None:
-    """Drop the test queue and the unacknowledged messages killed workers left for it
-    (Redis would hand them back after the visibility timeout, hours later)."""
-    client = redis.Redis.from_url(url)
-    try:
-        client.delete(queue)
-        for tag, raw in client.hgetall("unacked").items():
-            if json.loads(raw)[2] == queue:  # (message, exchange, routing key)
-                client.hdel("unacked", tag)
-                client.zrem("unacked_index", tag)
-    finally:
-        client.close()
+        forget_queue(settings.broker.url, queue)
 
 
 @pytest.fixture

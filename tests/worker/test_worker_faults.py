@@ -1,0 +1,281 @@
+"""Worker faults of reliability.md, with real processes: Celery workers on Redis, job state
+in Postgres, jobs seeded straight into the database (no API).
+
+- 22. Poison jobs: a pipeline that raises deterministically, and a job process that dies
+  on every attempt, end `failed` with their error class after at most `max_attempts`
+  attempts; nothing is delivered again after that.
+- 21. SIGTERM to a worker mid-job (a deploy): the job goes back to the queue and a
+  restarted worker resumes it from its checkpoint.
+- 23. A job that runs past its time limit ends `failed` with a timeout error, and the
+  worker takes the next job.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db.models import FailureBatch, JobStatus, RepairJob
+from api.db.session import make_engine, make_session_factory
+from api.queue import CeleryJobQueue
+from api.settings import BrokerSettings, Settings
+from api.storage import ArtifactStore
+from repair_core.datasets.npz import write_npz_images
+from tests.digits_problem import RepairProblem
+from tests.worker.jobs import (
+    SeededModel,
+    add_job,
+    get_job,
+    seed_digits_model,
+    tiny_config,
+    wait_for,
+    worker_settings_for,
+)
+from tests.worker.processes import WorkerProcess, forget_queue
+from worker.journal import read_journal
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
+
+FINISHED = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+# Far longer than any test waits: the job is still running when the fault hits it.
+LONG_SEARCH = tiny_config(**{"search.epochs": 200, "search.steps_per_epoch": 5})
+
+
+@dataclass
+class Rig:
+    """Workers on a queue of their own, over the module's Postgres and Redis."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    seeded: SeededModel
+    log_dir: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def start_worker(self, name: str, settings: Settings | None = None) -> WorkerProcess:
+        process = WorkerProcess(settings or self.settings, name, self.log_dir)
+        self.workers.append(process)
+        process.wait_ready()
+        return process
+
+    def submit(
+        self,
+        config: dict[str, Any] | None = None,
+        *,
+        inputs: SeededModel | None = None,
+        **values: Any,
+    ) -> uuid.UUID:
+        job_id = add_job(self.sessions, inputs or self.seeded, config, **values)
+        queue = CeleryJobQueue(self.settings.broker)
+        try:
+            queue.enqueue(job_id)
+        finally:
+            queue.close()
+        return job_id
+
+    def wait(self, job_id: uuid.UUID, until: Any, *, timeout: float, what: str) -> RepairJob:
+        last: list[RepairJob] = []
+
+        def check() -> bool:
+            last[:] = [get_job(self.sessions, job_id)]
+            return bool(until(last[0]))
+
+        def said() -> str:
+            job = last[0]
+            return f"{what}; job is {job.status.value}, attempt {job.attempts}, {job.error_type}"
+
+        wait_for(check, timeout=timeout, what=said, interval=0.2)
+        return last[0]
+
+    def finished(self, job_id: uuid.UUID, timeout: float = 120) -> RepairJob:
+        return self.wait(job_id, lambda j: j.status in FINISHED, timeout=timeout, what="the end")
+
+    def claims(self, job_id: uuid.UUID) -> list[dict[str, Any]]:
+        root = self.settings.artifacts.root
+        path = root / str(self.seeded.owner_id) / "jobs" / str(job_id) / "attempts.jsonl"
+        return [e for e in read_journal(path) if e["event"] == "claimed"]
+
+    def logs(self) -> str:
+        return "".join(w.log() for w in self.workers)
+
+
+@pytest.fixture(scope="module")
+def module_settings(
+    worker_postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    root = tmp_path_factory.mktemp("faults") / "artifacts"
+    root.mkdir()
+    return worker_settings_for(
+        worker_postgres_url, root, broker=BrokerSettings(url=redis_url, queue="unused")
+    )
+
+
+@pytest.fixture(scope="module")
+def module_seeded(module_settings: Settings, digits_problem: RepairProblem) -> SeededModel:
+    engine = make_engine(module_settings.database.url)
+    try:
+        store = ArtifactStore(module_settings.artifacts.root)
+        return seed_digits_model(make_session_factory(engine), store, digits_problem)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def rig(module_settings: Settings, module_seeded: SeededModel, tmp_path: Path) -> Iterator[Rig]:
+    queue = f"test-faults-{uuid.uuid4().hex[:10]}"
+    broker = BrokerSettings(url=module_settings.broker.url, queue=queue)
+    settings = module_settings.model_copy(update={"broker": broker})
+    engine = make_engine(settings.database.url)
+    rig = Rig(settings, make_session_factory(engine), module_seeded, tmp_path)
+    try:
+        yield rig
+    finally:
+        for process in rig.workers:
+            process.stop()
+            print(f"--- worker {process.name} ---\n{process.log()[-6000:]}")  # shown on failure
+        engine.dispose()
+        forget_queue(settings.broker.url, queue)
+
+
+def _nothing_to_repair(rig: Rig, problem: RepairProblem) -> SeededModel:
+    """The seeded model with a failure batch of clean test images it classifies correctly:
+    real input the pipeline can only reject ("nothing to repair"), after loading it."""
+    deployed = problem.deployed().model.eval()
+    images, labels = problem.data.test.images, problem.data.test.labels
+    right = deployed(images.float() / 255).argmax(1) == labels
+    assert int(right.sum()) >= 8
+    store = ArtifactStore(rig.settings.artifacts.root)
+    with rig.sessions() as session:
+        original = session.get_one(FailureBatch, rig.seeded.batch_id)
+        key = store.new_key(rig.seeded.owner_id, ".npz")
+        write_npz_images(store.path(key), images[right][:32], labels[right][:32])
+        batch = FailureBatch(
+            owner_id=original.owner_id, model_id=original.model_id, name="clean.npz",
+            original_filename="clean.npz", source_format="npz", storage_key=key,
+            accepted=32, rejected=[], sha256="0" * 64, size_bytes=1,
+        )  # fmt: skip
+        session.add(batch)
+        session.commit()
+        return SeededModel(rig.seeded.owner_id, rig.seeded.model_id, batch.id)
+
+
+def test_a_job_whose_pipeline_rejects_its_input_fails_once_and_is_never_run_again(
+    rig: Rig, digits_problem: RepairProblem
+) -> None:
+    clean = _nothing_to_repair(rig, digits_problem)
+    rig.start_worker("a")
+    poison = rig.submit(inputs=clean, max_attempts=3)
+    job = rig.finished(poison)
+    assert job.status == JobStatus.failed and job.error_type == "RepairInputError", job.error
+    assert "nothing to repair" in (job.error or "")
+    assert job.attempts == 1
+
+    # Its message again (a redelivery), then a good job behind it on the same worker:
+    # by the time that one is done, the duplicate was seen and skipped.
+    queue = CeleryJobQueue(rig.settings.broker)
+    try:
+        queue.enqueue(poison)
+    finally:
+        queue.close()
+    good = rig.submit(tiny_config(), max_attempts=3)
+    assert rig.finished(good).status == JobStatus.succeeded
+    assert f"job {poison} skipped: it has failed already" in rig.logs()
+    again = get_job(rig.sessions, poison)
+    assert (again.status, again.attempts) == (JobStatus.failed, 1)
+    assert len(rig.claims(poison)) == 1
+
+
+def _job_pid(job: RepairJob) -> int:
+    # lease_owner is "<hostname>/<pid of the job process>"
+    assert job.lease_owner is not None
+    return int(job.lease_owner.rsplit("/", 1)[1])
+
+
+def test_a_job_whose_process_dies_every_attempt_fails_as_worker_lost_after_max_attempts(
+    rig: Rig,
+) -> None:
+    # A short lease: each dead attempt is noticed (and handed on) within 3 s.
+    short = rig.settings.worker.model_copy(update={"lease_seconds": 3.0})
+    worker = rig.start_worker("a", rig.settings.model_copy(update={"worker": short}))
+    job_id = rig.submit(LONG_SEARCH, max_attempts=2)
+    for attempt in (1, 2):
+        running = rig.wait(
+            job_id,
+            lambda j, n=attempt: j.status == JobStatus.running and j.attempts == n,
+            timeout=60,
+            what=f"attempt {attempt} to run",
+        )
+        pid = _job_pid(running)
+        assert pid != worker.process.pid
+        os.kill(pid, signal.SIGKILL)  # the job process dies as a crash or os._exit would
+
+    job = rig.finished(job_id, timeout=60)
+    assert job.status == JobStatus.failed and job.error_type == "WorkerLost", job.error
+    assert job.attempts == 2 and "2 of 2 attempts" in (job.error or "")
+    assert len(rig.claims(job_id)) == 2
+    # The worker survived its job processes and takes the next job.
+    assert worker.process.poll() is None
+    good = rig.submit(tiny_config())
+    assert rig.finished(good).status == JobStatus.succeeded
+    assert len(rig.claims(job_id)) == 2
+    assert get_job(rig.sessions, job_id).attempts == 2
+
+
+def test_sigterm_to_a_worker_mid_job_requeues_it_and_a_restarted_worker_resumes_it(
+    rig: Rig,
+) -> None:
+    settings = rig.settings.model_copy(
+        update={"worker": rig.settings.worker.model_copy(update={"soft_shutdown_seconds": 1.0})}
+    )
+    first = rig.start_worker("first", settings)
+    config = tiny_config(**{"search.epochs": 6, "search.steps_per_epoch": 3})
+    job_id = rig.submit(config)
+    # Step 4 is in the second epoch, so the first epoch's search state is saved.
+    rig.wait(
+        job_id,
+        lambda j: j.status in FINISHED or (j.stage == "searching" and j.step >= 4),
+        timeout=90,
+        what="the search's second epoch",
+    )
+    first.process.send_signal(signal.SIGTERM)  # to the worker's main process, as a deploy does
+    first.process.wait(timeout=30)
+    stopped = get_job(rig.sessions, job_id)
+    assert stopped.status in (JobStatus.running, JobStatus.queued), stopped.status
+    assert "Restoring 1 unacknowledged message(s)" in first.log()
+
+    rig.start_worker("second")
+    job = rig.finished(job_id, timeout=150)
+    assert job.status == JobStatus.succeeded, job.error
+    assert job.attempts == 2
+    claims = rig.claims(job_id)
+    assert [c["worker"].split("@")[0] for c in claims] == ["first", "second"]
+    assert {"confirming", "selecting"} <= set(claims[1]["resumed_stages"])
+
+
+def test_a_job_past_its_time_limit_fails_with_a_timeout_and_the_worker_takes_the_next(
+    rig: Rig,
+) -> None:
+    limits = {"phase_hard_seconds": 40, "soft_limit_margin_seconds": 20}
+    settings = rig.settings.model_copy(
+        update={"worker": rig.settings.worker.model_copy(update=limits)}
+    )
+    worker = rig.start_worker("a", settings)
+    slow = rig.submit(LONG_SEARCH)
+    job = rig.finished(slow, timeout=90)
+    assert job.status == JobStatus.failed and job.error_type == "TimeLimitExceeded", job.error
+    assert "time limit" in (job.error or "") and job.attempts == 1
+
+    good = rig.submit(tiny_config())
+    assert rig.finished(good, timeout=90).status == JobStatus.succeeded
+    assert worker.process.poll() is None
+    with rig.sessions() as session:
+        owner = session.scalar(sa.select(RepairJob.lease_owner).where(RepairJob.id == good))
+    assert owner is not None and owner.startswith("a@")
