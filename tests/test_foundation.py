@@ -73,11 +73,14 @@ def test_compose_file_declares_every_service_with_env_vars_the_settings_read() -
     known = _settings_env_names()
     for name in ("api", "worker", "migrate"):
         env = services[name]["environment"]
-        assert set(env) <= known, f"{name} sets env vars no setting reads: {set(env) - known}"
+        ours = {key for key in env if key.startswith("REPAIR_")}
+        assert ours <= known, f"{name} sets env vars no setting reads: {ours - known}"
         for required in ("REPAIR_DATABASE__URL", "REPAIR_BROKER__URL", "REPAIR_ARTIFACTS__ROOT"):
             assert required in env, f"{name} lacks {required}"
         assert env["REPAIR_DATABASE__URL"].startswith("postgresql")
         assert env["REPAIR_BROKER__URL"].startswith("redis://")
+    # A deploy's SIGTERM must hand the running job back, not wait hours for it (billiard).
+    assert services["worker"]["environment"]["REMAP_SIGTERM"] == "SIGQUIT"
     gpu = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"]
     for name in ("api", "postgres", "redis", "worker"):
