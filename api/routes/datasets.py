@@ -7,11 +7,11 @@ import uuid
 from fastapi import APIRouter, Request, Response, status
 
 from api.deps import OwnerDep, SessionDep, SettingsDep, StoreDep
-from api.routes._upload_docs import DATASET_BODY
-from api.routes._uploads import receive_and_create
 from api.schemas.common import problem_responses
 from api.schemas.datasets import DatasetPublic, DatasetsPublic
 from api.services import datasets
+from api.uploads.forms import DATASET_BODY
+from api.uploads.receive import receive_and_create
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 

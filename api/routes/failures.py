@@ -8,11 +8,11 @@ from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import OwnerDep, SessionDep, SettingsDep, StoreDep
-from api.routes._upload_docs import FAILURE_BATCH_BODY
-from api.routes._uploads import receive_and_create
 from api.schemas.common import problem_responses
 from api.schemas.failures import FailureBatchesPublic, FailureBatchPublic
 from api.services import failures
+from api.uploads.forms import FAILURE_BATCH_BODY
+from api.uploads.receive import receive_and_create
 
 router = APIRouter(prefix="/models/{model_id}/failure-batches", tags=["failure batches"])
 

@@ -7,11 +7,11 @@ import uuid
 from fastapi import APIRouter, Request, Response, status
 
 from api.deps import OwnerDep, SessionDep, SettingsDep, StoreDep
-from api.routes._upload_docs import MODEL_BODY
-from api.routes._uploads import receive_and_create
 from api.schemas.common import problem_responses
 from api.schemas.models import ModelPublic, ModelsPublic
 from api.services import models
+from api.uploads.forms import MODEL_BODY
+from api.uploads.receive import receive_and_create
 
 router = APIRouter(prefix="/models", tags=["models"])
 

@@ -8,15 +8,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import validation
 from api.db.models import Dataset
-from api.filekinds import DATASET_KINDS
 from api.services.common import check_name, get_owned, list_owned
-from api.services.staging import UploadStaging
 from api.services.uploads import check_upload, ingest_limits
 from api.settings import Settings
 from api.storage import ArtifactStore
-from api.uploads import ReceivedUpload
+from api.uploads import validation
+from api.uploads.filekinds import DATASET_KINDS
+from api.uploads.multipart import ReceivedUpload
+from api.uploads.staging import UploadStaging
 
 WHAT = "dataset archive"
 FIELDS = frozenset({"name", "sha256"})

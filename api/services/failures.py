@@ -12,16 +12,16 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from api import validation
 from api.db.models import Dataset, FailureBatch, Model
 from api.errors import InvalidInputError, NotFoundError
-from api.filekinds import FAILURE_BATCH_KINDS
 from api.services.common import check_name, get_owned
-from api.services.staging import UploadStaging
 from api.services.uploads import check_upload, ingest_limits
 from api.settings import Settings
 from api.storage import ArtifactStore
-from api.uploads import ReceivedUpload
+from api.uploads import validation
+from api.uploads.filekinds import FAILURE_BATCH_KINDS
+from api.uploads.multipart import ReceivedUpload
+from api.uploads.staging import UploadStaging
 
 WHAT = "failure batch"
 FIELDS = frozenset({"name", "sha256"})

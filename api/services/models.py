@@ -8,16 +8,16 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from api import validation
 from api.db.models import Dataset, Model
 from api.errors import InvalidInputError
-from api.filekinds import CHECKPOINT_KINDS
 from api.services.common import check_name, get_owned, list_owned, parse_uuid
-from api.services.staging import UploadStaging
 from api.services.uploads import check_upload
 from api.settings import Settings
 from api.storage import ArtifactStore
-from api.uploads import ReceivedUpload
+from api.uploads import validation
+from api.uploads.filekinds import CHECKPOINT_KINDS
+from api.uploads.multipart import ReceivedUpload
+from api.uploads.staging import UploadStaging
 
 WHAT = "checkpoint"
 FIELDS = frozenset({"dataset_id", "name", "genotype", "network_config", "sha256"})

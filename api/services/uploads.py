@@ -1,7 +1,7 @@
 """What every upload goes through before a row exists: kind check, digest check, sandbox.
 
-Untrusted bytes are only ever parsed by `api.validation` functions running in the
-resource-limited child of `api.sandbox`; this module never imports torch.
+Untrusted bytes are only ever parsed by `api.uploads.validation` functions running in the
+resource-limited child of `api.uploads.sandbox`; this module never imports torch.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from api.errors import InvalidInputError
-from api.filekinds import check_magic, declared_kind
 from api.settings import SandboxSettings, UploadLimits
-from api.uploads import ReceivedUpload
+from api.uploads.filekinds import check_magic, declared_kind
+from api.uploads.multipart import ReceivedUpload
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -69,7 +69,7 @@ def run_validation(
     extra_memory_bytes: int = 0,
 ) -> dict[str, Any]:
     """Run `fn(*args)` in the sandboxed child; map its failures to 422 problems."""
-    from api.sandbox import SandboxError, run_sandboxed
+    from api.uploads.sandbox import SandboxError, run_sandboxed
     from repair_core.errors import RepairInputError
 
     try:

@@ -25,7 +25,7 @@ from api.services.quotas import check_storage, lock_owner
 from api.services.uploads import discard, run_validation
 from api.settings import SandboxSettings
 from api.storage import ArtifactStore
-from api.uploads import ReceivedUpload
+from api.uploads.multipart import ReceivedUpload
 
 
 class UploadStaging:

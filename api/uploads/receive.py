@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.settings import Settings
 from api.storage import ArtifactStore
-from api.uploads import receive_upload
+from api.uploads.multipart import receive_upload
 
 T = TypeVar("T")
 
