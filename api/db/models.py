@@ -56,9 +56,6 @@ class JobStatus(enum.StrEnum):
     cancelled = "cancelled"
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
-
-
 def _id() -> Mapped[uuid.UUID]:
     return mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
 
