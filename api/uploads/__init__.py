@@ -6,6 +6,6 @@ the file inside the resource-limited child of `sandbox`, then publishes the norm
 result and commits its row. `forms` declares each upload route's form fields and
 `receive` is the flow the upload routes share.
 
-Nothing here is imported by the sandboxed child except `validation` (and this package):
-keep this module free of imports.
+The sandboxed child imports `sandbox` (its entry point), `validation` (the function it
+runs) and this package, nothing else of the API: keep this module free of imports.
 """
