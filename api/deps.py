@@ -1,5 +1,5 @@
-"""Typed dependencies: settings, a database session, the artifact store, the queue, and
-the authenticated owner (the one place the owner check lives)."""
+"""Typed dependencies: settings, a database session, the artifact store, the queue, the
+authenticated owner (the one place the owner check lives), and an upload's receiver."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from api.queue import JobQueue
 from api.services import owners
 from api.settings import Settings
 from api.storage import ArtifactStore
+from api.uploads.receive import UploadReceiver
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -70,3 +71,12 @@ def get_owner(
 
 
 OwnerDep = Annotated[Owner, Depends(get_owner)]
+
+
+def get_upload_receiver(
+    request: Request, owner: OwnerDep, session: SessionDep, store: StoreDep, settings: SettingsDep
+) -> UploadReceiver:
+    return UploadReceiver(request, owner.id, session, store, settings)
+
+
+UploadDep = Annotated[UploadReceiver, Depends(get_upload_receiver)]

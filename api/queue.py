@@ -2,7 +2,7 @@
 
 The default sends the Celery task `repair.run_job` by name, so the API never imports
 the worker (or torch). A message that never arrives is recovered by the worker's
-reconciler, which re-enqueues old `queued` rows; a duplicate is a no-op there.
+sweeper (`worker/sweeper.py`), which re-enqueues old `queued` rows; a duplicate is a no-op there.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
 RUN_JOB_TASK = "repair.run_job"
-# Publishing gives up quickly: the row is committed already, the reconciler catches up.
+# Publishing gives up quickly: the row is committed already, the sweeper catches up.
 PUBLISH_RETRY_POLICY = {
     "max_retries": 2,
     "interval_start": 0,

@@ -30,7 +30,7 @@ def main() -> None:
     limits = IngestLimits()
     start = time.perf_counter()
     if args.sandbox:
-        from api.sandbox import run_sandboxed
+        from api.uploads.sandbox import run_sandboxed
 
         with tempfile.TemporaryDirectory() as scratch:
             summary = run_sandboxed(

@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.db.jobs import LEASED_STATUSES
 from api.db.models import JobStatus, RepairJob
 from api.settings import WorkerSettings
 from repair_core.progress import CancelToken, Progress
@@ -179,7 +180,7 @@ class JobKeeper:
         elif row.status == JobStatus.cancelling and not self.cancel_requested:
             log.info("job %s: cancel requested", self.lease.job_id)
             self.cancel_requested = True
-        elif row.status not in (JobStatus.running, JobStatus.cancelling):
+        elif row.status not in LEASED_STATUSES:
             self._lose(f"the job became {row.status.value}")
 
     def _renew(self) -> None:

@@ -20,11 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from api.db.jobs import transition
-from api.db.models import TERMINAL_STATUSES, JobStatus, RepairJob, UTCDateTime
-
-# A job someone is working on: running, or running with a cancel request.
-ACTIVE = frozenset({JobStatus.running, JobStatus.cancelling})
+from api.db.jobs import LEASED_STATUSES, TERMINAL_STATUSES, transition
+from api.db.models import JobStatus, RepairJob, UTCDateTime
 
 
 def utcnow() -> datetime:
@@ -91,7 +88,7 @@ def why_not_claimed(session: Session, job_id: uuid.UUID, *, now: datetime | None
         return "no such job"
     if job.status in TERMINAL_STATUSES:
         return f"it has {job.status.value} already"
-    if job.status in ACTIVE:
+    if job.status in LEASED_STATUSES:
         expires = job.lease_expires_at
         alive = expires is not None and expires > (now or utcnow())
         state = "live" if alive else "expired (the sweeper will re-queue it)"
@@ -124,7 +121,7 @@ def update_fenced(session: Session, lease: Lease, values: dict[str, Any]) -> boo
         .where(
             RepairJob.id == lease.job_id,
             RepairJob.lease_token == lease.token,
-            RepairJob.status.in_(sorted(ACTIVE)),
+            RepairJob.status.in_(sorted(LEASED_STATUSES)),
         )
         .values(version=RepairJob.version + 1, **values)
         .execution_options(synchronize_session=False)
@@ -147,7 +144,7 @@ def finish(
         session,
         lease.job_id,
         to=to,
-        from_=ACTIVE,
+        from_=LEASED_STATUSES,
         where=RepairJob.lease_token == lease.token,
         values={
             "lease_token": None,

@@ -30,12 +30,12 @@ from celery import bootsteps
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db.jobs import transition
+from api.db.jobs import LEASED_STATUSES, transition
 from api.db.models import JobStatus, RepairJob
 from api.db.session import make_engine, make_session_factory
 from api.queue import CeleryJobQueue, JobQueue
 from api.settings import Settings, WorkerSettings
-from worker.lease import ACTIVE, utcnow
+from worker.lease import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def _expired_leases(session: Session, now: datetime, report: SweepReport) -> Non
             RepairJob.id, RepairJob.status, RepairJob.lease_token, RepairJob.lease_owner,
             RepairJob.heartbeat_at, RepairJob.attempts, RepairJob.max_attempts,
         )
-        .where(RepairJob.status.in_(sorted(ACTIVE)), expired)
+        .where(RepairJob.status.in_(sorted(LEASED_STATUSES)), expired)
         .order_by(RepairJob.lease_expires_at)
         .limit(BATCH)
         .with_for_update(skip_locked=True)

@@ -1,8 +1,10 @@
-"""Job state transitions: one table of allowed moves, applied by conditional UPDATE.
+"""Job states: every set of statuses, the table of allowed moves, and the conditional
+UPDATE that applies it. `JobStatus` itself is the column's type, in `api.db.models`.
 
 `UPDATE ... WHERE id = :id AND status IN (:allowed_from)` touches 0 rows when someone
 else moved the job first, so two updaters can never both win; callers re-read and
-decide. The API (cancel) and the worker (claim, finish) share this table.
+decide. The API (cancel, quotas), the worker (claim, finish) and the sweeper share
+this module.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from api.db.models import JobStatus, RepairJob
 
 S = JobStatus
 ALLOWED_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
-    # queued -> failed: the reconciler gives up on a job that can never start.
+    # queued -> failed: the sweeper gives up on a job that can never start.
     S.queued: frozenset({S.running, S.cancelled, S.failed}),
-    # running -> queued: a lease expired and the reaper hands the job to another worker.
+    # running -> queued: a lease expired and the sweeper hands the job to another worker.
     S.running: frozenset({S.queued, S.cancelling, S.succeeded, S.failed}),
     # A job may finish (or fail) before it notices the cancel request.
     S.cancelling: frozenset({S.cancelled, S.succeeded, S.failed}),
@@ -28,6 +30,16 @@ ALLOWED_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
     S.failed: frozenset(),
     S.cancelled: frozenset(),
 }
+
+# Finished: no move leads out of these.
+TERMINAL_STATUSES = frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if not targets)
+# Not finished yet: what counts against an owner's active-jobs quota.
+ACTIVE_STATUSES = frozenset(JobStatus) - TERMINAL_STATUSES
+# Held by a worker's lease: someone is working on the job (the sweeper re-queues it
+# when the lease expires).
+LEASED_STATUSES = frozenset({S.running, S.cancelling})
+# A cancel was asked for: asking again changes nothing.
+CANCEL_REQUESTED_STATUSES = frozenset({S.cancelling, S.cancelled})
 
 
 def sources_of(target: JobStatus) -> frozenset[JobStatus]:

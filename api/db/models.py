@@ -56,9 +56,6 @@ class JobStatus(enum.StrEnum):
     cancelled = "cancelled"
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
-
-
 def _id() -> Mapped[uuid.UUID]:
     return mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
 
@@ -67,10 +64,15 @@ def _created_at() -> Mapped[datetime]:
     return mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
-def _owner_fk() -> Mapped[uuid.UUID]:
+def _parent_fk(column: str) -> Mapped[uuid.UUID]:
+    """The indexed id of the row this one belongs to; deleting that row deletes this one."""
     return mapped_column(
-        sa.Uuid, sa.ForeignKey("owners.id", ondelete="CASCADE"), nullable=False, index=True
+        sa.Uuid, sa.ForeignKey(column, ondelete="CASCADE"), nullable=False, index=True
     )
+
+
+def _owner_fk() -> Mapped[uuid.UUID]:
+    return _parent_fk("owners.id")
 
 
 class Owner(Base):
@@ -136,9 +138,7 @@ class Model(_Upload, Base):
 
     id: Mapped[uuid.UUID] = _id()
     owner_id: Mapped[uuid.UUID] = _owner_fk()
-    dataset_id: Mapped[uuid.UUID] = mapped_column(
-        sa.Uuid, sa.ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    dataset_id: Mapped[uuid.UUID] = _parent_fk("datasets.id")
     genotype: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     network_config: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     num_classes: Mapped[int] = mapped_column(sa.Integer, nullable=False)
@@ -151,9 +151,7 @@ class FailureBatch(_Upload, Base):
 
     id: Mapped[uuid.UUID] = _id()
     owner_id: Mapped[uuid.UUID] = _owner_fk()
-    model_id: Mapped[uuid.UUID] = mapped_column(
-        sa.Uuid, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    model_id: Mapped[uuid.UUID] = _parent_fk("models.id")
     accepted: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     # [{"file": name, "reason": why}] for every image that was not accepted.
     rejected: Mapped[list[dict[str, str]]] = mapped_column(sa.JSON, nullable=False, default=list)
@@ -179,9 +177,7 @@ class RepairJob(Base):
 
     id: Mapped[uuid.UUID] = _id()
     owner_id: Mapped[uuid.UUID] = _owner_fk()
-    model_id: Mapped[uuid.UUID] = mapped_column(
-        sa.Uuid, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    model_id: Mapped[uuid.UUID] = _parent_fk("models.id")
     failure_batch_ids: Mapped[list[str]] = mapped_column(sa.JSON, nullable=False)
     config: Mapped[dict[str, Any]] = mapped_column(sa.JSON, nullable=False)
 
@@ -250,9 +246,7 @@ class Genotype(Base):
 
     id: Mapped[uuid.UUID] = _id()
     owner_id: Mapped[uuid.UUID] = _owner_fk()
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        sa.Uuid, sa.ForeignKey("repair_jobs.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    job_id: Mapped[uuid.UUID] = _parent_fk("repair_jobs.id")
     iteration: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     genotype: Mapped[dict[str, Any]] = mapped_column(sa.JSON, nullable=False)
     created_at: Mapped[datetime] = _created_at()
@@ -266,9 +260,7 @@ class Metric(Base):
 
     id: Mapped[uuid.UUID] = _id()
     owner_id: Mapped[uuid.UUID] = _owner_fk()
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        sa.Uuid, sa.ForeignKey("repair_jobs.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    job_id: Mapped[uuid.UUID] = _parent_fk("repair_jobs.id")
     name: Mapped[str] = mapped_column(sa.String(128), nullable=False)
     value: Mapped[float] = mapped_column(sa.Float, nullable=False)
     created_at: Mapped[datetime] = _created_at()

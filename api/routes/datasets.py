@@ -3,49 +3,31 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 
-from api.deps import OwnerDep, SessionDep, SettingsDep, StoreDep
-from api.routes._upload_docs import DATASET_BODY
-from api.routes._uploads import receive_and_create
+from api.deps import OwnerDep, SessionDep, UploadDep
 from api.schemas.common import problem_responses
 from api.schemas.datasets import DatasetPublic, DatasetsPublic
 from api.services import datasets
+from api.uploads.forms import DATASET_FORM
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
+_REPLAY: dict[int | str, dict[str, Any]] = {
+    200: {"model": DatasetPublic, "description": "Identical upload: the existing dataset"}
+}
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=DatasetPublic,
-    openapi_extra=DATASET_BODY,
-    responses={
-        200: {"model": DatasetPublic, "description": "Identical upload: the existing dataset"},
-        **problem_responses(400, 401, 404, 413, 415, 422, 503),
-    },
-)
-async def upload_dataset(
-    request: Request,
-    response: Response,
-    owner: OwnerDep,
-    session: SessionDep,
-    store: StoreDep,
-    settings: SettingsDep,
-) -> DatasetPublic:
+
+@router.post("", **DATASET_FORM.route(DatasetPublic, responses=_REPLAY))
+async def upload_dataset(upload: UploadDep, response: Response) -> DatasetPublic:
     """Upload the owner's clean data once. It is decoded and validated in a sandbox and
     stored as tensors; re-uploading identical bytes returns the same dataset (200)."""
-    dataset, created = await receive_and_create(
-        request,
+    dataset, created = await upload.create(
         datasets.create_dataset,
-        session=session,
-        owner_id=owner.id,
-        store=store,
-        settings=settings,
-        max_file_bytes=settings.uploads.dataset_bytes,
-        what=datasets.WHAT,
-        allowed_fields=datasets.FIELDS,
+        DATASET_FORM,
+        max_file_bytes=upload.settings.uploads.dataset_bytes,
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     response.headers["Location"] = f"/v1/datasets/{dataset.id}"

@@ -4,51 +4,32 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import OwnerDep, SessionDep, SettingsDep, StoreDep
-from api.routes._upload_docs import FAILURE_BATCH_BODY
-from api.routes._uploads import receive_and_create
+from api.deps import OwnerDep, SessionDep, UploadDep
 from api.schemas.common import problem_responses
 from api.schemas.failures import FailureBatchesPublic, FailureBatchPublic
 from api.services import failures
+from api.uploads.forms import FAILURE_BATCH_FORM
 
 router = APIRouter(prefix="/models/{model_id}/failure-batches", tags=["failure batches"])
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=FailureBatchPublic,
-    openapi_extra=FAILURE_BATCH_BODY,
-    responses=problem_responses(400, 401, 404, 413, 415, 422, 503),
-)
+@router.post("", **FAILURE_BATCH_FORM.route(FailureBatchPublic))
 async def upload_failure_batch(
-    model_id: uuid.UUID,
-    request: Request,
-    response: Response,
-    owner: OwnerDep,
-    session: SessionDep,
-    store: StoreDep,
-    settings: SettingsDep,
+    model_id: uuid.UUID, upload: UploadDep, response: Response
 ) -> FailureBatchPublic:
     """Attach field images with their true labels to a model. The response says how
     many were accepted and lists each rejected file with the reason."""
     # An unknown model answers 404 before the body is read.
     await run_in_threadpool(
-        failures.check_model_exists, session, owner_id=owner.id, model_id=model_id
+        failures.check_model_exists, upload.session, owner_id=upload.owner_id, model_id=model_id
     )
-    batch = await receive_and_create(
-        request,
+    batch = await upload.create(
         failures.create_failure_batch,
-        session=session,
-        owner_id=owner.id,
-        store=store,
-        settings=settings,
-        max_file_bytes=settings.uploads.failure_batch_bytes,
-        what=failures.WHAT,
-        allowed_fields=failures.FIELDS,
+        FAILURE_BATCH_FORM,
+        max_file_bytes=upload.settings.uploads.failure_batch_bytes,
         model_id=model_id,
     )
     response.headers["Location"] = f"/v1/models/{model_id}/failure-batches/{batch.id}"

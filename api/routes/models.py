@@ -4,46 +4,24 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response
 
-from api.deps import OwnerDep, SessionDep, SettingsDep, StoreDep
-from api.routes._upload_docs import MODEL_BODY
-from api.routes._uploads import receive_and_create
+from api.deps import OwnerDep, SessionDep, UploadDep
 from api.schemas.common import problem_responses
 from api.schemas.models import ModelPublic, ModelsPublic
 from api.services import models
+from api.uploads.forms import MODEL_FORM
 
 router = APIRouter(prefix="/models", tags=["models"])
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=ModelPublic,
-    openapi_extra=MODEL_BODY,
-    responses=problem_responses(400, 401, 404, 413, 415, 422, 503),
-)
-async def upload_model(
-    request: Request,
-    response: Response,
-    owner: OwnerDep,
-    session: SessionDep,
-    store: StoreDep,
-    settings: SettingsDep,
-) -> ModelPublic:
+@router.post("", **MODEL_FORM.route(ModelPublic))
+async def upload_model(upload: UploadDep, response: Response) -> ModelPublic:
     """Upload a deployed model for one of your datasets. It is loaded safely (never
     unpickled), run once on the dataset's image shape, checked against its class count,
     and stored as safetensors."""
-    model = await receive_and_create(
-        request,
-        models.create_model,
-        session=session,
-        owner_id=owner.id,
-        store=store,
-        settings=settings,
-        max_file_bytes=settings.uploads.checkpoint_bytes,
-        what=models.WHAT,
-        allowed_fields=models.FIELDS,
+    model = await upload.create(
+        models.create_model, MODEL_FORM, max_file_bytes=upload.settings.uploads.checkpoint_bytes
     )
     response.headers["Location"] = f"/v1/models/{model.id}"
     return ModelPublic.model_validate(model)

@@ -122,6 +122,17 @@ def cancel_repair(job_id: uuid.UUID, owner: OwnerDep, session: SessionDep) -> Re
     return _public(repairs.cancel_repair(session, owner_id=owner.id, job_id=job_id))
 
 
+def _result_responses(
+    media_type: str, description: str, extra: dict[int | str, dict[str, Any]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of a route that serves a result of a job once it has succeeded."""
+    return {
+        200: {"content": {media_type: {}}, "description": description},
+        **(extra or {}),
+        **problem_responses(401, 404, 409, 503),
+    }
+
+
 def _etag(sha256: str) -> str:
     return f'"{sha256}"'
 
@@ -129,14 +140,11 @@ def _etag(sha256: str) -> str:
 @router.get(
     "/{job_id}/model",
     response_class=FileResponse,
-    responses={
-        200: {
-            "content": {"application/octet-stream": {}},
-            "description": "The repaired .safetensors checkpoint (Range supported)",
-        },
-        304: {"description": "Not modified (If-None-Match matched the ETag)"},
-        **problem_responses(401, 404, 409, 503),
-    },
+    responses=_result_responses(
+        "application/octet-stream",
+        "The repaired .safetensors checkpoint (Range supported)",
+        {304: {"description": "Not modified (If-None-Match matched the ETag)"}},
+    ),
 )
 def download_model(
     job_id: uuid.UUID, request: Request, owner: OwnerDep, session: SessionDep, store: StoreDep
@@ -168,10 +176,7 @@ def _if_none_match(request: Request) -> set[str]:
 
 @router.get(
     "/{job_id}/report",
-    responses={
-        200: {"content": {"application/json": {}}, "description": "The repair report"},
-        **problem_responses(401, 404, 409, 503),
-    },
+    responses=_result_responses("application/json", "The repair report"),
 )
 def get_report(
     job_id: uuid.UUID, owner: OwnerDep, session: SessionDep, store: StoreDep
@@ -187,10 +192,7 @@ def get_report(
 @router.get(
     "/{job_id}/report.png",
     response_class=FileResponse,
-    responses={
-        200: {"content": {"image/png": {}}, "description": "The report as a figure"},
-        **problem_responses(401, 404, 409, 503),
-    },
+    responses=_result_responses("image/png", "The report as a figure"),
 )
 def get_report_png(
     job_id: uuid.UUID, owner: OwnerDep, session: SessionDep, store: StoreDep

@@ -8,18 +8,14 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import validation
 from api.db.models import Dataset
-from api.filekinds import DATASET_KINDS
 from api.services.common import check_name, get_owned, list_owned
-from api.services.staging import UploadStaging
-from api.services.uploads import check_upload, ingest_limits
 from api.settings import Settings
 from api.storage import ArtifactStore
-from api.uploads import ReceivedUpload
-
-WHAT = "dataset archive"
-FIELDS = frozenset({"name", "sha256"})
+from api.uploads import validation
+from api.uploads.forms import DATASET_FORM
+from api.uploads.multipart import ReceivedUpload
+from api.uploads.staging import UploadStaging, ingest_limits
 
 
 def create_dataset(
@@ -37,11 +33,9 @@ def create_dataset(
     On any failure nothing is left: no row, no file.
     """
     with UploadStaging(
-        upload, store, suffix=".npz", quota_bytes=settings.quotas.storage_bytes
+        upload, store, DATASET_FORM, suffix=".npz", quota_bytes=settings.quotas.storage_bytes
     ) as staging:
-        kind = check_upload(
-            upload, kinds=DATASET_KINDS, what=WHAT, declared_sha256=upload.fields.get("sha256")
-        )
+        kind = staging.check_kind()
         name = check_name(upload.fields.get("name"), default=upload.filename)
         existing = _find_by_digest(session, owner_id=owner_id, sha256=upload.stored.sha256)
         if existing is not None:
@@ -52,7 +46,6 @@ def create_dataset(
             validation.ingest_dataset,
             ingest_limits(settings.uploads),
             sandbox=settings.sandbox,
-            what=WHAT,
         )
         staging.publish(owner_id)
         dataset = Dataset(

@@ -12,19 +12,16 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from api import validation
 from api.db.models import Dataset, FailureBatch, Model
 from api.errors import InvalidInputError, NotFoundError
-from api.filekinds import FAILURE_BATCH_KINDS
 from api.services.common import check_name, get_owned
-from api.services.staging import UploadStaging
-from api.services.uploads import check_upload, ingest_limits
 from api.settings import Settings
 from api.storage import ArtifactStore
-from api.uploads import ReceivedUpload
+from api.uploads import validation
+from api.uploads.forms import FAILURE_BATCH_FORM
+from api.uploads.multipart import ReceivedUpload
+from api.uploads.staging import UploadStaging, ingest_limits
 
-WHAT = "failure batch"
-FIELDS = frozenset({"name", "sha256"})
 # Rejections listed in an error response; the full list is stored with an accepted batch.
 MAX_LISTED_REJECTIONS = 20
 
@@ -40,18 +37,13 @@ def create_failure_batch(
 ) -> FailureBatch:
     """Validate and store a failure batch. Takes ownership of the upload's temp file."""
     with UploadStaging(
-        upload, store, suffix=".npz", quota_bytes=settings.quotas.storage_bytes
+        upload, store, FAILURE_BATCH_FORM, suffix=".npz", quota_bytes=settings.quotas.storage_bytes
     ) as staging:
         model = get_owned(session, Model, owner_id=owner_id, id=model_id, what="model")
         dataset = get_owned(
             session, Dataset, owner_id=owner_id, id=model.dataset_id, what="dataset"
         )
-        kind = check_upload(
-            upload,
-            kinds=FAILURE_BATCH_KINDS,
-            what=WHAT,
-            declared_sha256=upload.fields.get("sha256"),
-        )
+        kind = staging.check_kind()
         name = check_name(upload.fields.get("name"), default=upload.filename)
         staging.check_quota(session, owner_id)
         summary = staging.validate(
@@ -61,15 +53,14 @@ def create_failure_batch(
             tuple(dataset.image_shape),
             ingest_limits(settings.uploads),
             sandbox=settings.sandbox,
-            what=WHAT,
         )
         rejected = [
             {"file": str(r["file"]), "reason": str(r["reason"])} for r in summary["rejected"]
         ]
         if int(summary["accepted"]) == 0:
             raise InvalidInputError(
-                f"{WHAT}: no image was accepted ({len(rejected)} rejected; the first "
-                f"{min(len(rejected), MAX_LISTED_REJECTIONS)} are listed)",
+                f"{FAILURE_BATCH_FORM.what}: no image was accepted ({len(rejected)} rejected; "
+                f"the first {min(len(rejected), MAX_LISTED_REJECTIONS)} are listed)",
                 code="no_images_accepted",
                 errors=rejected[:MAX_LISTED_REJECTIONS],
             )

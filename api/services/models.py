@@ -8,19 +8,15 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from api import validation
 from api.db.models import Dataset, Model
 from api.errors import InvalidInputError
-from api.filekinds import CHECKPOINT_KINDS
 from api.services.common import check_name, get_owned, list_owned, parse_uuid
-from api.services.staging import UploadStaging
-from api.services.uploads import check_upload
 from api.settings import Settings
 from api.storage import ArtifactStore
-from api.uploads import ReceivedUpload
-
-WHAT = "checkpoint"
-FIELDS = frozenset({"dataset_id", "name", "genotype", "network_config", "sha256"})
+from api.uploads import validation
+from api.uploads.forms import MODEL_FORM
+from api.uploads.multipart import ReceivedUpload
+from api.uploads.staging import UploadStaging
 
 
 def create_model(
@@ -36,7 +32,7 @@ def create_model(
     Takes ownership of the upload's temp file. On any failure nothing is left behind.
     """
     with UploadStaging(
-        upload, store, suffix=".safetensors", quota_bytes=settings.quotas.storage_bytes
+        upload, store, MODEL_FORM, suffix=".safetensors", quota_bytes=settings.quotas.storage_bytes
     ) as staging:
         fields = upload.fields
         if "dataset_id" not in fields:
@@ -46,9 +42,7 @@ def create_model(
             )
         dataset_id = parse_uuid(fields["dataset_id"], field="dataset_id")
         dataset = get_owned(session, Dataset, owner_id=owner_id, id=dataset_id, what="dataset")
-        kind = check_upload(
-            upload, kinds=CHECKPOINT_KINDS, what=WHAT, declared_sha256=fields.get("sha256")
-        )
+        kind = staging.check_kind()
         name = check_name(fields.get("name"), default=upload.filename)
         genotype = fields.get("genotype") or None
         network_config = _json_object_field(fields.get("network_config"), "network_config")
@@ -68,7 +62,6 @@ def create_model(
             genotype,
             network_config,
             sandbox=settings.sandbox,
-            what=WHAT,
             # Loading may map the whole file, and re-saving holds a second copy.
             extra_memory_bytes=2 * upload.stored.size,
         )

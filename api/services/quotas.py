@@ -13,10 +13,9 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from api.db.models import Dataset, FailureBatch, JobStatus, Model, Owner, RepairJob
+from api.db.jobs import ACTIVE_STATUSES
+from api.db.models import Dataset, FailureBatch, Model, Owner, RepairJob
 from api.errors import QuotaExceededError, TooManyRequestsError
-
-ACTIVE_STATUSES = frozenset({JobStatus.queued, JobStatus.running, JobStatus.cancelling})
 
 
 def lock_owner(session: Session, owner_id: uuid.UUID) -> None:

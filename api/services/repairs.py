@@ -15,16 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.db.jobs import transition
-from api.db.models import (
-    TERMINAL_STATUSES,
-    FailureBatch,
-    Genotype,
-    JobStatus,
-    Metric,
-    Model,
-    RepairJob,
-)
+from api.db.jobs import CANCEL_REQUESTED_STATUSES, TERMINAL_STATUSES, transition
+from api.db.models import FailureBatch, Genotype, JobStatus, Metric, Model, RepairJob
 from api.errors import ConflictError, InvalidInputError, NotFoundError, TooManyRequestsError
 from api.queue import JobQueue
 from api.schemas.repairs import RepairCreate
@@ -115,9 +107,9 @@ def create_repair(
     try:
         queue.enqueue(job.id)
     except Exception:
-        # The job is safely queued in the database; the reconciler re-sends old queued jobs.
+        # The job is safely queued in the database; the sweeper re-sends old queued jobs.
         log.warning(
-            "could not enqueue repair job %s; the reconciler will retry", job.id, exc_info=True
+            "could not enqueue repair job %s; the sweeper will retry", job.id, exc_info=True
         )
     return RepairView(job, None, {}), True
 
@@ -236,7 +228,7 @@ def cancel_repair(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -
     for _ in range(3):
         job = get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
         status = job.status
-        if status in (JobStatus.cancelling, JobStatus.cancelled):
+        if status in CANCEL_REQUESTED_STATUSES:
             return view_of(session, job)
         if status in TERMINAL_STATUSES:
             raise ConflictError(

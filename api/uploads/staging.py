@@ -5,6 +5,9 @@ Used as a context manager, it owns the upload's temp file and whatever it staged
 way out the temp files are gone, and a published file whose row was not committed is
 deleted, so a failure at any step leaves no row and no file.
 
+Untrusted bytes are only ever parsed by `api.uploads.validation` functions running in the
+resource-limited child of `api.uploads.sandbox`; this module never imports torch.
+
 With a `quota_bytes`, the owner's storage quota is checked twice: early (`check_quota`,
 before the costly validation) and again in the committing transaction under the owner
 lock, so concurrent uploads cannot overshoot it together.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,11 +25,33 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.db.base import Base
+from api.errors import InvalidInputError
 from api.services.quotas import check_storage, lock_owner
-from api.services.uploads import discard, run_validation
-from api.settings import SandboxSettings
+from api.settings import SandboxSettings, UploadLimits
 from api.storage import ArtifactStore
-from api.uploads import ReceivedUpload
+from api.uploads.filekinds import check_upload
+from api.uploads.forms import UploadForm
+from api.uploads.multipart import ReceivedUpload
+
+# The stable `code` of each repair_core input error, by class name (the child re-raises
+# them; matching by name keeps this module free of imports that may pull in torch).
+ERROR_CODES = {
+    "UnsafeCheckpointError": "checkpoint_unsafe",
+    "ArchiveUnsafeError": "archive_unsafe",
+    "LimitExceededError": "limit_exceeded",
+    "ImageDecodeError": "image_invalid",
+}
+
+
+def ingest_limits(limits: UploadLimits) -> dict[str, int]:
+    """The archive/image caps handed to the child as plain data: the keyword arguments
+    of `repair_core.datasets.limits.IngestLimits` (the rest keep their defaults)."""
+    return {
+        "max_members": limits.archive_members,
+        "max_member_bytes": limits.member_bytes,
+        "max_total_bytes": limits.unpacked_bytes,
+        "max_image_pixels": limits.image_pixels,
+    }
 
 
 class UploadStaging:
@@ -33,12 +59,14 @@ class UploadStaging:
         self,
         upload: ReceivedUpload,
         store: ArtifactStore,
+        form: UploadForm,
         *,
         suffix: str,
         quota_bytes: int | None = None,
     ) -> None:
         self.upload = upload
         self.store = store
+        self.form = form
         self.suffix = suffix  # of the validated file, e.g. ".npz"
         self.quota_bytes = quota_bytes
         self._out: Path | None = None
@@ -54,7 +82,19 @@ class UploadStaging:
         tb: TracebackType | None,
     ) -> None:
         self.unpublish()
-        discard(self._out, self.upload.stored.path)
+        for path in (self._out, self.upload.stored.path):
+            if path is not None:
+                with suppress(OSError):
+                    path.unlink(missing_ok=True)
+
+    def check_kind(self) -> str:
+        """The upload's kind: its name's, confirmed by its bytes; 422 on a wrong `sha256`."""
+        return check_upload(
+            self.upload,
+            kinds=self.form.kinds,
+            what=self.form.what,
+            declared_sha256=self.upload.fields.get("sha256"),
+        )
 
     def check_quota(self, session: Session, owner_id: uuid.UUID) -> None:
         """413 `quota_exceeded` now if the upload cannot fit the owner's quota."""
@@ -70,21 +110,37 @@ class UploadStaging:
         fn: Callable[..., dict[str, Any]],
         *args: Any,
         sandbox: SandboxSettings,
-        what: str,
         extra_memory_bytes: int = 0,
     ) -> dict[str, Any]:
-        """`fn(upload path, output path, *args)` in the sandboxed child; its summary."""
+        """`fn(upload path, output path, *args)` in the sandboxed child; its summary.
+        Its failures are 422 problems."""
+        from api.uploads.sandbox import SandboxError, run_sandboxed
+        from repair_core.errors import RepairInputError
+
+        what = self.form.what
         session.commit()  # ends the read transaction: no connection held while the child works
         self._out = self.store.temp_path(self.suffix)
-        return run_validation(
-            fn,
-            str(self.upload.stored.path),
-            str(self._out),
-            *args,
-            sandbox=sandbox,
-            what=what,
-            extra_memory_bytes=extra_memory_bytes,
-        )
+        memory_bytes = sandbox.memory_bytes + extra_memory_bytes
+        try:
+            summary: dict[str, Any] = run_sandboxed(
+                fn,
+                str(self.upload.stored.path),
+                str(self._out),
+                *args,
+                memory_bytes=memory_bytes,
+                cpu_seconds=sandbox.cpu_seconds,
+                timeout_seconds=sandbox.timeout_seconds,
+            )
+            return summary
+        except RepairInputError as exc:
+            raise _input_problem(exc, what) from exc
+        except SandboxError as exc:
+            raise InvalidInputError(
+                f"{what} could not be validated within the limits (memory "
+                f"{memory_bytes} bytes, cpu {sandbox.cpu_seconds} s, "
+                f"wall {sandbox.timeout_seconds:g} s): {exc}",
+                code="validation_failed",
+            ) from exc
 
     def publish(self, owner_id: uuid.UUID) -> str:
         """Move the validated file to a new key of `owner_id`'s; returns the key."""
@@ -129,3 +185,15 @@ class UploadStaging:
             "source_format": kind,
             "storage_key": self._key,
         }
+
+
+def _input_problem(exc: Exception, what: str) -> InvalidInputError:
+    """The 422 of an input error raised in the child: its stable code, the limit it hit."""
+    code = getattr(exc, "code", None) or next(
+        (ERROR_CODES[c.__name__] for c in type(exc).__mro__ if c.__name__ in ERROR_CODES),
+        "invalid_input",
+    )
+    details = []
+    if getattr(exc, "limit", ""):
+        details.append({"limit": exc.limit, "value": getattr(exc, "value", None)})  # type: ignore[attr-defined]
+    return InvalidInputError(f"{what}: {exc}", code=str(code), errors=details)

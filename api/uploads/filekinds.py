@@ -1,16 +1,21 @@
 """Which file kinds each upload accepts, from the name's extension, checked by magic bytes.
 
 A name that promises one kind while the bytes are another (HTML sent as `.pt`, a zip
-renamed `.tar`) answers 415 before anything parses the file. The deep checks run later
-in the sandbox; this is only the cheap front door, and it never imports torch.
+renamed `.tar`) answers 415 before anything parses the file; a declared SHA-256 that the
+bytes do not have answers 422. The deep checks run later in the sandbox; this is only
+the cheap front door, and it never imports torch.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable, Mapping
 
-from api.errors import UnsupportedMediaTypeError
+from api.errors import InvalidInputError, UnsupportedMediaTypeError
+from api.uploads.multipart import ReceivedUpload
+
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 DATASET_KINDS: Mapping[str, str] = {
     ".tar.gz": "tar.gz",
@@ -19,7 +24,6 @@ DATASET_KINDS: Mapping[str, str] = {
     ".zip": "zip",
     ".npz": "npz",
 }
-FAILURE_BATCH_KINDS = DATASET_KINDS
 CHECKPOINT_KINDS: Mapping[str, str] = {
     ".safetensors": "safetensors",
     ".pt": "pt",
@@ -87,3 +91,24 @@ def check_magic(kind: str, head: bytes, filename: str) -> None:
             f"file {filename[:80]!r} is named as {kind} but its content is not {kind}",
             code="content_mismatch",
         )
+
+
+def check_upload(
+    upload: ReceivedUpload, *, kinds: Mapping[str, str], what: str, declared_sha256: str | None
+) -> str:
+    """The upload's kind from its name, confirmed by its magic bytes; checks the digest."""
+    kind = declared_kind(upload.filename, kinds, what)
+    check_magic(kind, upload.stored.head, upload.filename)
+    if declared_sha256 is not None:
+        declared = declared_sha256.strip().lower()
+        if not _SHA256_RE.match(declared):
+            raise InvalidInputError(
+                "form field `sha256` must be 64 hex digits",
+                errors=[{"loc": ["body", "sha256"], "message": "not a SHA-256 hex digest"}],
+            )
+        if declared != upload.stored.sha256:
+            raise InvalidInputError(
+                f"{what} SHA-256 mismatch: declared {declared}, received {upload.stored.sha256}",
+                code="digest_mismatch",
+            )
+    return kind

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from api.errors import UnsupportedMediaTypeError
-from api.filekinds import CHECKPOINT_KINDS, DATASET_KINDS, check_magic, declared_kind
+from api.uploads.filekinds import CHECKPOINT_KINDS, DATASET_KINDS, check_magic, declared_kind
 
 
 def _tar() -> bytes:

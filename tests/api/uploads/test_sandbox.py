@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from api.sandbox import SandboxError, run_sandboxed
+from api.uploads.sandbox import SandboxError, run_sandboxed
 from repair_core.errors import LimitExceededError, RepairInputError
-from tests.api import sandbox_targets as targets
+from tests.api.uploads import sandbox_targets as targets
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")

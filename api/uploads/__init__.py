@@ -1,0 +1,11 @@
+"""Everything that touches the untrusted bytes of an upload, in the order they meet them.
+
+`multipart` streams the request body to a temp file under a byte cap; `filekinds` checks
+the name's extension against the magic bytes; `staging` runs a `validation` function on
+the file inside the resource-limited child of `sandbox`, then publishes the normalised
+result and commits its row. `forms` declares each upload route's form fields and
+`receive` is the flow the upload routes share.
+
+The sandboxed child imports `sandbox` (its entry point), `validation` (the function it
+runs) and this package, nothing else of the API: keep this module free of imports.
+"""
