@@ -183,3 +183,12 @@ def test_importing_repair_core_does_not_import_the_web_or_queue_stack() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_every_test_folder_is_a_package() -> None:
+    # Test modules are imported by their dotted path (tests.worker.test_e2e), so two
+    # folders can each have a test_e2e.py without a prefix that keeps basenames unique.
+    tests = ROOT / "tests"
+    folders = {p.parent for p in tests.rglob("*.py")} | {tests}
+    missing = sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").is_file())
+    assert not missing, f"test folders without __init__.py: {missing}"
