@@ -1,5 +1,6 @@
-"""The layout's import rules: no import circle inside api/, worker/ and repair_core/, and
-repair_core stays a plain PyTorch library (docs/architecture.md).
+"""The layout's import rules (docs/architecture.md): no import circle inside api/, worker/
+and repair_core/, the API never imports the worker, and repair_core stays a plain PyTorch
+library.
 
 The circle check reads the source with `ast` (nothing is imported), so it sees every
 import statement: module level, inside functions, and under `if TYPE_CHECKING:` too (a
@@ -167,6 +168,19 @@ def test_api_worker_and_repair_core_have_no_import_circle() -> None:
     assert {"api", "worker", "repair_core"} <= set(modules)
     cycles = import_cycles(import_graph(modules))
     assert not cycles, "import circles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_api_never_imports_the_worker() -> None:
+    # The API sends `repair.run_job` by name; the worker depends on the API, not back.
+    graph = import_graph(module_files())
+    found = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if module.split(".")[0] == "api"
+        for target in targets
+        if target.split(".")[0] == "worker"
+    )
+    assert not found, f"api imports worker: {found}"
 
 
 def test_importing_repair_core_does_not_import_the_web_or_queue_stack() -> None:

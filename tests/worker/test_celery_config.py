@@ -1,4 +1,5 @@
-"""The Celery configuration contract (reliability.md case 20) and the task's options."""
+"""The Celery configuration contract (docs/job-lifecycle.md, fault 20) and the task's
+options, and which module builds the app."""
 
 from __future__ import annotations
 
