@@ -10,12 +10,12 @@ circle that only type checking closes is still two modules that each need the ot
 from __future__ import annotations
 
 import ast
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.fresh_python import ROOT, python_output
+
 PACKAGES = ("api", "worker", "repair_core")
 
 
@@ -193,10 +193,7 @@ def test_importing_repair_core_does_not_import_the_web_or_queue_stack() -> None:
         " if m in sys.modules];"
         "print(','.join(bad))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == ""
+    assert python_output(code) == ""
 
 
 def test_every_test_folder_is_a_package() -> None:

@@ -3,19 +3,14 @@ options, and which module builds the app."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from api.queue import RUN_JOB_TASK
 from api.settings import BrokerSettings, Settings, WorkerSettings
+from tests.fresh_python import python_output
 from worker.celery_app import create_celery_app
 from worker.timing import TimingError, time_limits
 from worker.transient import TRANSIENT_ERRORS
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _conf(settings: Settings) -> dict:
@@ -91,15 +86,9 @@ def test_only_the_entry_point_builds_a_celery_app_when_imported() -> None:
         "import worker.main;"
         "print(type(worker.main.app).__name__, len(list(state._get_active_apps())))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.split("\n")[:2] == ["0", "RepairCelery 1"]
+    assert python_output(code).split("\n") == ["0", "RepairCelery 1"]
 
 
 def test_checking_the_time_limits_needs_neither_celery_nor_the_database() -> None:
     code = "import sys, worker.timing; print('celery' in sys.modules, 'sqlalchemy' in sys.modules)"
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "False False"
+    assert python_output(code) == "False False"
