@@ -19,7 +19,7 @@ def serve_command(
     from api.db.migrate import upgrade
     from api.settings import get_settings
     from repairctl.service import ServiceProcesses
-    from worker.celery_app import TimingError, time_limits
+    from worker.timing import TimingError, time_limits
 
     settings = get_settings()
     try:

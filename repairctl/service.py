@@ -51,7 +51,7 @@ def worker_command(name: str = "repair") -> list[str]:
     # One job at a time (worker_concurrency = 1 in the app). Mingle and gossip only
     # exchange worker-to-worker chatter this service does not use.
     return [
-        sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker",
+        sys.executable, "-m", "celery", "-A", "worker.main:app", "worker",
         "--loglevel", "INFO", "--hostname", f"{name}@%h",
         "--without-mingle", "--without-gossip", "--without-heartbeat",
     ]  # fmt: skip

@@ -1,57 +1,25 @@
-"""The Celery app of the repair workers, built from the settings.
+"""The Celery app of the repair workers: `create_celery_app(settings)` builds one.
 
-`celery -A worker.celery_app:app worker` runs one. Each worker consumes only the repair
-queue (`settings.broker.queue`), one job at a time: prefetch 1, acknowledged late, and
-given back to the broker when its process dies. Postgres holds the job state; the broker
-only says "look at job X", so a duplicate or late delivery is a no-op (see
-`worker.lease.claim`).
-
-Time limits (reliability.md): heartbeat < lease < soft limit < hard limit < visibility
-timeout. A Redis message not acknowledged within the visibility timeout is delivered
-again, so it must outlast the longest job; the lease, renewed by the heartbeat, is what
-detects a dead worker, much sooner.
+Importing this module builds nothing; `worker.main` is the entry point that does
+(`celery -A worker.main:app worker`). Each worker consumes only the repair queue
+(`settings.broker.queue`), one job at a time: prefetch 1, acknowledged late, and given
+back to the broker when its process dies. Postgres holds the job state; the broker only
+says "look at job X", so a duplicate or late delivery is a no-op (see
+`worker.lease.claim`). The time limits and their invariant are in `worker.timing`.
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init
 
 from api.queue import RUN_JOB_TASK, celery_broker_options
-from api.settings import BrokerSettings, Settings, WorkerSettings, get_settings
-
-# The visibility timeout exceeds the hard limit by this much (Celery's Redis caveat).
-VISIBILITY_MARGIN_SECONDS = 3600
-
-
-class TimingError(ValueError):
-    """Worker timing settings that would let a live job be run twice, or cut it short."""
-
-
-def time_limits(worker: WorkerSettings) -> tuple[int, int, int]:
-    """(soft limit, hard limit, visibility timeout) in seconds, after checking the
-    invariant heartbeat < lease < soft < hard < visibility."""
-    hard = worker.phase_hard_seconds
-    soft = hard - worker.soft_limit_margin_seconds
-    visibility = hard + VISIBILITY_MARGIN_SECONDS
-    chain = [
-        ("heartbeat_seconds", worker.heartbeat_seconds),
-        ("lease_seconds", worker.lease_seconds),
-        ("soft time limit (phase_hard_seconds - soft_limit_margin_seconds)", soft),
-        ("phase_hard_seconds", hard),
-        ("visibility timeout (phase_hard_seconds + 1 h)", visibility),
-    ]
-    if worker.heartbeat_seconds <= 0:
-        raise TimingError("worker.heartbeat_seconds must be positive")
-    for (low_name, low), (high_name, high) in itertools.pairwise(chain):
-        if not low < high:
-            raise TimingError(f"worker settings: need {low_name} ({low}) < {high_name} ({high})")
-    if worker.max_attempts < 1:
-        raise TimingError("worker.max_attempts must be at least 1")
-    return soft, hard, visibility
+from api.settings import BrokerSettings, Settings, get_settings
+from worker.sweeper import SweeperStep
+from worker.tasks import register_tasks
+from worker.timing import time_limits
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -107,12 +75,9 @@ class RepairCelery(Celery):  # type: ignore[misc]
         return self._repair_settings if self._repair_settings is not None else get_settings()
 
 
-def create_celery(settings: Settings | None = None) -> RepairCelery:
+def create_celery_app(settings: Settings | None = None) -> RepairCelery:
     """The worker app. Without `settings` they are read (from the environment) only when
-    the configuration is first needed, so importing this module does no work."""
-    from worker.sweeper import SweeperStep
-    from worker.tasks import register_tasks
-
+    the configuration is first needed, so building the app does no work."""
     app = RepairCelery(settings)
 
     def configure() -> dict[str, Any]:
@@ -131,6 +96,3 @@ def preload_pipeline(**_: Any) -> None:
     """Import torch and the pipeline as soon as a job process starts, while it waits for
     a job, rather than when the job arrives (the parent process never imports them)."""
     import worker.runner  # noqa: F401
-
-
-app = create_celery()

@@ -4,7 +4,7 @@ A worker claims a job with one conditional UPDATE (queued -> running, attempts +
 fresh token, an expiry); a second delivery of the same message finds the job running
 and does nothing. The holder renews the lease on a heartbeat. Every later write carries
 `AND lease_token = :mine`, so a worker that lost its lease (it stalled, the sweeper
-handed the job on) can no longer change the row (reliability.md, "Lease/heartbeat").
+handed the job on) can no longer change the row (docs/job-lifecycle.md, "The lease").
 
 Times are the workers' clocks (UTC); they are assumed NTP-synchronised to well within
 the lease length.

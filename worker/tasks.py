@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from celery import Celery
 
 from api.queue import RUN_JOB_TASK
 from worker.transient import TRANSIENT_ERRORS
-
-if TYPE_CHECKING:
-    from worker.celery_app import RepairCelery
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,9 @@ MAX_RETRIES = 6
 RETRY_BACKOFF_MAX_SECONDS = 60
 
 
-def register_tasks(app: RepairCelery) -> None:
+def register_tasks(app: Celery) -> None:
+    """Add `repair.run_job` to `app` (a `worker.celery_app.RepairCelery`: the task reads
+    the settings from `task.app.repair_settings`)."""
     app.task(
         name=RUN_JOB_TASK,
         bind=True,

@@ -1,7 +1,8 @@
 """Which errors are transient (infrastructure that comes back), and retrying them.
 
 Only these are retried: a bug, an out-of-memory or bad input fails the job at once
-(conventions: never `autoretry_for=(Exception,)`).
+(never `autoretry_for=(Exception,)`; docs/job-lifecycle.md, "Celery settings of a
+worker").
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from tests.worker.jobs import wait_for
 
 
 class WorkerProcess:
-    """`celery -A worker.celery_app:app worker` with the given settings, in its own
+    """`celery -A worker.main:app worker` with the given settings, in its own
     process group (so a kill takes its job process too, as losing a machine would)."""
 
     def __init__(self, settings: Settings, name: str, log_dir: Path) -> None:

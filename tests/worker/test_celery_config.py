@@ -1,4 +1,5 @@
-"""The Celery configuration contract (reliability.md case 20) and the task's options."""
+"""The Celery configuration contract (docs/job-lifecycle.md, fault 20) and the task's
+options, and which module builds the app."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import pytest
 
 from api.queue import RUN_JOB_TASK
 from api.settings import BrokerSettings, Settings, WorkerSettings
-from worker.celery_app import TimingError, create_celery, time_limits
+from tests.fresh_python import python_output
+from worker.celery_app import create_celery_app
+from worker.timing import TimingError, time_limits
 from worker.transient import TRANSIENT_ERRORS
 
 
 def _conf(settings: Settings) -> dict:
-    app = create_celery(settings)
+    app = create_celery_app(settings)
     return {key: app.conf[key] for key in app.conf}
 
 
@@ -51,7 +54,7 @@ def test_a_worker_consumes_only_the_configured_repair_queue() -> None:
 
 
 def test_the_task_retries_only_named_transient_errors() -> None:
-    task = create_celery(Settings()).tasks[RUN_JOB_TASK]
+    task = create_celery_app(Settings()).tasks[RUN_JOB_TASK]
     assert tuple(task.autoretry_for) == TRANSIENT_ERRORS
     assert Exception not in task.autoretry_for and RuntimeError not in task.autoretry_for
     assert task.acks_late is True and task.max_retries >= 1
@@ -71,3 +74,21 @@ def test_timing_settings_that_break_the_invariant_are_refused(
 ) -> None:
     with pytest.raises(TimingError, match=message):
         time_limits(worker)
+
+
+def test_only_the_entry_point_builds_a_celery_app_when_imported() -> None:
+    # Every other module of worker/, including ones added later, is imported first.
+    code = (
+        "import importlib, pkgutil, sys, celery._state as state, worker;"
+        "[importlib.import_module(m.name) for m in"
+        " pkgutil.walk_packages(worker.__path__, 'worker.') if m.name != 'worker.main'];"
+        "print(len(list(state._get_active_apps())));"
+        "import worker.main;"
+        "print(type(worker.main.app).__name__, len(list(state._get_active_apps())))"
+    )
+    assert python_output(code).split("\n") == ["0", "RepairCelery 1"]
+
+
+def test_checking_the_time_limits_needs_neither_celery_nor_the_database() -> None:
+    code = "import sys, worker.timing; print('celery' in sys.modules, 'sqlalchemy' in sys.modules)"
+    assert python_output(code) == "False False"

@@ -1,5 +1,5 @@
-"""Worker faults of reliability.md, with real processes: Celery workers on Redis, job state
-in Postgres, jobs seeded straight into the database (no API).
+"""Worker faults of docs/job-lifecycle.md, with real processes: Celery workers on Redis,
+job state in Postgres, jobs seeded straight into the database (no API).
 
 - 22. Poison jobs: a pipeline that raises deterministically, and a job process that dies
   on every attempt, end `failed` with their error class after at most `max_attempts`
