@@ -21,7 +21,7 @@ from repair_core.datasets.npz import (
 )
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import LimitExceededError, RepairInputError
-from tests.repair_core.datasets.ingest_builders import write_npy_member
+from tests.repair_core.datasets.ingest.builders import write_npy_member
 
 LIMITS = IngestLimits()
 RNG = np.random.default_rng(0)

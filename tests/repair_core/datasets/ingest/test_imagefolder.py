@@ -21,7 +21,7 @@ from repair_core.errors import (
     LimitExceededError,
     RepairInputError,
 )
-from tests.repair_core.datasets.ingest_builders import (
+from tests.repair_core.datasets.ingest.builders import (
     image_tree,
     png_bytes,
     png_header_bomb,

@@ -11,7 +11,7 @@ from PIL import Image, ImageFile
 
 from repair_core.datasets.images import decode_image
 from repair_core.errors import ImageDecodeError
-from tests.repair_core.datasets.ingest_builders import (
+from tests.repair_core.datasets.ingest.builders import (
     EPS,
     FITS,
     encoded,

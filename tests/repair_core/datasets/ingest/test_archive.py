@@ -17,7 +17,7 @@ from repair_core.datasets.archive import detect_kind, iter_archive_files
 from repair_core.datasets.capped import CappedReader
 from repair_core.datasets.limits import IngestLimits
 from repair_core.errors import ArchiveUnsafeError, LimitExceededError, RepairInputError
-from tests.repair_core.datasets.ingest_builders import (
+from tests.repair_core.datasets.ingest.builders import (
     TarEntry,
     overlapping_zip,
     patch_zip_names,

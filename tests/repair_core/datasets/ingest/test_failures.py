@@ -13,7 +13,7 @@ import torch
 from repair_core.datasets.failures import read_failure_batch
 from repair_core.datasets.limits import IngestLimits
 from repair_core.errors import RepairInputError
-from tests.repair_core.datasets.ingest_builders import png_bytes, write_tar, write_zip
+from tests.repair_core.datasets.ingest.builders import png_bytes, write_tar, write_zip
 
 NAMES = ("cat", "dog", "emu")
 SHAPE = (3, 4, 4)
