@@ -5,27 +5,35 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from repair_core.choices import (
+    DEFAULT_PROFILE,
+    DEFAULT_RETRAIN,
+    DEFAULT_SEARCH,
+    DEFAULT_SELECTION,
+    PROFILE_CHOICES,
+    RETRAIN_CHOICES,
+    SEARCH_CHOICES,
+    SELECTION_CHOICES,
+)
 from repair_core.errors import RepairInputError
 
-SELECTION_CHOICES: tuple[str, ...] = ("kcenter", "kcenter-static", "random", "augment")
-SEARCH_CHOICES: tuple[str, ...] = ("darts-1st", "darts-2nd")
-RETRAIN_CHOICES: tuple[str, ...] = ("clean", "with-failures")
-PROFILE_CHOICES: tuple[str, ...] = ("smoke", "fast", "paper")
-
 OverrideValue = int | float | bool | str
+
+# The paper's variant name prefix of each selection method (CF-DARTS, RF-DARTS, ...).
+VARIANT_PREFIXES = {"kcenter": "CF", "kcenter-static": "CFS", "random": "RF", "augment": "AU"}
 
 
 @dataclass(frozen=True)
 class RepairConfig:
-    selection: str = "kcenter"  # one of SELECTION_CHOICES; "augment" is the AU baseline
+    selection: str = DEFAULT_SELECTION  # one of SELECTION_CHOICES; "augment": the AU baseline
     budget: int = 1000  # B: size of the core failure set
-    search: Literal["darts-1st", "darts-2nd"] = "darts-1st"  # architecture-gradient order
-    retrain: Literal["clean", "with-failures"] = "clean"  # with-failures: the "E" variant
+    search: str = DEFAULT_SEARCH  # one of SEARCH_CHOICES: the architecture-gradient order
+    retrain: str = DEFAULT_RETRAIN  # one of RETRAIN_CHOICES; with-failures: the "E" variant
     iterations: int = 1  # search+retrain rounds, each continuing the previous search (§4.7)
     seed: int = 0  # seeds every stage
-    profile: str = "fast"  # sizes and epochs, see profiles.PROFILES
+    profile: str = DEFAULT_PROFILE  # one of PROFILE_CHOICES: sizes and epochs, profiles.PROFILES
     # Dotted overrides of the profile, e.g. {"search.epochs": 2, "train.batch_size": 64}.
     overrides: Mapping[str, OverrideValue] = field(default_factory=dict)
     # Label of the corruption the failures come from; names the "<name>_fail" column.
@@ -54,9 +62,8 @@ class RepairConfig:
     @property
     def variant_name(self) -> str:
         """The paper's name for this configuration, e.g. CF-DARTS, RF-DARTSE, AU-DARTS."""
-        prefix = {"kcenter": "CF", "kcenter-static": "CFS", "random": "RF", "augment": "AU"}
         suffix = "E" if self.retrain == "with-failures" else ""
-        return f"{prefix[self.selection]}-DARTS{suffix}"
+        return f"{VARIANT_PREFIXES[self.selection]}-DARTS{suffix}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "overrides": dict(self.overrides)}

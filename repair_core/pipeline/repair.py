@@ -7,7 +7,6 @@ Stages: confirm failures -> select C (the rest are held out) -> per iteration: s
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,30 +15,30 @@ from typing import Any
 
 import torch
 
+from repair_core.atomic import copy_file_atomic, write_json_atomic, write_text_atomic
 from repair_core.checkpoint import LoadedModel, load_model, save_model
+from repair_core.datasets.ops import concat_datasets, data_fingerprint, seeded_subset
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.device import resolve_device
 from repair_core.errors import RepairInputError
-from repair_core.evaluate import evaluate_models
+from repair_core.evaluation.plot import plot_report
+from repair_core.evaluation.report import EvaluationReport
+from repair_core.evaluation.scoring import evaluate_models
 from repair_core.pipeline.config import RepairConfig
 from repair_core.pipeline.inputs import check_inputs
 from repair_core.pipeline.profiles import StagePlan, build_plan
 from repair_core.pipeline.progress_map import OverallProgress
 from repair_core.pipeline.stages import (
-    Selection,
     confirm_failures,
     network_config,
     retrain,
     run_search,
     search_data,
-    seeded_subset,
-    select,
 )
-from repair_core.pipeline.workdir import WorkDir, write_json_atomic
+from repair_core.pipeline.workdir import WorkDir
 from repair_core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
-from repair_core.report import EvaluationReport
 from repair_core.search.genotype import Genotype
-from repair_core.train_state import data_fingerprint
+from repair_core.selection import Selection, select
 
 
 @dataclass(frozen=True)
@@ -87,9 +86,7 @@ def repair(
     )  # fmt: skip
     final = work.path("model.safetensors")
     if not final.exists():
-        tmp = work.path(".model.safetensors.tmp")
-        shutil.copyfile(variant.checkpoints[-1], tmp)
-        tmp.replace(final)
+        copy_file_atomic(variant.checkpoints[-1], final)
     return RepairResult(
         genotype=variant.genotypes[-1],
         checkpoint=final,
@@ -226,8 +223,6 @@ def run_variant(
             started = time.perf_counter()
             train_set = train
             if config.retrain == "with-failures":
-                from repair_core.datasets.ops import concat_datasets
-
                 train_set = concat_datasets(train, selection.core)
             net, result = retrain(
                 genotype, net_config, train_set, plan,
@@ -349,7 +344,7 @@ def _evaluate(
     }
     report = EvaluationReport(report.models, report.failure_corruption, {**report.info, **info})
     write_json_atomic(report_path, json.loads(report.to_json()))
-    work.path("report.md").write_text(report.to_markdown(severity=max(ev.severities)))
-    report.plot_png(work.path("report.png"))
+    write_text_atomic(work.path("report.md"), report.to_markdown(severity=max(ev.severities)))
+    plot_report(report, work.path("report.png"))
     work.finish("evaluating", {"seconds": seconds})
     return report

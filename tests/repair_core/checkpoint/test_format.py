@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from repair_core.checkpoint import (
+from repair_core.checkpoint.format import (
     FORMAT_NAME,
     inspect_checkpoint,
     load_model,

@@ -1,36 +1,20 @@
-"""The evaluation report: exact JSON round trip, Table 2 markdown, Figure 3 PNG."""
+"""The evaluation report: exact JSON round trip, Table 2 markdown."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from repair_core.corruptions import CORRUPTION_NAMES
 from repair_core.errors import RepairInputError
-from repair_core.report import EvaluationReport, ModelScores
-
-
-def scores(offset: float, failures: float | None) -> ModelScores:
-    return ModelScores(
-        clean=90.0 + offset / 3,
-        held_out_failures=failures,
-        corruptions={
-            name: {s: 80.0 - 7 * s + i / 7 + offset for s in (1, 2, 3, 4, 5)}
-            for i, name in enumerate(CORRUPTION_NAMES)
-        },
-    )
+from repair_core.evaluation.report import EvaluationReport, ModelScores
+from tests.repair_core.evaluation.samples import sample_report, scores
 
 
 @pytest.fixture
 def report() -> EvaluationReport:
-    return EvaluationReport(
-        models={"original": scores(0.0, 0.0), "repaired": scores(2.5, 18.27)},
-        failure_corruption="gaussian_noise",
-        info={"test_images": 10000, "seconds_per_corruption": {"fog": 1.25}, "note": None},
-    )
+    return sample_report()
 
 
 def test_report_json_round_trips_exactly(report: EvaluationReport) -> None:
@@ -101,29 +85,3 @@ def test_markdown_marks_missing_failure_accuracy_and_unknown_severity(
     assert "| —" in partial.to_markdown()
     with pytest.raises(RepairInputError, match="severity 7"):
         partial.to_markdown(severity=7)
-
-
-def test_plot_png_is_a_valid_image_of_plausible_size(
-    report: EvaluationReport, tmp_path: Path
-) -> None:
-    path = report.plot_png(tmp_path / "figures" / "figure3.png")
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        width, height = image.size
-        colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
-    assert 800 <= width <= 3000 and 500 <= height <= 2000
-    assert colours is None or len(colours) > 10  # bars and text, not a blank canvas
-
-
-def test_plot_png_of_a_single_model_has_one_panel(tmp_path: Path) -> None:
-    single = EvaluationReport({"original": scores(0.0, None)})
-    with Image.open(single.plot_png(tmp_path / "one.png")) as image:
-        one_panel_height = image.size[1]
-    two = EvaluationReport({"original": scores(0.0, None), "repaired": scores(1.0, None)})
-    with Image.open(two.plot_png(tmp_path / "two.png")) as image:
-        assert image.size[1] > one_panel_height
-
-
-def test_plot_png_rejects_an_unknown_baseline(report: EvaluationReport, tmp_path: Path) -> None:
-    with pytest.raises(RepairInputError, match="baseline"):
-        report.plot_png(tmp_path / "x.png", baseline="nobody")

@@ -1,84 +1,19 @@
-"""Stage 4: accuracy of tiny models on clean, failure and corrupted sets, gathered in a report."""
+"""Stage 4: tiny models scored on clean, failure and corrupted sets, gathered in a report."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor, nn
 
 from repair_core.corruptions import corrupt_in_chunks
-from repair_core.datasets.types import ImageDataset
 from repair_core.errors import RepairInputError
-from repair_core.evaluate import accuracy, evaluate_models
+from repair_core.evaluation.scoring import evaluate_models
 from repair_core.progress import CancelToken, Progress, RepairCancelled
-
-
-class BrightnessClassifier(nn.Module):
-    """Class 1 when the image's mean is above 0.5; a parameter so it has a device."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.threshold = nn.Parameter(torch.tensor(0.5))
-        self.seen: list[Tensor] = []
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.seen.append(x.clone())
-        score = x.mean(dim=(1, 2, 3)) - self.threshold
-        return torch.stack([-score, score], dim=1)
-
-
-class AlwaysZero(nn.Module):
-    """Predicts class 0 and returns (logits, aux) like a DARTS network with an auxiliary head."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bias = nn.Parameter(torch.tensor([1.0, 0.0]))
-        self.seen: list[Tensor] = []
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        self.seen.append(x.clone())
-        logits = self.bias.expand(x.shape[0], 2)
-        return logits, logits
-
-
-def dark_and_bright(n: int, seed: int = 0) -> ImageDataset:
-    """Half dark images (class 0, values 60..129), half bright (class 1, values 160..229)."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % 2
-    noise = torch.randint(0, 70, (n, 3, 16, 16), generator=g)
-    images = (60 + 100 * labels[:, None, None, None] + noise).to(torch.uint8)
-    return ImageDataset(images, labels, ("dark", "bright"))
-
-
-def test_accuracy_is_the_percentage_of_correct_top1_predictions() -> None:
-    data = dark_and_bright(8)
-    model = BrightnessClassifier()
-    assert accuracy(model, data) == 100.0
-    assert accuracy(model, data.images, 1 - data.labels) == 0.0
-    half_wrong = data.labels.clone()
-    half_wrong[:4] = 1 - half_wrong[:4]
-    assert accuracy(model, data.images, half_wrong, batch_size=3) == 50.0
-    assert accuracy(AlwaysZero(), data) == 50.0  # takes the first of a tuple of outputs
-
-
-def test_accuracy_feeds_floats_in_0_1_and_restores_the_training_mode() -> None:
-    data = dark_and_bright(4)
-    model = BrightnessClassifier().train()
-    accuracy(model, data, batch_size=4)
-    assert model.training
-    (seen,) = model.seen
-    assert seen.dtype == torch.float32
-    assert torch.equal(seen, data.images.float() / 255)
-
-
-def test_accuracy_rejects_missing_labels_mismatched_labels_and_empty_sets() -> None:
-    data = dark_and_bright(4)
-    with pytest.raises(RepairInputError, match="labels are required"):
-        accuracy(BrightnessClassifier(), data.images)
-    with pytest.raises(RepairInputError, match="labels must be"):
-        accuracy(BrightnessClassifier(), data.images, data.labels[:3])
-    with pytest.raises(RepairInputError, match="empty"):
-        accuracy(BrightnessClassifier(), data.images[:0], data.labels[:0])
+from tests.repair_core.evaluation.samples import (
+    AlwaysZero,
+    BrightnessClassifier,
+    dark_and_bright,
+)
 
 
 def test_evaluate_models_scores_every_model_on_every_set() -> None:

@@ -11,9 +11,9 @@ import torch
 from repair_core.datasets.types import ImageDataset
 from repair_core.errors import RepairInputError
 from repair_core.progress import CancelToken, Progress, RepairCancelled
-from repair_core.search.batches import EpochBatches, random_crop_flip
+from repair_core.search.batches import EpochBatches
 from repair_core.search.genotype import Genotype
-from repair_core.search.searcher import SearchSettings, cosine_lr, search
+from repair_core.search.searcher import SearchSettings, search
 from repair_core.search.supernet import SearchConfig
 
 CLASSES = ("a", "b", "c")
@@ -128,26 +128,6 @@ def test_mismatched_data_is_rejected_before_searching() -> None:
         search(gray, rgb, FAST, settings, device="cpu")
     with pytest.raises(RepairInputError, match="val images"):
         search(rgb, _dataset(16, 1, size=16), FAST, settings, device="cpu")
-
-
-def test_cosine_schedule_runs_from_lr_towards_lr_min() -> None:
-    assert cosine_lr(0, 20, 0.025, 0.001) == pytest.approx(0.025)
-    assert cosine_lr(10, 20, 0.025, 0.001) == pytest.approx(0.013)
-    assert 0.001 < cosine_lr(19, 20, 0.025, 0.001) < 0.0012
-
-
-def test_crop_with_centre_offsets_and_no_flip_is_the_identity() -> None:
-    x = torch.rand(4, 3, 8, 8)
-    offsets = torch.full((4, 2), 2)
-    same = random_crop_flip(x, offsets, torch.zeros(4, dtype=torch.bool), pad=2)
-    assert torch.equal(same, x)
-    flipped = random_crop_flip(x, offsets, torch.ones(4, dtype=torch.bool), pad=2)
-    assert torch.equal(flipped, x.flip(3))
-    shifted = random_crop_flip(
-        x, torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, dtype=torch.bool), 2
-    )
-    assert torch.equal(shifted[:, :, 2:, 2:], x[:, :, :6, :6])
-    assert not shifted[:, :, :2].any()
 
 
 def test_epoch_batches_cover_small_sets_by_cycling_and_scale_to_unit_range() -> None:

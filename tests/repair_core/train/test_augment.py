@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from repair_core.batch_augment import augment_batch, cutout, random_crop, random_flip
 from repair_core.errors import RepairInputError
+from repair_core.train.augment import (
+    augment_batch,
+    crop_flip,
+    cutout,
+    random_crop,
+    random_flip,
+)
 
 
 def _images(n: int = 64, size: int = 8, seed: int = 0) -> torch.Tensor:
@@ -138,3 +144,15 @@ def test_augmentation_runs_on_cuda_with_a_cuda_generator() -> None:
     assert out.device.type == "cuda" and out.shape == images.shape
     with pytest.raises(RepairInputError, match="generator"):
         augment_batch(images, generator=_gen(0))
+
+
+def test_crop_with_centre_offsets_and_no_flip_is_the_identity() -> None:
+    x = torch.rand(4, 3, 8, 8)
+    offsets = torch.full((4, 2), 2)
+    same = crop_flip(x, offsets, torch.zeros(4, dtype=torch.bool), padding=2)
+    assert torch.equal(same, x)
+    flipped = crop_flip(x, offsets, torch.ones(4, dtype=torch.bool), padding=2)
+    assert torch.equal(flipped, x.flip(3))
+    shifted = crop_flip(x, torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, dtype=torch.bool), 2)
+    assert torch.equal(shifted[:, :, 2:, 2:], x[:, :, :6, :6])
+    assert not shifted[:, :, :2].any()

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repair_core.datasets.archive import detect_kind, iter_archive_files
-from repair_core.datasets.capped import CappedReader
-from repair_core.datasets.limits import IngestLimits
+from repair_core.datasets.ingest.archive import detect_kind, iter_archive_files
+from repair_core.datasets.ingest.capped import CappedReader
+from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.errors import ArchiveUnsafeError, LimitExceededError, RepairInputError
 from tests.repair_core.datasets.ingest.builders import (
     TarEntry,

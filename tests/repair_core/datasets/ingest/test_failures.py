@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from repair_core.datasets.failures import read_failure_batch
-from repair_core.datasets.limits import IngestLimits
+from repair_core.datasets.ingest.failures import read_failure_batch
+from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.errors import RepairInputError
 from tests.repair_core.datasets.ingest.builders import png_bytes, write_tar, write_zip
 

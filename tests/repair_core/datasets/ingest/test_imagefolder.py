@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from repair_core.datasets.imagefolder import (
+from repair_core.datasets.ingest.imagefolder import (
     read_cifar10_folder,
     read_class_folders,
     read_imagefolder,
 )
-from repair_core.datasets.limits import IngestLimits
+from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.errors import (
     ArchiveUnsafeError,
     ImageDecodeError,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from repair_core.datasets.images import decode_image
+from repair_core.datasets.ingest.images import decode_image
 from repair_core.errors import ImageDecodeError
 from tests.repair_core.datasets.ingest.builders import (
     EPS,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from repair_core.datasets.limits import IngestLimits
-from repair_core.datasets.npz import (
+from repair_core.datasets.ingest.limits import IngestLimits
+from repair_core.datasets.ingest.npz import (
     read_npz_images,
     read_npz_split,
     read_npz_splits,

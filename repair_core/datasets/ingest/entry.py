@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from repair_core.datasets.archive import detect_kind
-from repair_core.datasets.failures import read_failure_batch
-from repair_core.datasets.imagefolder import IngestResult, read_imagefolder
-from repair_core.datasets.limits import IngestLimits
-from repair_core.datasets.npz import read_npz_splits, write_npz_images, write_npz_splits
-from repair_core.datasets.rejected import Rejected
+from repair_core.datasets.ingest.archive import detect_kind
+from repair_core.datasets.ingest.failures import read_failure_batch
+from repair_core.datasets.ingest.imagefolder import IngestResult, read_imagefolder
+from repair_core.datasets.ingest.limits import IngestLimits
+from repair_core.datasets.ingest.npz import read_npz_splits, write_npz_images, write_npz_splits
+from repair_core.datasets.ingest.rejected import Rejected
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from repair_core.datasets.limits import IngestLimits
+from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.errors import ArchiveUnsafeError, LimitExceededError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")

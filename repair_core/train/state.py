@@ -2,25 +2,25 @@
 
 A state file is a plain container (dicts, lists, numbers, strings, tensors) so that it loads
 with `torch.load(weights_only=True)`: nothing in it can run code. It holds everything that
-decides the rest of the run (weights and buffers, optimizer and scheduler state, epoch,
-history, every RNG state the loop draws from) plus what it was made from (settings and a
-fingerprint of the training data), so a resume with different inputs is refused instead of
-silently training something else.
+decides the rest of the run (weights and buffers, optimizer state, epoch, history, every
+RNG state the loop draws from; the learning rate follows from the epoch) plus what it was
+made from (settings and a fingerprint of the training data), so a resume with different
+inputs is refused instead of silently training something else.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from repair_core.datasets.types import ImageDataset
+from repair_core.atomic import atomic_open
 from repair_core.errors import RepairInputError
 
+# The file's format tag; kept as first written so state files from before the move to
+# `repair_core.train.state` still resume.
 STATE_FORMAT = "repair_core.train_state"
 STATE_VERSION = 1
 
@@ -32,59 +32,43 @@ RESUME_MUTABLE_SETTINGS = frozenset({"report_every_steps"})
 _SEED_STRIDE = 1_000_003
 
 
-def data_fingerprint(dataset: ImageDataset) -> dict[str, Any]:
-    """Cheap identity of a dataset: catches a wrong split on resume, not a forged one.
+def write_state_file(path: Path, state: Mapping[str, Any]) -> None:
+    """`torch.save` a plain container atomically: a crash mid-write leaves the previous file.
 
-    The sums are a device reduction and one host sync, run once per `train_model` call.
+    Shared by the retraining loop and the search, whose state files differ only in content.
     """
-    return {
-        "num_images": len(dataset),
-        "image_shape": list(dataset.image_shape),
-        "class_names": list(dataset.class_names),
-        "pixel_sum": int(dataset.images.sum(dtype=torch.int64)),
-        "label_sum": int(dataset.labels.sum()),
-    }
+    with atomic_open(path) as handle:
+        torch.save(dict(state), handle)
 
 
-def save_train_state(path: Path, state: dict[str, Any]) -> None:
-    """Write `state` to `path` atomically: a reader sees the old file or the new, never half.
+def read_state_file(path: Path, *, file_format: str, version: int, what: str) -> dict[str, Any]:
+    """Read a state file safely (`weights_only=True`) and check its format tag and version.
 
-    Temp file in the same folder, fsync, then `os.replace`, so a crash mid-write leaves the
-    previous epoch's state intact.
+    `what` names the kind of file in error messages, e.g. "retraining state".
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            torch.save({"format": STATE_FORMAT, "version": STATE_VERSION, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    # Make the rename itself durable; not every platform lets a folder be opened for this.
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def load_train_state(path: Path) -> dict[str, Any]:
-    """Read a state file written by `save_train_state`, safely (`weights_only=True`)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for unreadable or unsafe files
-        raise RepairInputError(f"retraining state {path} cannot be read safely: {exc}") from exc
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise RepairInputError(f"{path} is not a retraining state file")
-    if state.get("version") != STATE_VERSION:
+        raise RepairInputError(f"{what} {path} cannot be read safely: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != file_format:
+        raise RepairInputError(f"{path} is not a {what} file")
+    if state.get("version") != version:
         raise RepairInputError(
-            f"retraining state {path} has version {state.get('version')}, "
-            f"this code reads version {STATE_VERSION}"
+            f"{what} {path} has version {state.get('version')}, this code reads version {version}"
         )
     return state
+
+
+def save_train_state(path: Path, state: dict[str, Any]) -> None:
+    """Write the retraining loop's `state` to `path` atomically."""
+    write_state_file(path, {"format": STATE_FORMAT, "version": STATE_VERSION, **state})
+
+
+def load_train_state(path: Path) -> dict[str, Any]:
+    """Read a state file written by `save_train_state`."""
+    return read_state_file(
+        path, file_format=STATE_FORMAT, version=STATE_VERSION, what="retraining state"
+    )
 
 
 def check_resumable(

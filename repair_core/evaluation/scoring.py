@@ -2,7 +2,8 @@
 test sets, gathered into one `EvaluationReport`.
 
 Every corrupted set is generated once, on the evaluation device, and scored by all models
-before the next one is made, so memory holds one corrupted copy at a time.
+before the next one is made, so memory holds one corrupted copy at a time. Scores are
+percentages, the report's unit, computed from each set's correct count.
 """
 
 from __future__ import annotations
@@ -15,86 +16,12 @@ from torch import Tensor, nn
 
 from repair_core.corruptions import CORRUPTION_NAMES, SEVERITIES, corrupt_in_chunks
 from repair_core.corruptions.registry import check_seed, check_severity, get_corruption
+from repair_core.datasets.ops import seeded_subset
 from repair_core.datasets.types import ImageDataset
-from repair_core.device import resolve_device
 from repair_core.errors import RepairInputError
+from repair_core.evaluation.accuracy import count_correct, device_of
+from repair_core.evaluation.report import EvaluationReport, ModelScores, percent
 from repair_core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
-from repair_core.report import EvaluationReport, ModelScores
-
-
-def _device_of(model: nn.Module, device: torch.device | str | None) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if isinstance(device, str):
-        return resolve_device(device)
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
-
-def _logits(output: object) -> Tensor:
-    # DARTS evaluation networks return (logits, auxiliary logits); plain classifiers a tensor.
-    if isinstance(output, (tuple, list)):
-        output = output[0]
-    if not isinstance(output, Tensor) or output.dim() != 2:
-        raise RepairInputError("the model must return logits (N, classes) or a tuple led by them")
-    return output
-
-
-def accuracy(
-    model: nn.Module,
-    dataset_or_images: ImageDataset | Tensor,
-    labels: Tensor | None = None,
-    *,
-    batch_size: int = 256,
-    device: torch.device | str | None = None,
-) -> float:
-    """Top-1 accuracy in percent of `model` on uint8 images (N, C, H, W) and int labels.
-
-    `dataset_or_images` is an `ImageDataset`, or an image tensor with `labels` beside it.
-    The model sees float input in [0, 1]; it runs in eval mode without gradients on `device`
-    (default: where its parameters are; it is moved there) and gets its mode back afterwards.
-    """
-    if isinstance(dataset_or_images, ImageDataset):
-        images, labels = dataset_or_images.images, dataset_or_images.labels
-    elif labels is None:
-        raise RepairInputError("labels are required when images are passed as a tensor")
-    else:
-        images = dataset_or_images
-    if images.dtype != torch.uint8 or images.dim() != 4:
-        raise RepairInputError(
-            f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
-        )
-    if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
-        raise RepairInputError(
-            f"labels must be (N,) with N={images.shape[0]}, got {tuple(labels.shape)}"
-        )
-    if images.shape[0] == 0:
-        raise RepairInputError("cannot measure accuracy on an empty set")
-    if batch_size < 1:
-        raise RepairInputError(f"batch_size must be >= 1, got {batch_size}")
-    target = _device_of(model, device)
-    model.to(target)
-    was_training = model.training
-    model.eval()
-    correct = torch.zeros((), dtype=torch.int64, device=target)
-    try:
-        with torch.no_grad():
-            for start in range(0, int(images.shape[0]), batch_size):
-                batch = images[start : start + batch_size].to(target, non_blocking=True)
-                truth = labels[start : start + batch_size].to(target, non_blocking=True)
-                predicted = _logits(model(batch.float() / 255)).argmax(dim=1)
-                correct += (predicted == truth).sum()
-    finally:
-        model.train(was_training)
-    return 100.0 * int(correct.item()) / int(images.shape[0])  # the only host sync
-
-
-def _capped(dataset: ImageDataset, max_images: int | None, seed: int) -> ImageDataset:
-    if max_images is None or len(dataset) <= max_images:
-        return dataset
-    generator = torch.Generator().manual_seed(seed)
-    index = torch.randperm(len(dataset), generator=generator)[:max_images].sort().values
-    return dataset.subset(index.to(dataset.images.device))
 
 
 def evaluate_models(
@@ -132,12 +59,12 @@ def evaluate_models(
     check_seed(seed)
     if max_images is not None and max_images < 1:
         raise RepairInputError(f"max_images must be >= 1 or None, got {max_images}")
-    target = _device_of(next(iter(models.values())), device)
+    target = device_of(next(iter(models.values())), device)
     # Sets live on the evaluation device, so corrupted copies are made where they are scored.
-    test = _capped(test, max_images, seed).to(target)
+    test = seeded_subset(test, max_images, seed).to(target)
     failures = None
     if held_out_failures is not None and len(held_out_failures) > 0:
-        failures = _capped(held_out_failures, max_images, seed).to(target)
+        failures = seeded_subset(held_out_failures, max_images, seed).to(target)
 
     total = 1 + (failures is not None) + len(corruptions) * len(severities)
     step = 0
@@ -148,7 +75,10 @@ def evaluate_models(
         if cancel is not None:
             cancel.check()
         scores = {
-            name: accuracy(model, images, labels, batch_size=batch_size, device=target)
+            name: percent(
+                count_correct(model, images, labels, batch_size=batch_size, device=target),
+                int(images.shape[0]),
+            )
             for name, model in models.items()
         }
         step += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from repair_core.datasets.limits import IngestLimits
+from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.errors import LimitExceededError
 
 CHUNK = 1024 * 1024  # bytes per read: bounds memory per call, large enough to amortise calls

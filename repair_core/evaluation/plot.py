@@ -2,19 +2,18 @@
 
 The only module of `repair_core` that imports matplotlib, and only when called: it draws on a
 `Figure` with the Agg canvas directly, so it never selects a backend or touches pyplot's
-global state.
+global state. Imports run one way, plot -> report: the report never draws, its callers
+(the pipeline, the worker, repairctl, the benchmarks) call `plot_report`.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from repair_core.atomic import atomic_path
 from repair_core.errors import RepairInputError
-
-if TYPE_CHECKING:
-    from repair_core.report import EvaluationReport
+from repair_core.evaluation.report import EvaluationReport
 
 
 def _value(v: float | None) -> float:
@@ -22,7 +21,11 @@ def _value(v: float | None) -> float:
 
 
 def plot_report(
-    report: EvaluationReport, path: Path, *, severity: int | None = 5, baseline: str | None = None
+    report: EvaluationReport,
+    path: Path | str,
+    *,
+    severity: int | None = 5,
+    baseline: str | None = None,
 ) -> Path:
     """Top: accuracy per column, one bar per model. Bottom (two or more models): each model's
     accuracy minus the baseline's (default: the first model, i.e. the original)."""
@@ -82,6 +85,6 @@ def plot_report(
         axis.set_xticklabels(headers, rotation=45, ha="right")
         axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    return Path(path)

@@ -10,9 +10,7 @@ Every reader here treats the file as hostile: bad input raises `RepairInputError
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +19,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from repair_core.atomic import atomic_path
+from repair_core.checkpoint.header import read_safetensors_header
+from repair_core.checkpoint.pickle_scan import code_globals, module_globals, referenced_globals
 from repair_core.errors import RepairInputError, UnsafeCheckpointError
-from repair_core.pickle_scan import code_globals, module_globals, referenced_globals
-from repair_core.safetensors_header import read_safetensors_header
 from repair_core.search.genotype import Genotype
 from repair_core.search.network import EvalNetwork, NetworkConfig
 
@@ -76,7 +75,7 @@ def save_model(
     class_names: Sequence[str],
     extra_metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """Write `model` to one `.safetensors` file (atomically: temp file, fsync, rename)."""
+    """Write `model` to one `.safetensors` file, atomically (see `repair_core.atomic`)."""
     path = Path(path)
     names = _check_class_names(class_names, model.config.num_classes)
     extra = dict(extra_metadata or {})
@@ -95,17 +94,8 @@ def save_model(
         "normalization": json.dumps({"mean": model.config.mean, "std": model.config.std}),
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def inspect_checkpoint(path: Path | str) -> CheckpointInfo:

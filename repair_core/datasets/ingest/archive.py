@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from repair_core.datasets.archive_names import NameRegistry, normalize_member_name
-from repair_core.datasets.capped import ByteBudget, CappedReader
-from repair_core.datasets.limits import IngestLimits
-from repair_core.datasets.zipsafe import check_zip, open_member
+from repair_core.datasets.ingest.archive_names import NameRegistry, normalize_member_name
+from repair_core.datasets.ingest.capped import ByteBudget, CappedReader
+from repair_core.datasets.ingest.limits import IngestLimits
+from repair_core.datasets.ingest.zipsafe import check_zip, open_member
 from repair_core.errors import ArchiveUnsafeError, LimitExceededError, RepairInputError
 
 ArchiveKind = Literal["tar", "tar.gz", "zip", "npz"]

@@ -1,9 +1,9 @@
 """Datasets and failure batches as `.npz` files, read without trusting their headers.
 
-Every `.npy` header (shape, dtype) is parsed and checked before its array is
-allocated: the declared byte count must equal the bytes the member really holds and
-stay under `max_npy_bytes`, object dtypes are refused (they would need pickle), and
-only the dtypes each key needs are accepted.
+Every array is read by `npy.read_npz_arrays`, which checks each `.npy` header before the
+array is allocated. This module gives the arrays their meaning: which keys a dataset or
+failure batch has, the image layout, labels and class names, and the canonical form it
+stores.
 
 Image layout rule for `x*` arrays (uint8), unless a `layout` entry ("NCHW" or
 "NHWC") says otherwise:
@@ -16,30 +16,23 @@ as a unicode array and `layout="NCHW"`, so tiny images never hit the ambiguity.
 
 from __future__ import annotations
 
-import math
-import os
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from repair_core.datasets.archive import detect_kind
-from repair_core.datasets.capped import ByteBudget
-from repair_core.datasets.limits import IngestLimits
+from repair_core.atomic import atomic_open
+from repair_core.datasets.ingest.limits import IngestLimits
+from repair_core.datasets.ingest.npy import read_npz_arrays
 from repair_core.datasets.types import DatasetSplits, ImageDataset
-from repair_core.datasets.zipsafe import ZipMember, check_zip, open_member
-from repair_core.errors import LimitExceededError, RepairInputError
+from repair_core.errors import RepairInputError
 
-_HEADER_ROOM = 64 * 1024  # .npy header bytes allowed on top of the array data
-_MAX_NAMES_BYTES = 16 * 1024 * 1024  # class_names / layout entries are small
 _SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
 
 
 def read_npz_splits(path: Path, limits: IngestLimits) -> DatasetSplits:
     """A dataset from `x_train, y_train, x_test, y_test` (+ `x_val, y_val`, `class_names`)."""
-    arrays = _read_arrays(path, limits, (*_SPLIT_KEYS, "class_names", "layout"))
+    arrays = read_npz_arrays(path, limits, (*_SPLIT_KEYS, "class_names", "layout"))
     missing = [key for key in _SPLIT_KEYS[:4] if key not in arrays]
     if missing:
         raise RepairInputError(
@@ -86,7 +79,7 @@ def read_npz_split(
     write results back the same way. Without `class_names`, classes are "0".."max label".
     """
     x_key, y_key = f"x_{split}", f"y_{split}"
-    arrays = _read_arrays(path, limits, (x_key, y_key, "class_names", "layout"))
+    arrays = read_npz_arrays(path, limits, (x_key, y_key, "class_names", "layout"))
     missing = [key for key in (x_key, y_key) if key not in arrays]
     if missing:
         raise RepairInputError(
@@ -109,7 +102,7 @@ def read_npz_images(path: Path, limits: IngestLimits) -> tuple[torch.Tensor, tor
     Labels are checked to be integers, one per image; their range is the caller's to
     check (it knows the class count).
     """
-    arrays = _read_arrays(path, limits, ("x", "y", "layout"))
+    arrays = read_npz_arrays(path, limits, ("x", "y", "layout"))
     missing = [key for key in ("x", "y") if key not in arrays]
     if missing:
         raise RepairInputError(
@@ -193,85 +186,6 @@ def check_labels(labels: np.ndarray, count: int, num_classes: int, *, where: str
         raise RepairInputError(f"{where}: {bad.size} labels outside [0, {num_classes}) ({rows})")
 
 
-def _read_arrays(path: Path, limits: IngestLimits, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    if detect_kind(path) != "npz":
-        raise RepairInputError(f"{path.name}: not an npz file (a zip of .npy arrays)")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = check_zip(
-                zf, archive=path.name, limits=limits,
-                cap=limits.max_npy_bytes + _HEADER_ROOM, cap_name="max_npy_bytes",
-            )  # fmt: skip
-            by_key = {m.name[: -len(".npy")]: m for m in members if not m.is_dir}
-            budget = ByteBudget(limits, archive=path.name)
-            return {
-                key: _read_npy(zf, by_key[key], key, limits, budget)
-                for key in keys
-                if key in by_key
-            }
-    except RepairInputError:
-        raise
-    # numpy reports a garbled .npy header as ValueError; zipfile a bad CRC as BadZipFile.
-    except (zipfile.BadZipFile, EOFError, ValueError, zlib.error) as e:
-        raise RepairInputError(f"{path.name}: npz is truncated or corrupt ({e})") from e
-
-
-def _read_npy(
-    zf: zipfile.ZipFile, member: ZipMember, key: str, limits: IngestLimits, budget: ByteBudget
-) -> np.ndarray:
-    where = f"{member.name}"
-    stream, reader = open_member(
-        zf, member, limits=limits, cap=limits.max_npy_bytes + _HEADER_ROOM,
-        cap_name="max_npy_bytes", budget=budget,
-    )  # fmt: skip
-    with stream:
-        version = np.lib.format.read_magic(reader)
-        if version == (1, 0):
-            header = np.lib.format.read_array_header_1_0(reader, max_header_size=_HEADER_ROOM)
-        elif version == (2, 0):
-            header = np.lib.format.read_array_header_2_0(reader, max_header_size=_HEADER_ROOM)
-        else:
-            raise RepairInputError(f"{where}: .npy format version {version} is not accepted")
-        shape, fortran_order, dtype = header
-        _check_dtype(dtype, key, where)
-        nbytes = math.prod(shape) * dtype.itemsize
-        cap = _MAX_NAMES_BYTES if key in ("class_names", "layout") else limits.max_npy_bytes
-        if nbytes > cap:
-            raise LimitExceededError(
-                f"{where}: header declares shape {shape} {dtype} = {nbytes} bytes, more than "
-                f"max_npy_bytes={cap}",
-                limit="max_npy_bytes",
-                value=cap,
-            )
-        held = member.info.file_size - reader.count
-        if nbytes != held:
-            raise RepairInputError(
-                f"{where}: header declares shape {shape} {dtype} = {nbytes} bytes, "
-                f"but the member holds {held}"
-            )
-        array = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
-        # A flat byte view of the array: the member's bytes land in place, no copy.
-        got = reader.readinto(memoryview(array.reshape(-1).view(np.uint8).data)) if nbytes else 0
-        if got != nbytes or reader.read(1):
-            raise RepairInputError(f"{where}: array data is truncated or longer than declared")
-    return array.T if fortran_order else array
-
-
-def _check_dtype(dtype: np.dtype, key: str, where: str) -> None:
-    if dtype.hasobject:
-        raise RepairInputError(
-            f"{where}: object arrays are not accepted (they cannot be read without pickle)"
-        )
-    if dtype.fields is not None or dtype.subdtype is not None:
-        raise RepairInputError(f"{where}: structured dtype {dtype} is not accepted")
-    if key.startswith("x") and dtype != np.uint8:
-        raise RepairInputError(f"{where}: images must be uint8, got {dtype}")
-    if key.startswith("y") and dtype.kind not in "iu":
-        raise RepairInputError(f"{where}: labels must be integers, got {dtype}")
-    if key in ("class_names", "layout") and dtype.kind != "U":
-        raise RepairInputError(f"{where}: must be a unicode string array, got {dtype}")
-
-
 def _labels(y: np.ndarray, key: str, source: str) -> np.ndarray:
     if y.ndim != 1:
         raise RepairInputError(f"{source}: {key} must be one label per image (N,), got {y.shape}")
@@ -303,13 +217,6 @@ def _layout(arrays: dict[str, np.ndarray], source: str) -> str | None:
 
 
 def _write_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    # A reader never sees a half-written file: temp file, fsync, then rename over.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # A reader never sees a half-written file (see repair_core.atomic).
+    with atomic_open(path) as handle:
+        np.savez(handle, **arrays)  # type: ignore[arg-type]

@@ -30,22 +30,25 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from repair_core.batch_augment import augment_batch
+from repair_core.datasets.ops import data_fingerprint
 from repair_core.datasets.types import ImageDataset
 from repair_core.errors import RepairInputError
+from repair_core.evaluation.accuracy import accuracy
+from repair_core.precision import autocast
 from repair_core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
-from repair_core.train_settings import TrainSettings
-from repair_core.train_state import (
+from repair_core.train.augment import augment_batch
+from repair_core.train.schedule import cosine_lr
+from repair_core.train.settings import TrainSettings
+from repair_core.train.state import (
     capture_rng,
     check_resumable,
-    data_fingerprint,
     load_train_state,
     restore_rng,
     save_train_state,
     seed_rng,
 )
 
-__all__ = ["TrainResult", "TrainSettings", "TrainingDiverged", "train_model"]
+__all__ = ["TrainResult", "TrainingDiverged", "train_model"]
 
 STAGE = "retraining"
 
@@ -87,6 +90,8 @@ def train_model(
         raise RepairInputError(f"training set has {len(train)} images; at least 2 are needed")
     if eval_set is not None and eval_set.class_names != train.class_names:
         raise RepairInputError("eval_set has other class names than the training set")
+    if eval_set is not None and len(eval_set) == 0:
+        raise RepairInputError("eval_set is empty: give at least one image or no eval_set")
     on_cuda = device.type == "cuda"
     callers_drop_path_generator = getattr(model, "drop_path_generator", None)
     loop = _Loop(
@@ -148,9 +153,6 @@ class _Loop:
             momentum=settings.momentum,
             weight_decay=settings.weight_decay,
         )
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, T_max=settings.epochs, eta_min=settings.lr_min
-        )
         self.generator = torch.Generator(device=device)  # data order and augmentation
         self.generators = {"data": self.generator}
         if hasattr(model, "drop_path_generator"):
@@ -177,7 +179,6 @@ class _Loop:
                 f"retraining state {state_path} does not fit this model: {exc}"
             ) from exc
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.epoch = int(state["epoch"])
         self.history = [dict(record) for record in state["history"]]
         if state["device_type"] == self.device.type:
@@ -199,7 +200,6 @@ class _Loop:
         on_progress(Progress(STAGE, self.epoch * self.steps_per_epoch, self.total_steps, {}))
         while self.epoch < self.settings.epochs:
             record = self._train_epoch(on_progress, cancel)
-            self.scheduler.step()
             self.epoch += 1
             self.history.append(record)
             if state_path is not None:
@@ -212,7 +212,10 @@ class _Loop:
     ) -> dict[str, float]:
         settings, model = self.settings, self.model
         started = time.perf_counter()
-        lr = float(self.optimizer.param_groups[0]["lr"])
+        # Per-epoch cosine annealing, from the epoch alone (nothing to restore on resume).
+        lr = cosine_lr(self.epoch, settings.epochs, settings.lr, settings.lr_min)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         drop_path_prob = settings.drop_path_prob * self.epoch / settings.epochs
         if hasattr(model, "drop_path_prob"):
             # setattr: nn.Module's typing forbids assigning a float to an unknown attribute.
@@ -264,7 +267,11 @@ class _Loop:
             "images_per_second": seen / max(train_seconds, 1e-9),
         }
         if self.eval_data is not None:
-            record["eval_acc"] = self._accuracy(self.eval_data)
+            record["eval_acc"] = accuracy(
+                model, self.eval_data,
+                batch_size=settings.eval_batch_size, device=self.device,
+                bf16=self.bf16, channels_last=self.channels_last,
+            )  # fmt: skip
         record["seconds"] = time.perf_counter() - started
         return record
 
@@ -280,7 +287,7 @@ class _Loop:
         labels = self.data.labels[batch]
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with autocast(self.device, self.bf16):
             aux: torch.Tensor | None = None
             if self.forward_with_aux is not None:
                 logits, aux = self.forward_with_aux(images)
@@ -296,20 +303,6 @@ class _Loop:
         self.optimizer.step()
         return loss, logits, labels
 
-    @torch.no_grad()
-    def _accuracy(self, dataset: ImageDataset) -> float:
-        self.model.eval()
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        size = self.settings.eval_batch_size
-        for start in range(0, len(dataset), size):
-            images = dataset.images[start : start + size].float().div_(255.0)
-            if self.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                logits = self.model(images)
-            correct += (logits.argmax(1) == dataset.labels[start : start + size]).sum()
-        return int(correct) / max(len(dataset), 1)
-
     def _state(self) -> dict[str, Any]:
         return {
             "settings": dataclasses.asdict(self.settings),
@@ -318,7 +311,6 @@ class _Loop:
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "history": self.history,
             "rng": capture_rng(self.generators, self.device),
         }

@@ -20,12 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from repair_core.datasets.archive import ArchiveFile, iter_archive_files
-from repair_core.datasets.archive_names import NameRegistry, normalize_member_name
-from repair_core.datasets.capped import ByteBudget
-from repair_core.datasets.collect import SplitCollector
-from repair_core.datasets.limits import IngestLimits
-from repair_core.datasets.rejected import Rejected, is_junk
+from repair_core.datasets.ingest.archive import ArchiveFile, iter_archive_files
+from repair_core.datasets.ingest.archive_names import NameRegistry, normalize_member_name
+from repair_core.datasets.ingest.capped import ByteBudget
+from repair_core.datasets.ingest.collect import SplitCollector
+from repair_core.datasets.ingest.limits import IngestLimits
+from repair_core.datasets.ingest.rejected import Rejected, is_junk
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import ArchiveUnsafeError, LimitExceededError, RepairInputError
 

@@ -1,10 +1,11 @@
 """Batched, on-device training augmentation: random crop with padding, flip, cutout.
 
-The DARTS evaluation protocol augments every image with a padded random crop, a horizontal
-flip and cutout. Doing that per image in a Python data loader starves a GPU, so here each
-transform handles a whole (N, C, H, W) batch with a few tensor ops on the batch's device, and
-every random draw comes from an explicit `torch.Generator` on that same device (no global RNG,
-no host sync).
+The DARTS protocol augments every image with a padded random crop and a horizontal flip
+(search and retraining alike: the search's `EpochBatches` uses `crop_flip` from here with
+offsets it drew up front), and retraining adds cutout. Doing that per image in a Python
+data loader starves a GPU, so here each transform handles a whole (N, C, H, W) batch with a
+few tensor ops on the batch's device, and every random draw comes from an explicit
+`torch.Generator` on that same device (no global RNG, no host sync).
 
 Defaults (padding 4, cutout 16) are the DARTS values for 32x32 images; callers scale them for
 other sizes.
@@ -27,6 +28,40 @@ def _check_batch(images: torch.Tensor, generator: torch.Generator, name: str) ->
         )
 
 
+def crop(images: torch.Tensor, offsets: torch.Tensor, padding: int) -> torch.Tensor:
+    """Zero-pad every side by `padding`, then crop image i back at `offsets[i]` = (dy, dx).
+
+    `offsets` is (N, 2) int64 on the images' device, each entry in 0..2*padding. Keeps dtype
+    and shape; works on uint8 and float alike (the search crops float, retraining uint8).
+    """
+    if images.dim() != 4 or tuple(offsets.shape) != (images.shape[0], 2):
+        raise RepairInputError(
+            f"crop: need images (N, C, H, W) and offsets (N, 2), got {tuple(images.shape)} "
+            f"and {tuple(offsets.shape)}"
+        )
+    n, c, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
+    rows = offsets[:, 0:1] + torch.arange(h, device=images.device)  # (N, H)
+    cols = offsets[:, 1:2] + torch.arange(w, device=images.device)  # (N, W)
+    # One advanced-indexing gather builds the whole cropped batch; index tensors broadcast to
+    # (N, C, H, W) so no per-image Python loop is needed.
+    batch_index = torch.arange(n, device=images.device)[:, None, None, None]
+    channel_index = torch.arange(c, device=images.device)[None, :, None, None]
+    return padded[batch_index, channel_index, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def flip_where(images: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the images whose entry of the bool (N,) `flips` is True."""
+    return torch.where(flips[:, None, None, None], images.flip(3), images)
+
+
+def crop_flip(
+    images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, padding: int
+) -> torch.Tensor:
+    """`crop` at the given offsets, then `flip_where`: the draws are the caller's."""
+    return flip_where(crop(images, offsets, padding), flips)
+
+
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
     """Zero-pad every side by `padding` pixels, then crop each image back at a random offset.
 
@@ -38,23 +73,17 @@ def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) 
         raise RepairInputError(f"random_crop: padding must be >= 0, got {padding}")
     if padding == 0 or images.shape[0] == 0:
         return images
-    n, c, h, w = images.shape
-    padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
+    n = images.shape[0]
+    # Drawn as (2, N), rows then columns: the order the retraining RNG stream has always had.
     offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=images.device)
-    rows = offsets[0, :, None] + torch.arange(h, device=images.device)  # (N, H)
-    cols = offsets[1, :, None] + torch.arange(w, device=images.device)  # (N, W)
-    # One advanced-indexing gather builds the whole cropped batch; index tensors broadcast to
-    # (N, C, H, W) so no per-image Python loop is needed.
-    batch_index = torch.arange(n, device=images.device)[:, None, None, None]
-    channel_index = torch.arange(c, device=images.device)[None, :, None, None]
-    return padded[batch_index, channel_index, rows[:, None, :, None], cols[:, None, None, :]]
+    return crop(images, offsets.T, padding)
 
 
 def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror each image left-right with probability 1/2. Keeps dtype and shape."""
     _check_batch(images, generator, "random_flip")
-    flip = torch.rand(images.shape[0], generator=generator, device=images.device) < 0.5
-    return torch.where(flip[:, None, None, None], images.flip(3), images)
+    flips = torch.rand(images.shape[0], generator=generator, device=images.device) < 0.5
+    return flip_where(images, flips)
 
 
 def cutout(

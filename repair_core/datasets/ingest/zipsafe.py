@@ -15,9 +15,9 @@ import zipfile
 from dataclasses import dataclass
 from typing import IO
 
-from repair_core.datasets.archive_names import NameRegistry, normalize_member_name
-from repair_core.datasets.capped import ByteBudget, CappedReader
-from repair_core.datasets.limits import IngestLimits
+from repair_core.datasets.ingest.archive_names import NameRegistry, normalize_member_name
+from repair_core.datasets.ingest.capped import ByteBudget, CappedReader
+from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.errors import ArchiveUnsafeError, LimitExceededError, RepairInputError
 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile.structFileHeader, 30 bytes

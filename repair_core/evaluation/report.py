@@ -1,8 +1,10 @@
-"""The evaluation report: accuracies of the original and repaired models, as JSON, a markdown
-table in the layout of the paper's Table 2, and a PNG chart like its Figure 3.
+"""The evaluation report: accuracies of the original and repaired models, as JSON and as a
+markdown table in the layout of the paper's Table 2 (`evaluation.plot` draws its Figure 3).
 
-Accuracies are top-1 percentages. The JSON also carries the means (derived, recomputed on
-load) so that a reader of the file alone sees them.
+Accuracies are top-1 percentages, the paper's unit: the report is the one place that
+states them so; everything upstream counts in fractions (see `evaluation.accuracy`). The
+JSON also carries the means (derived, recomputed on load) so that a reader of the file
+alone sees them. Plain Python: reading or writing a report needs no torch.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from repair_core.errors import RepairInputError
@@ -35,6 +36,11 @@ SHORT_NAMES = {
     "pixelate": "Pixel",
     "jpeg_compression": "Jpeg",
 }
+
+
+def percent(correct: int, total: int) -> float:
+    """The report's unit: `correct` of `total` images as a top-1 percentage."""
+    return 100.0 * correct / total
 
 
 def short_name(corruption: str) -> str:
@@ -201,12 +207,3 @@ class EvaluationReport:
             cells = ["—" if col[model] is None else f"{col[model]:.2f}" for _, col in columns]
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
-
-    # --- Figure 3 -------------------------------------------------------------------------
-
-    def plot_png(
-        self, path: str | Path, *, severity: int | None = 5, baseline: str | None = None
-    ) -> Path:
-        from repair_core.report_plot import plot_report
-
-        return plot_report(self, Path(path), severity=severity, baseline=baseline)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from repair_core.datasets.buffer import ImageBuffer
-from repair_core.datasets.images import decode_image
-from repair_core.datasets.limits import IngestLimits
-from repair_core.datasets.rejected import Rejected
+from repair_core.datasets.ingest.buffer import ImageBuffer
+from repair_core.datasets.ingest.images import decode_image
+from repair_core.datasets.ingest.limits import IngestLimits
+from repair_core.datasets.ingest.rejected import Rejected
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import ImageDecodeError, RepairInputError
 

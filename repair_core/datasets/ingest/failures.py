@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from repair_core.datasets.archive import detect_kind, iter_archive_files
-from repair_core.datasets.archive_names import normalize_member_name
-from repair_core.datasets.buffer import ImageBuffer
-from repair_core.datasets.collect import format_shape
-from repair_core.datasets.images import decode_image
-from repair_core.datasets.limits import IngestLimits
-from repair_core.datasets.manifest import MANIFEST_NAMES, ManifestRow, parse_manifest, report
-from repair_core.datasets.npz import check_labels, read_npz_images
-from repair_core.datasets.rejected import Rejected, is_junk
+from repair_core.datasets.ingest.archive import detect_kind, iter_archive_files
+from repair_core.datasets.ingest.archive_names import normalize_member_name
+from repair_core.datasets.ingest.buffer import ImageBuffer
+from repair_core.datasets.ingest.collect import format_shape
+from repair_core.datasets.ingest.images import decode_image
+from repair_core.datasets.ingest.limits import IngestLimits
+from repair_core.datasets.ingest.manifest import MANIFEST_NAMES, ManifestRow, parse_manifest, report
+from repair_core.datasets.ingest.npz import check_labels, read_npz_images
+from repair_core.datasets.ingest.rejected import Rejected, is_junk
 from repair_core.datasets.types import ImageDataset
 from repair_core.errors import ImageDecodeError, RepairInputError
 
