@@ -39,14 +39,7 @@ from repair_core.progress import CancelToken, Progress, ProgressCallback, ignore
 from repair_core.train.augment import augment_batch
 from repair_core.train.schedule import cosine_lr
 from repair_core.train.settings import TrainSettings
-from repair_core.train.state import (
-    capture_rng,
-    check_resumable,
-    load_train_state,
-    restore_rng,
-    save_train_state,
-    seed_rng,
-)
+from repair_core.train.state import capture_rng, resume_train_state, save_train_state, seed_rng
 
 __all__ = ["TrainResult", "TrainingDiverged", "train_model"]
 
@@ -170,28 +163,15 @@ class _Loop:
         if state_path is None or not state_path.exists():
             seed_rng(self.settings.seed, self.generators, self.device)
             return 0
-        state = load_train_state(state_path)
-        check_resumable(state, dataclasses.asdict(self.settings), self.fingerprint, state_path)
-        try:
-            self.model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise RepairInputError(
-                f"retraining state {state_path} does not fit this model: {exc}"
-            ) from exc
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch = int(state["epoch"])
-        self.history = [dict(record) for record in state["history"]]
-        if state["device_type"] == self.device.type:
-            try:
-                restore_rng(state["rng"], self.generators, self.device)
-            except (KeyError, RuntimeError) as exc:
-                raise RepairInputError(
-                    f"retraining state {state_path} has no usable RNG state for this model: {exc}"
-                ) from exc
-        else:
-            # RNG states do not carry across device types (CPU and CUDA generators differ):
-            # continue with a fresh seed per epoch, correct but not bit-identical.
-            seed_rng(self.settings.seed + self.epoch, self.generators, self.device)
+        self.epoch, self.history = resume_train_state(
+            state_path,
+            model=self.model,
+            optimizer=self.optimizer,
+            generators=self.generators,
+            settings=dataclasses.asdict(self.settings),
+            fingerprint=self.fingerprint,
+            device=self.device,
+        )
         return self.epoch
 
     def run(

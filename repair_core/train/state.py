@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from repair_core.atomic import atomic_open
 from repair_core.errors import RepairInputError
@@ -69,6 +70,40 @@ def load_train_state(path: Path) -> dict[str, Any]:
     return read_state_file(
         path, file_format=STATE_FORMAT, version=STATE_VERSION, what="retraining state"
     )
+
+
+def resume_train_state(
+    path: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generators: Mapping[str, torch.Generator],
+    settings: dict[str, Any],
+    fingerprint: dict[str, Any],
+    device: torch.device,
+) -> tuple[int, list[dict[str, float]]]:
+    """Load the state file at `path` into the model, optimizer and RNG streams of a run with
+    these `settings` on data with this `fingerprint`; returns (epochs done, history)."""
+    state = load_train_state(path)
+    check_resumable(state, settings, fingerprint, path)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise RepairInputError(f"retraining state {path} does not fit this model: {exc}") from exc
+    optimizer.load_state_dict(state["optimizer"])
+    epoch = int(state["epoch"])
+    if state["device_type"] == device.type:
+        try:
+            restore_rng(state["rng"], generators, device)
+        except (KeyError, RuntimeError) as exc:
+            raise RepairInputError(
+                f"retraining state {path} has no usable RNG state for this model: {exc}"
+            ) from exc
+    else:
+        # RNG states do not carry across device types (CPU and CUDA generators differ):
+        # continue with a fresh seed per epoch, correct but not bit-identical.
+        seed_rng(settings["seed"] + epoch, generators, device)
+    return epoch, [dict(record) for record in state["history"]]
 
 
 def check_resumable(
