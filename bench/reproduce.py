@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from bench.common import REPO, load_cifar10, machine, write_json
+from repair_core import choices
 from repair_core.checkpoint import load_model, save_model
-from repair_core.choices import DEFAULT_PROFILE, DEFAULT_SEARCH, PROFILE_CHOICES, SEARCH_CHOICES
 from repair_core.corruptions import CORRUPTION_NAMES, corrupt
 from repair_core.datasets.types import ImageDataset
 from repair_core.device import resolve_device
@@ -115,11 +115,13 @@ def summarise(reports: list[EvaluationReport], severity: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="CIFAR-10 folder")
-    parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILE_CHOICES)
+    parser.add_argument(
+        "--profile", default=choices.DEFAULT_PROFILE, choices=choices.PROFILE_CHOICES
+    )
     parser.add_argument("--corruption", default="gaussian_noise", choices=CORRUPTION_NAMES)
     parser.add_argument("--severity", type=int, default=5, choices=range(1, 6))
     parser.add_argument("--budget", type=int, default=1000)
-    parser.add_argument("--search", default=DEFAULT_SEARCH, choices=SEARCH_CHOICES)
+    parser.add_argument("--search", default=choices.DEFAULT_SEARCH, choices=choices.SEARCH_CHOICES)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--train-images", type=int, default=None, help="subsample (CPU runs)")
     parser.add_argument("--test-images", type=int, default=None, help="subsample (CPU runs)")

@@ -25,6 +25,16 @@ PROFILE_CHOICES: tuple[str, ...] = ("smoke", "fast", "paper")
 DEFAULT_PROFILE = "fast"
 
 
-def choices_help(choices: tuple[str, ...], separator: str = " | ") -> str:
-    """The choices as one line for a command-line help text."""
-    return separator.join(choices)
+# RepairConfig field -> (the names it accepts, its default); what the API schema and the
+# CLI options are built from.
+CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
+    "selection": (SELECTION_CHOICES, DEFAULT_SELECTION),
+    "search": (SEARCH_CHOICES, DEFAULT_SEARCH),
+    "retrain": (RETRAIN_CHOICES, DEFAULT_RETRAIN),
+    "profile": (PROFILE_CHOICES, DEFAULT_PROFILE),
+}
+
+
+def help_text(field: str, separator: str = " | ") -> str:
+    """The names a `RepairConfig` field accepts, as one line for a command-line help text."""
+    return separator.join(CHOICES[field][0])

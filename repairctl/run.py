@@ -7,19 +7,12 @@ from typing import Annotated
 
 import typer
 
-from repair_core.choices import (
-    DEFAULT_PROFILE,
-    DEFAULT_RETRAIN,
-    DEFAULT_SEARCH,
-    DEFAULT_SELECTION,
-    PROFILE_CHOICES,
-    RETRAIN_CHOICES,
-    SEARCH_CHOICES,
-    SELECTION_CHOICES,
-    choices_help,
-)
+from repair_core import choices
 
-SelectionOpt = Annotated[str, typer.Option(help=choices_help(SELECTION_CHOICES))]
+SelectionOpt = Annotated[str, typer.Option(help=choices.help_text("selection"))]
+SearchOpt = Annotated[str, typer.Option(help=choices.help_text("search"))]
+RetrainOpt = Annotated[str, typer.Option(help=choices.help_text("retrain"))]
+ProfileOpt = Annotated[str, typer.Option(help=choices.help_text("profile"))]
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, str]:
@@ -41,13 +34,13 @@ def run_command(
         Path, typer.Option(help="failures: .npz (x, y) or archive with labels.csv/json")
     ],
     work_dir: Annotated[Path, typer.Option(help="stage outputs; rerun to resume")],
-    selection: SelectionOpt = DEFAULT_SELECTION,
+    selection: SelectionOpt = choices.DEFAULT_SELECTION,
     budget: Annotated[int, typer.Option(help="core failure set size B")] = 1000,
-    search: Annotated[str, typer.Option(help=choices_help(SEARCH_CHOICES))] = DEFAULT_SEARCH,
-    retrain: Annotated[str, typer.Option(help=choices_help(RETRAIN_CHOICES))] = DEFAULT_RETRAIN,
+    search: SearchOpt = choices.DEFAULT_SEARCH,
+    retrain: RetrainOpt = choices.DEFAULT_RETRAIN,
     iterations: Annotated[int, typer.Option(min=1, max=3)] = 1,
     seed: int = 0,
-    profile: Annotated[str, typer.Option(help=choices_help(PROFILE_CHOICES))] = DEFAULT_PROFILE,
+    profile: ProfileOpt = choices.DEFAULT_PROFILE,
     failure_name: Annotated[str, typer.Option(help="label of the failures' column")] = "failures",
     override: Annotated[
         list[str] | None, typer.Option("--set", help="profile override section.field=value")

@@ -9,16 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.db.models import JobStatus
-from repair_core.choices import (
-    DEFAULT_PROFILE,
-    DEFAULT_RETRAIN,
-    DEFAULT_SEARCH,
-    DEFAULT_SELECTION,
-    PROFILE_CHOICES,
-    RETRAIN_CHOICES,
-    SEARCH_CHOICES,
-    SELECTION_CHOICES,
-)
+from repair_core import choices
 
 # The choice fields are Literals built from repair_core's tuples (torch-free), so the
 # OpenAPI schema lists exactly the names the core accepts. Type checkers cannot read a
@@ -29,10 +20,10 @@ if TYPE_CHECKING:
     RetrainName = str
     ProfileName = str
 else:
-    SelectionName = Literal[SELECTION_CHOICES]
-    SearchName = Literal[SEARCH_CHOICES]
-    RetrainName = Literal[RETRAIN_CHOICES]
-    ProfileName = Literal[PROFILE_CHOICES]
+    SelectionName = Literal[choices.SELECTION_CHOICES]
+    SearchName = Literal[choices.SEARCH_CHOICES]
+    RetrainName = Literal[choices.RETRAIN_CHOICES]
+    ProfileName = Literal[choices.PROFILE_CHOICES]
 
 OverrideKey = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=64)
@@ -61,13 +52,13 @@ class RepairConfig(BaseModel):
         },
     )
 
-    selection: SelectionName = DEFAULT_SELECTION
+    selection: SelectionName = choices.DEFAULT_SELECTION
     budget: int = Field(default=1000, ge=1, le=1_000_000, description="core failure set size B")
-    search: SearchName = DEFAULT_SEARCH
-    retrain: RetrainName = DEFAULT_RETRAIN
+    search: SearchName = choices.DEFAULT_SEARCH
+    retrain: RetrainName = choices.DEFAULT_RETRAIN
     iterations: int = Field(default=1, ge=1, le=3, description="search + retrain rounds")
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
-    profile: ProfileName = DEFAULT_PROFILE
+    profile: ProfileName = choices.DEFAULT_PROFILE
     overrides: dict[OverrideKey, OverrideValue] = Field(
         default_factory=dict,
         max_length=32,

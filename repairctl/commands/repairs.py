@@ -9,13 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn
 
-from repair_core.choices import (
-    PROFILE_CHOICES,
-    RETRAIN_CHOICES,
-    SEARCH_CHOICES,
-    SELECTION_CHOICES,
-    choices_help,
-)
+from repair_core import choices
 from repairctl.client import RepairClient
 from repairctl.commands._common import (
     DEFAULT_URL,
@@ -48,15 +42,13 @@ def create(
     batch: Annotated[
         list[str] | None, typer.Option("--batch", help="Failure batch id (repeat; default: all).")
     ] = None,
-    selection: Annotated[
-        str | None, typer.Option(help=choices_help(SELECTION_CHOICES, "|"))
-    ] = None,
+    selection: Annotated[str | None, typer.Option(help=choices.help_text("selection", "|"))] = None,
     budget: Annotated[int | None, typer.Option(help="Core failure set size B.")] = None,
-    search: Annotated[str | None, typer.Option(help=choices_help(SEARCH_CHOICES, "|"))] = None,
-    retrain: Annotated[str | None, typer.Option(help=choices_help(RETRAIN_CHOICES, "|"))] = None,
+    search: Annotated[str | None, typer.Option(help=choices.help_text("search", "|"))] = None,
+    retrain: Annotated[str | None, typer.Option(help=choices.help_text("retrain", "|"))] = None,
     iterations: Annotated[int | None, typer.Option(help="1 to 3.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
-    profile: Annotated[str | None, typer.Option(help=choices_help(PROFILE_CHOICES, "|"))] = None,
+    profile: Annotated[str | None, typer.Option(help=choices.help_text("profile", "|"))] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override, e.g. search.epochs=5 (repeat).")
     ] = None,

@@ -18,20 +18,6 @@ from repair_core.atomic import (
 )
 
 
-@pytest.fixture
-def fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The paths os.fsync is called on, in order (read back from the descriptor)."""
-    calls: list[str] = []
-    real_fsync = os.fsync
-
-    def recording_fsync(fd: int) -> None:
-        calls.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", recording_fsync)
-    return calls
-
-
 def test_each_writer_replaces_the_target_and_leaves_no_temp_file(tmp_path: Path) -> None:
     target = tmp_path / "nested" / "out.bin"
     write_bytes_atomic(target, b"one")

@@ -9,28 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from repair_core.choices import (
-    DEFAULT_PROFILE,
-    DEFAULT_RETRAIN,
-    DEFAULT_SEARCH,
-    DEFAULT_SELECTION,
-    PROFILE_CHOICES,
-    RETRAIN_CHOICES,
-    SEARCH_CHOICES,
-    SELECTION_CHOICES,
-)
+from repair_core.choices import CHOICES, PROFILE_CHOICES, SELECTION_CHOICES, help_text
 from repair_core.errors import RepairInputError
 from repair_core.pipeline.config import VARIANT_PREFIXES, RepairConfig
 from repair_core.pipeline.profiles import PROFILES
 from repair_core.selection import FAILURE_SELECTION_METHODS, SELECTION_METHODS
 
 ROOT = Path(__file__).resolve().parents[2]
-FIELDS = {
-    "selection": (SELECTION_CHOICES, DEFAULT_SELECTION),
-    "search": (SEARCH_CHOICES, DEFAULT_SEARCH),
-    "retrain": (RETRAIN_CHOICES, DEFAULT_RETRAIN),
-    "profile": (PROFILE_CHOICES, DEFAULT_PROFILE),
-}
 
 
 def test_the_registries_of_the_core_are_the_choice_lists() -> None:
@@ -40,9 +25,15 @@ def test_the_registries_of_the_core_are_the_choice_lists() -> None:
     assert tuple(VARIANT_PREFIXES) == SELECTION_CHOICES
 
 
-@pytest.mark.parametrize("field", list(FIELDS))
+def test_every_choice_field_of_the_repair_config_has_a_list() -> None:
+    fields = {f.name for f in dataclasses.fields(RepairConfig)}
+    assert set(CHOICES) == {"selection", "search", "retrain", "profile"} <= fields
+    assert help_text("retrain") == "clean | with-failures"
+
+
+@pytest.mark.parametrize("field", list(CHOICES))
 def test_repair_config_accepts_every_choice_defaults_to_the_shared_default(field: str) -> None:
-    choices, default = FIELDS[field]
+    choices, default = CHOICES[field]
     assert default in choices
     assert {f.name: f.default for f in dataclasses.fields(RepairConfig)}[field] == default
     for choice in choices:

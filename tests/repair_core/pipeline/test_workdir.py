@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,9 @@ from repair_core.pipeline.workdir import LEDGER, WorkDir
 
 
 def test_saved_tensors_are_fsynced_before_the_ledger_marks_the_stage_done(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fsynced: list[str]
 ) -> None:
     work = WorkDir(tmp_path / "work")
-    fsynced: list[str] = []
-    real_fsync = os.fsync
-
-    def recording_fsync(fd: int) -> None:
-        fsynced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", recording_fsync)
     work.save_tensors("confirmed.safetensors", {"rows": torch.arange(5)})
     tensor_syncs = len(fsynced)
     work.finish("confirming", {"confirmed": 5})
