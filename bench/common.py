@@ -33,7 +33,7 @@ def load_cifar10(
     seed: int = 0,
 ) -> DatasetSplits:
     """CIFAR-10 through the project's guarded ImageFolder reader, optionally subsampled."""
-    from repair_core.datasets.imagefolder import read_cifar10_folder
+    from repair_core.datasets.ingest.imagefolder import read_cifar10_folder
 
     splits = read_cifar10_folder(folder or default_cifar10_dir())
     return DatasetSplits(

@@ -23,9 +23,9 @@ def main() -> None:
     args = parser.parse_args()
     data = args.data or default_cifar10_dir()
 
-    from repair_core.datasets.imagefolder import read_imagefolder
     from repair_core.datasets.ingest import ingest_dataset
-    from repair_core.datasets.limits import IngestLimits
+    from repair_core.datasets.ingest.imagefolder import read_imagefolder
+    from repair_core.datasets.ingest.limits import IngestLimits
 
     limits = IngestLimits()
     start = time.perf_counter()

@@ -22,13 +22,15 @@ from pathlib import Path
 import torch
 
 from bench.common import REPO, load_cifar10, machine, write_json
+from repair_core import choices
 from repair_core.checkpoint import load_model, save_model
 from repair_core.corruptions import CORRUPTION_NAMES, corrupt
 from repair_core.datasets.types import ImageDataset
 from repair_core.device import resolve_device
+from repair_core.evaluation.plot import plot_report
+from repair_core.evaluation.report import EvaluationReport
 from repair_core.pipeline import RepairConfig, build_plan, compare
 from repair_core.pipeline.original import train_original
-from repair_core.report import EvaluationReport
 
 VARIANTS = (
     ("random", "clean"),
@@ -66,7 +68,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> EvaluationReport
             selection=selection,
             budget=args.budget,
             search=args.search,
-            retrain=retrain,  # type: ignore[arg-type]
+            retrain=retrain,
             seed=seed,
             profile=args.profile,
             overrides=dict(args.set),
@@ -82,7 +84,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> EvaluationReport
         report.models, report.failure_corruption, {**report.info, "phi0_seconds": phi0_seconds}
     )
     (out / f"seed{seed}" / "report.md").write_text(report.to_markdown(severity=args.severity))
-    report.plot_png(out / f"seed{seed}" / "report.png")
+    plot_report(report, out / f"seed{seed}" / "report.png")
     return report
 
 
@@ -113,11 +115,13 @@ def summarise(reports: list[EvaluationReport], severity: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="CIFAR-10 folder")
-    parser.add_argument("--profile", default="fast", choices=["smoke", "fast", "paper"])
+    parser.add_argument(
+        "--profile", default=choices.DEFAULT_PROFILE, choices=choices.PROFILE_CHOICES
+    )
     parser.add_argument("--corruption", default="gaussian_noise", choices=CORRUPTION_NAMES)
     parser.add_argument("--severity", type=int, default=5, choices=range(1, 6))
     parser.add_argument("--budget", type=int, default=1000)
-    parser.add_argument("--search", default="darts-1st", choices=["darts-1st", "darts-2nd"])
+    parser.add_argument("--search", default=choices.DEFAULT_SEARCH, choices=choices.SEARCH_CHOICES)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--train-images", type=int, default=None, help="subsample (CPU runs)")
     parser.add_argument("--test-images", type=int, default=None, help="subsample (CPU runs)")

@@ -14,6 +14,8 @@ from typing import IO, Any
 
 import httpx
 
+from repair_core.atomic import atomic_open, write_bytes_atomic
+
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 DOWNLOAD_CHUNK = 1024 * 1024
@@ -239,7 +241,6 @@ class RepairClient:
         """Stream the repaired checkpoint to `dest`; returns its SHA-256, checked against
         the server's ETag. `dest` appears only complete."""
         dest = Path(dest)
-        tmp = dest.with_name(dest.name + ".part")
         digest = hashlib.sha256()
         with self._http.stream("GET", f"/v1/repairs/{job_id}/model") as response:
             if response.status_code >= 400:
@@ -248,14 +249,14 @@ class RepairClient:
             total = int(response.headers.get("content-length", 0))
             expected = response.headers.get("etag", "").strip('"')
             done = 0
-            try:
-                with tmp.open("wb") as f:
-                    for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
-                        f.write(chunk)
-                        digest.update(chunk)
-                        done += len(chunk)
-                        if on_progress is not None:
-                            on_progress(done, total)
+            # A digest mismatch raises inside the block, so `dest` is never written.
+            with atomic_open(dest) as f:
+                for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
+                    f.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if on_progress is not None:
+                        on_progress(done, total)
                 if expected and digest.hexdigest() != expected:
                     raise ApiError(
                         502,
@@ -264,9 +265,6 @@ class RepairClient:
                             "detail": f"downloaded SHA-256 {digest.hexdigest()} != ETag {expected}",
                         },
                     )
-                os.replace(tmp, dest)
-            finally:
-                tmp.unlink(missing_ok=True)
         return digest.hexdigest()
 
     def get_report(self, job_id: str) -> dict[str, Any]:
@@ -274,4 +272,4 @@ class RepairClient:
 
     def download_report_png(self, job_id: str, dest: Path) -> None:
         response = self._check(self._http.get(f"/v1/repairs/{job_id}/report.png"))
-        Path(dest).write_bytes(response.content)
+        write_bytes_atomic(dest, response.content)

@@ -8,10 +8,10 @@ fast.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import contextlib
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -36,9 +36,9 @@ def _from_nchw(x: np.ndarray, layout: str) -> np.ndarray:
 
 def _read_source(source: Path, split: str, layout: str) -> tuple[ImageDataset, str]:
     """The dataset at `source` and the layout its images came in (ImageFolder: NHWC)."""
-    from repair_core.datasets.imagefolder import read_class_folders
-    from repair_core.datasets.limits import IngestLimits
-    from repair_core.datasets.npz import read_npz_split
+    from repair_core.datasets.ingest.imagefolder import read_class_folders
+    from repair_core.datasets.ingest.limits import IngestLimits
+    from repair_core.datasets.ingest.npz import read_npz_split
 
     limits = IngestLimits(bad_image_tolerance=BAD_IMAGE_TOLERANCE)
     if source.is_dir():
@@ -50,16 +50,10 @@ def _read_source(source: Path, split: str, layout: str) -> tuple[ImageDataset, s
 
 
 class _NpzWriter:
-    """Writes arrays into an .npz one at a time (np.savez needs them all in memory at once),
-    to a temporary file that replaces the target only when complete."""
+    """Writes arrays into an .npz one at a time (np.savez needs them all in memory at once)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self.zip = zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_STORED, allowZip64=True)
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self.zip = archive
 
     def add(self, key: str, array: np.ndarray) -> None:
         import numpy as np
@@ -69,13 +63,17 @@ class _NpzWriter:
         with self.zip.open(info, "w", force_zip64=True) as member:
             np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
 
-    def commit(self) -> None:
-        self.zip.close()
-        os.replace(self.tmp, self.path)
 
-    def abort(self) -> None:
-        self.zip.close()
-        self.tmp.unlink(missing_ok=True)
+@contextlib.contextmanager
+def _npz_writer(path: Path) -> Iterator[_NpzWriter]:
+    """An `_NpzWriter` whose file replaces `path` only when complete (`repair_core.atomic`)."""
+    from repair_core.atomic import atomic_path
+
+    with (
+        atomic_path(path) as tmp,
+        zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive,
+    ):
+        yield _NpzWriter(archive)
 
 
 def _write_imagefolder(
@@ -156,8 +154,7 @@ def corrupt_command(
         images = dataset.images.to(target)
         labels = dataset.labels.numpy()
         single = len(names) * len(severities) == 1
-        writer = _NpzWriter(output)
-        try:
+        with _npz_writer(output) as writer:
             writer.add(f"y_{split}", labels)
             for name in names:
                 for level in severities:
@@ -174,10 +171,6 @@ def corrupt_command(
                         _write_imagefolder(folder, corrupted, labels, dataset.class_names)
                     typer.echo(f"{name} severity {level}: {time.perf_counter() - started:.2f} s")
             writer.add("class_names", _string_array(dataset.class_names))
-        except BaseException:
-            writer.abort()
-            raise
-        writer.commit()
     except RepairInputError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -88,9 +88,9 @@ def _prepare_inputs(console: Console, folder: Path) -> dict[str, Path]:
     from repair_core.checkpoint import save_model
     from repair_core.corruptions import corrupt
     from repair_core.datasets.digits import load_digits_splits
-    from repair_core.datasets.npz import write_npz_images, write_npz_splits
+    from repair_core.datasets.ingest.npz import write_npz_images, write_npz_splits
     from repair_core.pipeline.original import train_original
-    from repair_core.train_settings import TrainSettings
+    from repair_core.train import TrainSettings
 
     folder.mkdir(parents=True, exist_ok=True)
     console.rule("2. Inputs: digits, a deployed model, its failures under noise")
@@ -156,9 +156,9 @@ def _results(
     import torch
 
     from repair_core.checkpoint import load_model
-    from repair_core.datasets.limits import IngestLimits
-    from repair_core.datasets.npz import read_npz_images
-    from repair_core.report import EvaluationReport
+    from repair_core.datasets.ingest.limits import IngestLimits
+    from repair_core.datasets.ingest.npz import read_npz_images
+    from repair_core.evaluation.report import EvaluationReport
     from repairctl.commands._common import transfer_progress
 
     console.rule("5. Download the repaired model and use it")

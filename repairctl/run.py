@@ -7,7 +7,12 @@ from typing import Annotated
 
 import typer
 
-SelectionOpt = Annotated[str, typer.Option(help="kcenter | kcenter-static | random | augment")]
+from repair_core import choices
+
+SelectionOpt = Annotated[str, typer.Option(help=choices.help_text("selection"))]
+SearchOpt = Annotated[str, typer.Option(help=choices.help_text("search"))]
+RetrainOpt = Annotated[str, typer.Option(help=choices.help_text("retrain"))]
+ProfileOpt = Annotated[str, typer.Option(help=choices.help_text("profile"))]
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, str]:
@@ -29,13 +34,13 @@ def run_command(
         Path, typer.Option(help="failures: .npz (x, y) or archive with labels.csv/json")
     ],
     work_dir: Annotated[Path, typer.Option(help="stage outputs; rerun to resume")],
-    selection: SelectionOpt = "kcenter",
+    selection: SelectionOpt = choices.DEFAULT_SELECTION,
     budget: Annotated[int, typer.Option(help="core failure set size B")] = 1000,
-    search: Annotated[str, typer.Option(help="darts-1st | darts-2nd")] = "darts-1st",
-    retrain: Annotated[str, typer.Option(help="clean | with-failures")] = "clean",
+    search: SearchOpt = choices.DEFAULT_SEARCH,
+    retrain: RetrainOpt = choices.DEFAULT_RETRAIN,
     iterations: Annotated[int, typer.Option(min=1, max=3)] = 1,
     seed: int = 0,
-    profile: Annotated[str, typer.Option(help="smoke | fast | paper")] = "fast",
+    profile: ProfileOpt = choices.DEFAULT_PROFILE,
     failure_name: Annotated[str, typer.Option(help="label of the failures' column")] = "failures",
     override: Annotated[
         list[str] | None, typer.Option("--set", help="profile override section.field=value")
@@ -51,9 +56,7 @@ def run_command(
     from rich.console import Console
 
     from repair_core.checkpoint import load_model
-    from repair_core.datasets.failures import read_failure_batch
-    from repair_core.datasets.ingest import read_dataset
-    from repair_core.datasets.limits import IngestLimits
+    from repair_core.datasets.ingest import IngestLimits, read_dataset, read_failure_batch
     from repair_core.errors import RepairInputError
     from repair_core.pipeline import RepairConfig, repair
     from repair_core.pipeline import compare as compare_variants
@@ -62,8 +65,8 @@ def run_command(
     console = Console()
     try:
         config = RepairConfig(
-            selection=selection, budget=budget, search=search,  # type: ignore[arg-type]
-            retrain=retrain, iterations=iterations, seed=seed,  # type: ignore[arg-type]
+            selection=selection, budget=budget, search=search,
+            retrain=retrain, iterations=iterations, seed=seed,
             profile=profile, overrides=_parse_overrides(override or []),
             failure_name=failure_name,
         )  # fmt: skip

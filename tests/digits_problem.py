@@ -10,7 +10,7 @@ from repair_core.corruptions import corrupt
 from repair_core.datasets.digits import load_digits_splits
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.pipeline.original import train_original
-from repair_core.train_settings import TrainSettings
+from repair_core.train import TrainSettings
 
 
 @dataclass(frozen=True)

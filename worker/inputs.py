@@ -20,8 +20,8 @@ from api.db.models import Dataset, FailureBatch, Model, RepairJob
 from api.storage import ArtifactStore
 from repair_core.checkpoint import LoadedModel, load_model
 from repair_core.corruptions import CORRUPTION_NAMES
-from repair_core.datasets.limits import IngestLimits
-from repair_core.datasets.npz import read_npz_images, read_npz_splits
+from repair_core.datasets.ingest.limits import IngestLimits
+from repair_core.datasets.ingest.npz import read_npz_images, read_npz_splits
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
 from repair_core.pipeline import RepairConfig

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.db.models import Genotype, JobStatus, Metric, RepairJob
 from api.storage import ArtifactStore
+from repair_core.evaluation.report import EvaluationReport
 from repair_core.pipeline import RepairResult
-from repair_core.report import EvaluationReport
 from worker.lease import Lease, finish
 from worker.transient import retry_transient
 

@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.db.models import JobStatus
+from repair_core import choices
+
+# The choice fields are Literals built from repair_core's tuples (torch-free), so the
+# OpenAPI schema lists exactly the names the core accepts. Type checkers cannot read a
+# Literal built at runtime; to them the fields are plain strings.
+if TYPE_CHECKING:
+    SelectionName = str
+    SearchName = str
+    RetrainName = str
+    ProfileName = str
+else:
+    SelectionName = Literal[choices.SELECTION_CHOICES]
+    SearchName = Literal[choices.SEARCH_CHOICES]
+    RetrainName = Literal[choices.RETRAIN_CHOICES]
+    ProfileName = Literal[choices.PROFILE_CHOICES]
 
 OverrideKey = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=64)
@@ -37,13 +52,13 @@ class RepairConfig(BaseModel):
         },
     )
 
-    selection: Literal["kcenter", "kcenter-static", "random", "augment"] = "kcenter"
+    selection: SelectionName = choices.DEFAULT_SELECTION
     budget: int = Field(default=1000, ge=1, le=1_000_000, description="core failure set size B")
-    search: Literal["darts-1st", "darts-2nd"] = "darts-1st"
-    retrain: Literal["clean", "with-failures"] = "clean"
+    search: SearchName = choices.DEFAULT_SEARCH
+    retrain: RetrainName = choices.DEFAULT_RETRAIN
     iterations: int = Field(default=1, ge=1, le=3, description="search + retrain rounds")
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
-    profile: Literal["smoke", "fast", "paper"] = "fast"
+    profile: ProfileName = choices.DEFAULT_PROFILE
     overrides: dict[OverrideKey, OverrideValue] = Field(
         default_factory=dict,
         max_length=32,

@@ -14,7 +14,7 @@ from typing import Any
 
 
 def _ingest_limits(limits: dict[str, int]) -> Any:
-    from repair_core.datasets.limits import IngestLimits
+    from repair_core.datasets.ingest.limits import IngestLimits
 
     return IngestLimits(**limits)
 

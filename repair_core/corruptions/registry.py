@@ -14,8 +14,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from repair_core.corruptions import blur, digital, noise, weather
+from repair_core.corruptions.blur import defocus_blur, glass_blur, motion_blur, zoom_blur
+from repair_core.corruptions.digital import contrast, elastic_transform, jpeg_compression, pixelate
+from repair_core.corruptions.noise import gaussian_noise, impulse_noise, shot_noise
+from repair_core.corruptions.weather import brightness, fog, frost, snow
 from repair_core.errors import RepairInputError
+from repair_core.registry import Registry
+from repair_core.rng import seeded_generator
 
 CorruptionFn = Callable[[Tensor, int, torch.Generator], Tensor]
 
@@ -41,34 +46,34 @@ def _entry(group: str, fn: CorruptionFn, random: bool) -> tuple[str, Corruption]
 
 
 # In the order of docs/method.md (and of the paper's tables).
-CORRUPTIONS: dict[str, Corruption] = dict(
-    [
-        _entry("noise", noise.gaussian_noise, True),
-        _entry("noise", noise.shot_noise, True),
-        _entry("noise", noise.impulse_noise, True),
-        _entry("blur", blur.defocus_blur, False),
-        _entry("blur", blur.glass_blur, True),
-        _entry("blur", blur.motion_blur, True),
-        _entry("blur", blur.zoom_blur, False),
-        _entry("weather", weather.snow, True),
-        _entry("weather", weather.frost, True),
-        _entry("weather", weather.fog, True),
-        _entry("weather", weather.brightness, False),
-        _entry("digital", digital.contrast, False),
-        _entry("digital", digital.elastic_transform, True),
-        _entry("digital", digital.pixelate, False),
-        _entry("digital", digital.jpeg_compression, False),
-    ]
+CORRUPTIONS: Registry[Corruption] = Registry(
+    "corruption",
+    dict(
+        [
+            _entry("noise", gaussian_noise, True),
+            _entry("noise", shot_noise, True),
+            _entry("noise", impulse_noise, True),
+            _entry("blur", defocus_blur, False),
+            _entry("blur", glass_blur, True),
+            _entry("blur", motion_blur, True),
+            _entry("blur", zoom_blur, False),
+            _entry("weather", snow, True),
+            _entry("weather", frost, True),
+            _entry("weather", fog, True),
+            _entry("weather", brightness, False),
+            _entry("digital", contrast, False),
+            _entry("digital", elastic_transform, True),
+            _entry("digital", pixelate, False),
+            _entry("digital", jpeg_compression, False),
+        ]
+    ),
 )
 CORRUPTION_NAMES: tuple[str, ...] = tuple(CORRUPTIONS)
 
 
 def get_corruption(name: str) -> Corruption:
-    try:
-        return CORRUPTIONS[name]
-    except (KeyError, TypeError):
-        valid = ", ".join(CORRUPTION_NAMES)
-        raise RepairInputError(f"unknown corruption {name!r}; valid names: {valid}") from None
+    """The corruption called `name`; an unknown name's error lists the valid ones."""
+    return CORRUPTIONS[name]
 
 
 def check_severity(severity: object) -> int:
@@ -104,8 +109,7 @@ def corrupt(images: Tensor, name: str, severity: int, *, seed: int) -> Tensor:
     check_images(images)
     if images.shape[0] == 0:
         return images.clone()
-    generator = torch.Generator(device=images.device)
-    generator.manual_seed(seed)
+    generator = seeded_generator(seed, images.device)
     with torch.no_grad():
         out = corruption.apply(images.float() / 255, severity, generator)
         # Rounded, where CIFAR-10-C truncates (np.uint8): truncation darkens every image by

@@ -1,47 +1,13 @@
-"""Image datasets as uint8 tensors: the in-memory types and their safe readers/writers."""
+"""Image datasets as uint8 tensors: the in-memory types every stage exchanges.
 
-from repair_core.datasets.archive import ArchiveFile, detect_kind, iter_archive_files
-from repair_core.datasets.failures import FailureBatchResult, read_failure_batch
-from repair_core.datasets.imagefolder import IngestResult, read_cifar10_folder, read_imagefolder
-from repair_core.datasets.images import decode_image
-from repair_core.datasets.ingest import (
-    DatasetSummary,
-    FailureBatchSummary,
-    ingest_dataset,
-    ingest_failure_batch,
-    read_dataset,
-)
-from repair_core.datasets.limits import IngestLimits
-from repair_core.datasets.npz import (
-    read_npz_images,
-    read_npz_splits,
-    write_npz_images,
-    write_npz_splits,
-)
-from repair_core.datasets.rejected import Rejected
+`types` (ImageDataset, DatasetSplits), `ops` (join, seeded subset, fingerprint) and
+`digits` (a small real dataset for tests and the demo) are all a stage needs. Reading
+untrusted uploads (archives, images, ImageFolder trees, npz files, failure batches) lives
+in the `ingest` subpackage, which this package does not import: importing `ImageDataset`
+loads neither PIL nor the archive readers.
+"""
+
+from repair_core.datasets.ops import concat_datasets, data_fingerprint, seeded_subset
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 
-__all__ = [
-    "ArchiveFile",
-    "DatasetSplits",
-    "DatasetSummary",
-    "FailureBatchResult",
-    "FailureBatchSummary",
-    "ImageDataset",
-    "IngestLimits",
-    "IngestResult",
-    "Rejected",
-    "decode_image",
-    "detect_kind",
-    "ingest_dataset",
-    "ingest_failure_batch",
-    "iter_archive_files",
-    "read_cifar10_folder",
-    "read_dataset",
-    "read_failure_batch",
-    "read_imagefolder",
-    "read_npz_images",
-    "read_npz_splits",
-    "write_npz_images",
-    "write_npz_splits",
-]
+__all__ = ["DatasetSplits", "ImageDataset", "concat_datasets", "data_fingerprint", "seeded_subset"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from repair_core.datasets.types import DatasetSplits, ImageDataset
+from repair_core.rng import seeded_permutation
 
 
 def load_digits_splits(*, test_fraction: float = 0.25, seed: int = 0) -> DatasetSplits:
@@ -20,7 +21,7 @@ def load_digits_splits(*, test_fraction: float = 0.25, seed: int = 0) -> Dataset
     images = images.unsqueeze(1).contiguous()  # (N, 1, 8, 8)
     labels = torch.from_numpy(bunch.target).to(torch.int64)
     names = tuple(str(int(n)) for n in bunch.target_names)
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    order = seeded_permutation(len(labels), seed)
     n_test = int(len(labels) * test_fraction)
     test, train = order[:n_test].sort().values, order[n_test:].sort().values
     return DatasetSplits(

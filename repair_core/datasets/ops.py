@@ -1,11 +1,14 @@
-"""Generic operations on `ImageDataset`s that several stages share."""
+"""Generic operations on `ImageDataset`s that several stages share: join, subset, fingerprint."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
 from repair_core.datasets.types import ImageDataset
 from repair_core.errors import RepairInputError
+from repair_core.rng import seeded_permutation
 
 
 def concat_datasets(first: ImageDataset, *others: ImageDataset) -> ImageDataset:
@@ -39,3 +42,29 @@ def concat_datasets(first: ImageDataset, *others: ImageDataset) -> ImageDataset:
         torch.cat([part.labels for part in parts]),
         first.class_names,
     )
+
+
+def seeded_subset(dataset: ImageDataset, limit: int | None, seed: int) -> ImageDataset:
+    """At most `limit` rows drawn with `seed` (None or a larger limit: the whole set).
+
+    The rows keep their original order; the draw is on the CPU, so it is the same subset on
+    every device.
+    """
+    if limit is None or len(dataset) <= limit:
+        return dataset
+    index = seeded_permutation(len(dataset), seed)[:limit].sort().values
+    return dataset.subset(index.to(dataset.images.device))
+
+
+def data_fingerprint(dataset: ImageDataset) -> dict[str, Any]:
+    """Cheap identity of a dataset: catches a wrong split on resume, not a forged one.
+
+    JSON-native. The sums are a device reduction and one host sync.
+    """
+    return {
+        "num_images": len(dataset),
+        "image_shape": list(dataset.image_shape),
+        "class_names": list(dataset.class_names),
+        "pixel_sum": int(dataset.images.sum(dtype=torch.int64)),
+        "label_sum": int(dataset.labels.sum()),
+    }

@@ -2,7 +2,8 @@
 
 from repair_core.pipeline.config import RepairConfig
 from repair_core.pipeline.profiles import PROFILES, StagePlan, build_plan
-from repair_core.pipeline.repair import RepairResult, VariantResult, compare, repair
+from repair_core.pipeline.repair import RepairResult, compare, repair
+from repair_core.pipeline.variant import VariantResult
 
 __all__ = [
     "PROFILES",

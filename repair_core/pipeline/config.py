@@ -5,37 +5,35 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from repair_core import choices
 from repair_core.errors import RepairInputError
 
-SELECTION_CHOICES: tuple[str, ...] = ("kcenter", "kcenter-static", "random", "augment")
-SEARCH_CHOICES: tuple[str, ...] = ("darts-1st", "darts-2nd")
-RETRAIN_CHOICES: tuple[str, ...] = ("clean", "with-failures")
-PROFILE_CHOICES: tuple[str, ...] = ("smoke", "fast", "paper")
-
 OverrideValue = int | float | bool | str
+
+# The paper's variant name prefix of each selection method (CF-DARTS, RF-DARTS, ...).
+VARIANT_PREFIXES = {"kcenter": "CF", "kcenter-static": "CFS", "random": "RF", "augment": "AU"}
 
 
 @dataclass(frozen=True)
 class RepairConfig:
-    selection: str = "kcenter"  # one of SELECTION_CHOICES; "augment" is the AU baseline
+    # The four choice fields take one of `choices.CHOICES[field]`; their defaults are shared.
+    selection: str = choices.DEFAULT_SELECTION  # "augment" is the AU baseline
     budget: int = 1000  # B: size of the core failure set
-    search: Literal["darts-1st", "darts-2nd"] = "darts-1st"  # architecture-gradient order
-    retrain: Literal["clean", "with-failures"] = "clean"  # with-failures: the "E" variant
+    search: str = choices.DEFAULT_SEARCH  # the architecture-gradient order
+    retrain: str = choices.DEFAULT_RETRAIN  # with-failures: the "E" variant
     iterations: int = 1  # search+retrain rounds, each continuing the previous search (§4.7)
     seed: int = 0  # seeds every stage
-    profile: str = "fast"  # sizes and epochs, see profiles.PROFILES
+    profile: str = choices.DEFAULT_PROFILE  # sizes and epochs, see profiles.PROFILES
     # Dotted overrides of the profile, e.g. {"search.epochs": 2, "train.batch_size": 64}.
     overrides: Mapping[str, OverrideValue] = field(default_factory=dict)
     # Label of the corruption the failures come from; names the "<name>_fail" column.
     failure_name: str = "failures"
 
     def __post_init__(self) -> None:
-        _choice("selection", self.selection, SELECTION_CHOICES)
-        _choice("search", self.search, SEARCH_CHOICES)
-        _choice("retrain", self.retrain, RETRAIN_CHOICES)
-        _choice("profile", self.profile, PROFILE_CHOICES)
+        for name, (names, _) in choices.CHOICES.items():
+            _choice(name, getattr(self, name), names)
         for name, low, high in (("budget", 1, 10_000_000), ("iterations", 1, 3)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -54,9 +52,8 @@ class RepairConfig:
     @property
     def variant_name(self) -> str:
         """The paper's name for this configuration, e.g. CF-DARTS, RF-DARTSE, AU-DARTS."""
-        prefix = {"kcenter": "CF", "kcenter-static": "CFS", "random": "RF", "augment": "AU"}
         suffix = "E" if self.retrain == "with-failures" else ""
-        return f"{prefix[self.selection]}-DARTS{suffix}"
+        return f"{VARIANT_PREFIXES[self.selection]}-DARTS{suffix}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "overrides": dict(self.overrides)}
@@ -72,6 +69,6 @@ class RepairConfig:
         return cls(**dict(data))
 
 
-def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise RepairInputError(f"config.{name} is {value!r}; choose one of {', '.join(choices)}")
+def _choice(name: str, value: object, names: tuple[str, ...]) -> None:
+    if value not in names:
+        raise RepairInputError(f"config.{name} is {value!r}; choose one of {', '.join(names)}")

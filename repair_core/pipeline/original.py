@@ -6,10 +6,10 @@ import torch
 
 from repair_core.datasets.types import ImageDataset
 from repair_core.progress import ProgressCallback, ignore_progress
+from repair_core.rng import seeded_generator
 from repair_core.search.genotype import DARTS_V2, Genotype
 from repair_core.search.network import EvalNetwork, NetworkConfig
-from repair_core.train import train_model
-from repair_core.train_settings import TrainSettings
+from repair_core.train import TrainSettings, train_model
 
 
 def dataset_normalization(data: ImageDataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -45,7 +45,6 @@ def train_original(
         mean=mean,
         std=std,
     )
-    generator = torch.Generator().manual_seed(settings.seed)
-    model = EvalNetwork(genotype, config, generator=generator).to(device)
+    model = EvalNetwork(genotype, config, generator=seeded_generator(settings.seed)).to(device)
     train_model(model, train, settings.scaled_to(h), device=device, on_progress=on_progress)
     return model.eval()

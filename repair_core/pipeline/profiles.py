@@ -14,7 +14,7 @@ from typing import Any, Literal
 from repair_core.corruptions import CORRUPTION_NAMES, SEVERITIES
 from repair_core.errors import RepairInputError
 from repair_core.search.searcher import SearchSettings
-from repair_core.train_settings import TrainSettings
+from repair_core.train import TrainSettings
 
 
 @dataclass(frozen=True)

@@ -1,56 +1,34 @@
 """`repair`: one resumable CF-DARTS repair; `compare`: several variants on the same inputs.
 
-Stages: confirm failures -> select C (the rest are held out) -> per iteration: search
-(continuing the previous iteration's search) -> discretize -> retrain -> evaluate.
+Each variant runs its stages in `variant.run_variant`; then every model is evaluated once,
+into one report (JSON, markdown table, Figure 3 PNG) in the work directory.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from repair_core.checkpoint import LoadedModel, load_model, save_model
+from repair_core.atomic import copy_file_atomic, write_json_atomic, write_text_atomic
+from repair_core.checkpoint import LoadedModel, load_model
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.device import resolve_device
 from repair_core.errors import RepairInputError
-from repair_core.evaluate import evaluate_models
+from repair_core.evaluation.plot import plot_report
+from repair_core.evaluation.report import EvaluationReport
+from repair_core.evaluation.scoring import evaluate_models
 from repair_core.pipeline.config import RepairConfig
-from repair_core.pipeline.inputs import check_inputs
-from repair_core.pipeline.profiles import StagePlan, build_plan
+from repair_core.pipeline.profiles import build_plan
 from repair_core.pipeline.progress_map import OverallProgress
-from repair_core.pipeline.stages import (
-    Selection,
-    confirm_failures,
-    network_config,
-    retrain,
-    run_search,
-    search_data,
-    seeded_subset,
-    select,
-)
-from repair_core.pipeline.workdir import WorkDir, write_json_atomic
-from repair_core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
-from repair_core.report import EvaluationReport
+from repair_core.pipeline.variant import VariantResult, run_variant
+from repair_core.pipeline.workdir import WorkDir
+from repair_core.progress import CancelToken, ProgressCallback, ignore_progress
 from repair_core.search.genotype import Genotype
-from repair_core.train_state import data_fingerprint
-
-
-@dataclass(frozen=True)
-class VariantResult:
-    name: str  # e.g. "CF-DARTS"
-    config: RepairConfig
-    genotypes: tuple[Genotype, ...]  # one per iteration
-    checkpoints: tuple[Path, ...]  # one per iteration, the last is the repaired model
-    held_out: torch.Tensor  # rows of the uploaded failures that are confirmed and not in C
-    info: dict[str, Any]  # counts and choices, JSON-native
-    timings: dict[str, float]  # seconds per stage
 
 
 @dataclass(frozen=True)
@@ -87,9 +65,7 @@ def repair(
     )  # fmt: skip
     final = work.path("model.safetensors")
     if not final.exists():
-        tmp = work.path(".model.safetensors.tmp")
-        shutil.copyfile(variant.checkpoints[-1], tmp)
-        tmp.replace(final)
+        copy_file_atomic(variant.checkpoints[-1], final)
     return RepairResult(
         genotype=variant.genotypes[-1],
         checkpoint=final,
@@ -145,166 +121,6 @@ def compare(
     return report, variants
 
 
-def run_variant(
-    deployed: LoadedModel,
-    data: DatasetSplits,
-    failures: ImageDataset,
-    config: RepairConfig,
-    *,
-    work: WorkDir,
-    device: torch.device,
-    progress: OverallProgress,
-    cancel: CancelToken | None,
-) -> VariantResult:
-    """Every stage up to the repaired checkpoint(s); finished stages are read back, not redone."""
-    check_inputs(deployed, data, failures)
-    plan = build_plan(
-        config.profile, config.overrides, search_order=config.search, seed=config.seed
-    )
-    work.bind("config", config.to_json())
-    work.bind("inputs", json.dumps([data_fingerprint(d) for d in (data.train, failures)]))
-    model = deployed.model.to(device).eval()
-    train = seeded_subset(data.train, plan.data.train_max_images, config.seed)
-
-    if not work.done("confirming"):
-        on = progress.enter("confirming")
-        started = time.perf_counter()
-        kept = confirm_failures(
-            model, failures, device=device, batch_size=plan.data.feature_batch_size, cancel=cancel
-        )
-        work.save_tensors("confirmed.safetensors", {"rows": kept})
-        if len(kept) == 0:
-            raise RepairInputError(
-                f"none of the {len(failures)} uploaded failures is misclassified by the deployed "
-                "model: there is nothing to repair"
-            )
-        on_done = {"total": len(failures), "confirmed": len(kept)}
-        work.finish(
-            "confirming",
-            {**on_done, "dropped_correct": len(failures) - len(kept),
-             "seconds": time.perf_counter() - started},
-        )  # fmt: skip
-        on(Progress("confirming", 1, 1))
-    confirmed = failures.subset(work.load_tensors("confirmed.safetensors")["rows"])
-
-    if not work.done("selecting"):
-        on = progress.enter("selecting")
-        started = time.perf_counter()
-        chosen = select(
-            config.selection, model, train, confirmed, config.budget,
-            seed=config.seed, device=device, batch_size=plan.data.feature_batch_size,
-            on_progress=on, cancel=cancel,
-        )  # fmt: skip
-        work.save_tensors(
-            "selection.safetensors",
-            {"core_images": chosen.core.images, "core_labels": chosen.core.labels,
-             "core_train": chosen.core_train, "core_val": chosen.core_val,
-             "selected": chosen.selected, "radii": chosen.radii},
-        )  # fmt: skip
-        work.finish(
-            "selecting",
-            {"method": config.selection, "budget": config.budget, "size": len(chosen.core),
-             "budget_clipped": chosen.budget_clipped, "seconds": time.perf_counter() - started},
-        )  # fmt: skip
-    selection = _load_selection(work, data)
-    confirmed_rows = work.load_tensors("confirmed.safetensors")["rows"]
-    held = torch.ones(len(confirmed), dtype=torch.bool)
-    held[selection.selected] = False
-    held_out = confirmed_rows[held]
-
-    genotypes, checkpoints = [], []
-    net_config = network_config(deployed.config, plan)
-    for iteration in range(1, config.iterations + 1):
-        genotype = _search_iteration(
-            work, data, selection, deployed, plan, iteration,
-            device=device, progress=progress, cancel=cancel,
-        )  # fmt: skip
-        key = f"retraining@{iteration}"
-        checkpoint = work.path(f"iter{iteration}", "model.safetensors")
-        if not work.done(key):
-            on = progress.enter("retraining", iteration)
-            started = time.perf_counter()
-            train_set = train
-            if config.retrain == "with-failures":
-                from repair_core.datasets.ops import concat_datasets
-
-                train_set = concat_datasets(train, selection.core)
-            net, result = retrain(
-                genotype, net_config, train_set, plan,
-                seed=config.seed + iteration - 1, device=device,
-                state_path=work.path(f"iter{iteration}", "train_state.pt"),
-                on_progress=on, cancel=cancel,
-            )  # fmt: skip
-            save_model(
-                checkpoint, net, class_names=data.class_names,
-                extra_metadata={"repair_config": config.to_json(), "iteration": str(iteration)},
-            )  # fmt: skip
-            last = result.history[-1] if result.history else {}
-            work.finish(
-                key,
-                {"seconds": time.perf_counter() - started, "train_images": len(train_set),
-                 "final_loss": last.get("loss"), "final_train_acc": last.get("train_acc")},
-            )  # fmt: skip
-        genotypes.append(genotype)
-        checkpoints.append(checkpoint)
-
-    timings = {k: v for k, v in work.timings().items() if k != "evaluating"}
-    info = {
-        "variant": config.variant_name,
-        "config": config.to_dict(),
-        "failures_uploaded": work.result("confirming")["total"],
-        "failures_confirmed": work.result("confirming")["confirmed"],
-        "failures_dropped_correctly_classified": work.result("confirming")["dropped_correct"],
-        "core_set_size": work.result("selecting")["size"],
-        "budget_clipped": work.result("selecting")["budget_clipped"],
-        "held_out_failures": len(held_out),
-        "genotypes": [g.to_dict() for g in genotypes],
-    }
-    return VariantResult(
-        config.variant_name, config, tuple(genotypes), tuple(checkpoints), held_out, info, timings
-    )
-
-
-def _search_iteration(
-    work: WorkDir,
-    data: DatasetSplits,
-    selection: Selection,
-    deployed: LoadedModel,
-    plan: StagePlan,
-    iteration: int,
-    *,
-    device: torch.device,
-    progress: OverallProgress,
-    cancel: CancelToken | None,
-) -> Genotype:
-    key = f"searching@{iteration}"
-    if not work.done(key):
-        on = progress.enter("searching", iteration)
-        started = time.perf_counter()
-        train, val = search_data(data, selection, plan, plan.search.seed)
-        # Iteration k continues the same search for k x epochs: W and alpha carry over (§4.7).
-        result = run_search(
-            train, val, deployed.config, plan,
-            epochs=plan.search.epochs * iteration, device=device,
-            state_path=work.path("search_state.pt"), on_progress=on, cancel=cancel,
-        )  # fmt: skip
-        work.finish(
-            key,
-            {"genotype": result.genotype.to_dict(), "seconds": time.perf_counter() - started,
-             "final_loss": result.history[-1].loss if result.history else None},
-        )  # fmt: skip
-    return Genotype.from_dict(work.result(key)["genotype"])
-
-
-def _load_selection(work: WorkDir, data: DatasetSplits) -> Selection:
-    t = work.load_tensors("selection.safetensors")
-    core = ImageDataset(t["core_images"], t["core_labels"], data.class_names)
-    return Selection(
-        core, t["core_train"], t["core_val"], t["selected"], t["radii"],
-        bool(work.result("selecting")["budget_clipped"]),
-    )  # fmt: skip
-
-
 def _evaluate(
     work: WorkDir,
     deployed: LoadedModel,
@@ -349,7 +165,7 @@ def _evaluate(
     }
     report = EvaluationReport(report.models, report.failure_corruption, {**report.info, **info})
     write_json_atomic(report_path, json.loads(report.to_json()))
-    work.path("report.md").write_text(report.to_markdown(severity=max(ev.severities)))
-    report.plot_png(work.path("report.png"))
+    write_text_atomic(work.path("report.md"), report.to_markdown(severity=max(ev.severities)))
+    plot_report(report, work.path("report.png"))
     work.finish("evaluating", {"seconds": seconds})
     return report

@@ -1,38 +1,30 @@
-"""The stages of one repair variant as functions over tensors: confirm, select, search, retrain.
+"""The stages of one repair variant as functions over tensors: confirm, search, retrain.
 
-Each returns plain values; `repair.py` decides what is persisted and when a stage is skipped.
+(Selection is `repair_core.selection.select`.) Each returns plain values; `repair.py`
+decides what is persisted and when a stage is skipped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from repair_core.datasets.ops import concat_datasets
+from repair_core.datasets.ops import concat_datasets, seeded_subset
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
+from repair_core.evaluation.accuracy import predict
 from repair_core.pipeline.profiles import StagePlan
 from repair_core.progress import CancelToken, ProgressCallback
+from repair_core.rng import seeded_generator, seeded_permutation
 from repair_core.search.genotype import Genotype
 from repair_core.search.network import EvalNetwork, NetworkConfig
 from repair_core.search.searcher import SearchResult, search
 from repair_core.search.supernet import SearchConfig
-from repair_core.selection import select_core_set
-from repair_core.selection.augment import augmentation_set
-from repair_core.selection.features import FeatureModel, extract_features
-from repair_core.selection.split import split_halves
+from repair_core.selection import Selection
 from repair_core.train import TrainResult, train_model
-
-
-def seeded_subset(dataset: ImageDataset, limit: int | None, seed: int) -> ImageDataset:
-    if limit is None or len(dataset) <= limit:
-        return dataset
-    generator = torch.Generator().manual_seed(seed)
-    index = torch.randperm(len(dataset), generator=generator)[:limit].sort().values
-    return dataset.subset(index)
 
 
 def confirm_failures(
@@ -44,73 +36,10 @@ def confirm_failures(
     cancel: CancelToken | None,
 ) -> torch.Tensor:
     """Rows of `failures` the deployed model really misclassifies (int64, ascending)."""
-    wrong: list[torch.Tensor] = []
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(failures), batch_size):
-            if cancel is not None:
-                cancel.check()
-            images = failures.images[start : start + batch_size].to(device).float().div_(255)
-            labels = failures.labels[start : start + batch_size].to(device)
-            wrong.append((model(images).argmax(1) != labels).cpu())
-    return torch.cat(wrong).nonzero().squeeze(1)
-
-
-@dataclass(frozen=True)
-class Selection:
-    core: ImageDataset  # C: selected failures, or augmented training images for "augment"
-    core_train: torch.Tensor  # rows of `core` forming C_t
-    core_val: torch.Tensor  # rows of `core` forming C_v
-    selected: torch.Tensor  # rows of the confirmed failures in C, pick order (empty: augment)
-    radii: torch.Tensor  # coverage radius after each pick (empty when not k-center)
-    budget_clipped: bool
-
-
-def select(
-    method: str,
-    model: FeatureModel,
-    train: ImageDataset,
-    failures: ImageDataset,
-    budget: int,
-    *,
-    seed: int,
-    device: torch.device,
-    batch_size: int,
-    on_progress: ProgressCallback,
-    cancel: CancelToken | None,
-) -> Selection:
-    if method == "augment":
-        au = augmentation_set(train.images, train.labels, budget, seed=seed)
-        core = ImageDataset(au.images, au.labels, train.class_names)
-        selected = torch.empty(0, dtype=torch.int64)
-        radii = torch.empty(0)
-        clipped = budget > len(train)
-    else:
-
-        def features(images: torch.Tensor) -> torch.Tensor:
-            return extract_features(
-                model,
-                images,
-                batch_size=batch_size,
-                device=device,
-                cancel=cancel,
-            )
-
-        result = select_core_set(
-            method,
-            features(failures.images),
-            features(train.images),
-            budget,
-            seed=seed,
-            on_progress=on_progress,
-            cancel=cancel,
-        )
-        selected = result.indices
-        radii = result.radii if result.radii is not None else torch.empty(0)
-        core = failures.subset(selected)
-        clipped = result.budget_clipped
-    halves = split_halves(torch.arange(len(core)), core.labels, seed=seed)
-    return Selection(core, halves.train, halves.val, selected, radii.cpu(), clipped)
+    predicted = predict(
+        model, failures.images, batch_size=batch_size, device=device, cancel=cancel
+    ).cpu()
+    return (predicted != failures.labels.cpu()).nonzero().squeeze(1)
 
 
 def search_data(
@@ -121,7 +50,7 @@ def search_data(
     if data.val is not None:
         val = seeded_subset(data.val, plan.data.search_max_images, seed + 1)
     else:
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+        order = seeded_permutation(len(train), seed)
         half = len(train) // 2
         train, val = (
             train.subset(order[:half].sort().values),
@@ -189,7 +118,7 @@ def retrain(
 ) -> tuple[EvalNetwork, TrainResult]:
     if len(train) < 2:
         raise RepairInputError("retraining needs at least 2 training images")
-    model = EvalNetwork(genotype, config, generator=torch.Generator().manual_seed(seed)).to(device)
+    model = EvalNetwork(genotype, config, generator=seeded_generator(seed)).to(device)
     settings = plan.train.scaled_to(config.image_size)
     result = train_model(
         model, train, settings,

@@ -1,38 +1,25 @@
 """The work directory of one repair: every stage's output, and a ledger of finished stages.
 
 A repair called again on the same directory skips finished stages and lets a stage in
-progress resume from its own state file. Every write is atomic (temp file + os.replace),
-so a process killed mid-write leaves the previous version, never half a file.
+progress resume from its own state file. Every write goes through `repair_core.atomic`
+(temp file, fsync, rename, fsync of the folder): a process killed mid-write leaves the
+previous version, never half a file, and a stage's outputs are on disk before the ledger
+that marks it done.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from repair_core.atomic import atomic_path, write_json_atomic
 from repair_core.errors import RepairInputError
 
 LEDGER = "ledger.json"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class WorkDir:
@@ -81,15 +68,9 @@ class WorkDir:
         }
 
     def save_tensors(self, name: str, tensors: dict[str, torch.Tensor]) -> None:
-        target = self.path(name)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        os.close(fd)
-        try:
+        """Write tensors durably: fsynced before `finish` can mark their stage done."""
+        with atomic_path(self.path(name)) as tmp:
             save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     def load_tensors(self, name: str) -> dict[str, torch.Tensor]:
         return load_file(str(self.root / name))

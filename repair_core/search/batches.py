@@ -2,7 +2,8 @@
 
 All of an epoch's randomness (orders, crop offsets, flips) is drawn up front from one CPU
 generator and moved to the device once: batches cost no host round trip, and the run
-depends on the seed alone, whatever the device.
+depends on the seed alone, whatever the device. The crop and flip themselves are the
+retraining's (`train.augment.crop_flip`), applied with these draws.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from repair_core.datasets.types import ImageDataset
+from repair_core.train.augment import crop_flip
 
 
 @dataclass(frozen=True)
@@ -37,21 +39,6 @@ def _draw(n: int, count: int, batch: int, h: int, augment: bool, g: torch.Genera
     offsets = torch.randint(0, 2 * pad + 1, (needed, 2), generator=g)
     flips = torch.rand(needed, generator=g) < 0.5
     return _Draws(order, offsets, flips)
-
-
-def random_crop_flip(
-    x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int
-) -> torch.Tensor:
-    """Zero-pad by `pad`, crop back at per-image `offsets` (dy, dx), mirror where `flips`."""
-    n, _, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    rows = offsets[:, 0:1] + torch.arange(h, device=x.device)  # (N, H)
-    cols = offsets[:, 1:2] + torch.arange(w, device=x.device)  # (N, W)
-    batch = torch.arange(n, device=x.device)[:, None, None]
-    # Advanced indexing yields (N, H, W, C); the permute back is channels_last in memory.
-    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
-    out = out.permute(0, 3, 1, 2)
-    return torch.where(flips[:, None, None, None], out.flip(3), out)
 
 
 class EpochBatches:
@@ -91,7 +78,7 @@ class EpochBatches:
         index = order[sl]
         x = data.images[index].float().div_(255.0)
         if offsets is not None and flips is not None:
-            x = random_crop_flip(x, offsets[sl], flips[sl], self._pad)
+            x = crop_flip(x, offsets[sl], flips[sl], self._pad)
         memory_format = torch.channels_last if self._channels_last else torch.contiguous_format
         return x.contiguous(memory_format=memory_format), data.labels[index]
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from repair_core.errors import RepairInputError
+from repair_core.registry import Registry
 from repair_core.search.notation import parse_genotype_notation
 from repair_core.search.ops import OPS
-from repair_core.search.registry import Registry
 
 Edge = tuple[str, int]
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from repair_core.search.registry import Registry
+from repair_core.registry import Registry
 
 # The DARTS search space, in the reference order: alpha columns follow this order.
 PRIMITIVES: tuple[str, ...] = (

@@ -1,14 +1,12 @@
 """Resumable search state: everything needed to continue a search exactly at an epoch end.
 
 Saved with `torch.save` as a dict of tensors and plain values (no objects), read back
-with `weights_only=True`, written to a temporary file and renamed, so a crash mid-write
-leaves the previous state intact.
+with `weights_only=True`, written atomically (`train.state.write_state_file`, as the
+retraining state is), so a crash mid-write leaves the previous state intact.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import torch
 
 from repair_core.errors import RepairInputError
 from repair_core.search.supernet import SuperNet
+from repair_core.train.state import read_state_file, write_state_file
 
 STATE_FORMAT = "repair-core-search-state"
 STATE_VERSION = 1
@@ -44,17 +43,7 @@ def save_search_state(
         "generator": generator.get_state(),
         "history": history,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_state_file(path, state)
 
 
 def load_search_state(
@@ -67,16 +56,9 @@ def load_search_state(
     fingerprint: str,
 ) -> tuple[int, list[dict[str, Any]]]:
     """Restore the saved state into the given objects; returns (epochs done, history)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable or unsafe file is unusable input
-        raise RepairInputError(f"search state {path} cannot be read: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise RepairInputError(f"{path} is not a search state file")
-    if state.get("version") != STATE_VERSION:
-        raise RepairInputError(
-            f"search state {path} has version {state.get('version')}; expected {STATE_VERSION}"
-        )
+    state = read_state_file(
+        path, file_format=STATE_FORMAT, version=STATE_VERSION, what="search state"
+    )
     if state.get("fingerprint") != fingerprint:
         raise RepairInputError(
             f"search state {path} was written by a search with other data, config or settings"

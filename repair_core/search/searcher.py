@@ -8,23 +8,25 @@ one alpha step, and checks for cancellation. State is saved at every epoch end w
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from repair_core.datasets.ops import data_fingerprint
 from repair_core.datasets.types import ImageDataset
 from repair_core.device import resolve_device
 from repair_core.errors import RepairInputError
 from repair_core.precision import to_channels_last
 from repair_core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
+from repair_core.rng import seeded_generator
 from repair_core.search.batches import EpochBatches
 from repair_core.search.genotype import Genotype
 from repair_core.search.search_state import load_search_state, save_search_state
 from repair_core.search.step import search_step
 from repair_core.search.supernet import SearchConfig, SuperNet
+from repair_core.train.schedule import cosine_lr
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,6 @@ class SearchResult:
     history: tuple[EpochRecord, ...]
 
 
-def cosine_lr(epoch: int, epochs: int, lr: float, lr_min: float) -> float:
-    """Learning rate of `epoch` (0-based) on a cosine from `lr` at 0 towards `lr_min`."""
-    return lr_min + (lr - lr_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
-
-
 def _check_data(train: ImageDataset, val: ImageDataset, config: SearchConfig) -> None:
     for name, data in (("train", train), ("val", val)):
         if len(data) == 0:
@@ -118,7 +115,7 @@ def _fingerprint(
     # What a resumed run must share with the one that saved the state. `epochs` may grow:
     # a finished search continued for more epochs refines W and alpha further (paper §4.7).
     relevant = {k: v for k, v in asdict(settings).items() if k not in ("report_every", "epochs")}
-    data = {"train": [len(train), *train.image_shape], "val": [len(val), *val.image_shape]}
+    data = {"train": data_fingerprint(train), "val": data_fingerprint(val)}
     return json.dumps({"config": config.to_dict(), "settings": relevant, "data": data})
 
 
@@ -181,7 +178,7 @@ def search(
     """Run (or resume) the search; raises `RepairCancelled` when `cancel` fires."""
     dev = resolve_device(device) if isinstance(device, str) else device
     _check_data(train, val, config)
-    generator = torch.Generator().manual_seed(settings.seed)
+    generator = seeded_generator(settings.seed)
     model = SuperNet(config, generator=generator).to(dev)
     if settings.channels_last:
         to_channels_last(model)

@@ -15,7 +15,8 @@ import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
 from repair_core.errors import RepairInputError
-from repair_core.selection.random_select import check_budget, seeded_generator
+from repair_core.rng import seeded_generator
+from repair_core.selection.random_select import check_budget
 
 AugmentOp = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 

@@ -24,6 +24,7 @@ from repair_core.selection.distances import (
     count_blocks,
     min_sq_distances,
 )
+from repair_core.selection.random_select import check_budget
 
 STAGE = "selecting"
 
@@ -44,8 +45,7 @@ def check_features(
     failure_features: torch.Tensor, train_features: torch.Tensor, budget: int
 ) -> None:
     """Raise RepairInputError for inputs the selection cannot use."""
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
-        raise RepairInputError(f"budget B must be a positive integer, got {budget!r}")
+    check_budget(budget)
     for name, feats in (("failure_features", failure_features), ("train_features", train_features)):
         if not isinstance(feats, torch.Tensor) or feats.dim() != 2:
             shape = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__

@@ -5,20 +5,12 @@ from __future__ import annotations
 import torch
 
 from repair_core.errors import RepairInputError
+from repair_core.rng import seeded_permutation
 
 
 def check_budget(budget: int) -> None:
     if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
         raise RepairInputError(f"budget B must be a positive integer, got {budget!r}")
-
-
-def seeded_generator(seed: int) -> torch.Generator:
-    """A CPU generator for one seed: draws are the same on every machine and device."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise RepairInputError(f"seed must be an integer, got {seed!r}")
-    generator = torch.Generator(device="cpu")
-    generator.manual_seed(seed)
-    return generator
 
 
 def random_selection(n_failures: int, budget: int, *, seed: int) -> torch.Tensor:
@@ -32,4 +24,4 @@ def random_selection(n_failures: int, budget: int, *, seed: int) -> torch.Tensor
         raise RepairInputError(f"n_failures must be a non-negative integer, got {n_failures!r}")
     if n_failures == 0:
         raise RepairInputError("the failure set is empty: there is nothing to select from")
-    return torch.randperm(n_failures, generator=seeded_generator(seed))[:budget]
+    return seeded_permutation(n_failures, seed)[:budget]

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 
 from repair_core.errors import RepairInputError
-from repair_core.selection.random_select import seeded_generator
+from repair_core.rng import seeded_generator
 
 
 class SplitHalves(NamedTuple):

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn
 
+from repair_core import choices
 from repairctl.client import RepairClient
 from repairctl.commands._common import (
     DEFAULT_URL,
@@ -41,15 +42,13 @@ def create(
     batch: Annotated[
         list[str] | None, typer.Option("--batch", help="Failure batch id (repeat; default: all).")
     ] = None,
-    selection: Annotated[
-        str | None, typer.Option(help="kcenter|kcenter-static|random|augment")
-    ] = None,
+    selection: Annotated[str | None, typer.Option(help=choices.help_text("selection", "|"))] = None,
     budget: Annotated[int | None, typer.Option(help="Core failure set size B.")] = None,
-    search: Annotated[str | None, typer.Option(help="darts-1st|darts-2nd")] = None,
-    retrain: Annotated[str | None, typer.Option(help="clean|with-failures")] = None,
+    search: Annotated[str | None, typer.Option(help=choices.help_text("search", "|"))] = None,
+    retrain: Annotated[str | None, typer.Option(help=choices.help_text("retrain", "|"))] = None,
     iterations: Annotated[int | None, typer.Option(help="1 to 3.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
-    profile: Annotated[str | None, typer.Option(help="smoke|fast|paper")] = None,
+    profile: Annotated[str | None, typer.Option(help=choices.help_text("profile", "|"))] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override, e.g. search.epochs=5 (repeat).")
     ] = None,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from repair_core.checkpoint import load_model
-from repair_core.datasets.npz import write_npz_images, write_npz_splits
+from repair_core.datasets.ingest.npz import write_npz_images, write_npz_splits
 from tests.digits_problem import RepairProblem
 
 ROOT = Path(__file__).resolve().parents[2]

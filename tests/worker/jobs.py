@@ -22,7 +22,7 @@ from api.settings import (
     WorkerSettings,
 )
 from api.storage import ArtifactStore
-from repair_core.datasets.npz import write_npz_images, write_npz_splits
+from repair_core.datasets.ingest.npz import write_npz_images, write_npz_splits
 from tests.digits_problem import RepairProblem
 
 # Even smaller than the smoke profile: a job takes a few seconds on 2 cores.

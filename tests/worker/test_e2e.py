@@ -27,7 +27,7 @@ from api.queue import CeleryJobQueue
 from api.services.owners import create_owner
 from api.settings import BrokerSettings, Settings
 from repair_core.checkpoint import load_model
-from repair_core.datasets.npz import write_npz_images, write_npz_splits
+from repair_core.datasets.ingest.npz import write_npz_images, write_npz_splits
 from repairctl.client import RepairClient
 from tests.api.conftest import serve
 from tests.digits_problem import RepairProblem

@@ -15,7 +15,7 @@ import pytest
 
 from api.settings import ArtifactSettings, BrokerSettings, DatabaseSettings, Settings
 from repair_core.checkpoint import load_model
-from repair_core.datasets.npz import write_npz_images, write_npz_splits
+from repair_core.datasets.ingest.npz import write_npz_images, write_npz_splits
 from repairctl.client import RepairClient
 from repairctl.commands.admin import new_owner
 from repairctl.service import PROJECT_ROOT, child_env

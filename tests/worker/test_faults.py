@@ -29,7 +29,7 @@ from api.db.session import make_engine, make_session_factory
 from api.queue import CeleryJobQueue
 from api.settings import BrokerSettings, Settings
 from api.storage import ArtifactStore
-from repair_core.datasets.npz import write_npz_images
+from repair_core.datasets.ingest.npz import write_npz_images
 from tests.digits_problem import RepairProblem
 from tests.worker.jobs import (
     SeededModel,

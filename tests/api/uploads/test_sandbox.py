@@ -110,8 +110,8 @@ def test_memory_cap_below_the_childs_start_up_size_is_explained() -> None:
 def test_dataset_ingestion_runs_in_the_sandbox_and_refuses_bombs(tmp_path: Path) -> None:
     # The child imports torch here: address space must cover it (about 3 GiB mapped).
     from repair_core.datasets.ingest import ingest_dataset
-    from repair_core.datasets.limits import IngestLimits
-    from tests.repair_core.datasets.ingest_builders import image_tree, write_tar, write_zip
+    from repair_core.datasets.ingest.limits import IngestLimits
+    from tests.repair_core.datasets.ingest.builders import image_tree, write_tar, write_zip
 
     limits: dict[str, Any] = {"memory_bytes": 6 * GiB, "cpu_seconds": 60, "timeout_seconds": 120}
     entries = [*image_tree({"a": 2, "b": 1}, split="train"), *image_tree({"a": 1}, split="test")]

@@ -1,0 +1,209 @@
+"""The evaluation report: accuracies of the original and repaired models, as JSON and as a
+markdown table in the layout of the paper's Table 2 (`evaluation.plot` draws its Figure 3).
+
+Accuracies are top-1 percentages, the paper's unit: the report is the one place that
+states them so; everything upstream counts in fractions (see `evaluation.accuracy`). The
+JSON also carries the means (derived, recomputed on load) so that a reader of the file
+alone sees them. Plain Python: reading or writing a report needs no torch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from repair_core.errors import RepairInputError
+
+FORMAT = "cf-darts-evaluation/1"
+
+# Column names of the paper's tables.
+SHORT_NAMES = {
+    "gaussian_noise": "Gauss",
+    "shot_noise": "Shot",
+    "impulse_noise": "Impulse",
+    "defocus_blur": "Defocus",
+    "glass_blur": "Glass",
+    "motion_blur": "Motion",
+    "zoom_blur": "Zoom",
+    "snow": "Snow",
+    "frost": "Frost",
+    "fog": "Fog",
+    "brightness": "Bright",
+    "contrast": "Contrast",
+    "elastic_transform": "Elastic",
+    "pixelate": "Pixel",
+    "jpeg_compression": "Jpeg",
+}
+
+
+def percent(correct: int, total: int) -> float:
+    """The report's unit: `correct` of `total` images as a top-1 percentage."""
+    return 100.0 * correct / total
+
+
+def short_name(corruption: str) -> str:
+    return SHORT_NAMES.get(corruption, corruption)
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    items = list(values)
+    return sum(items) / len(items) if items else None
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    clean: float  # top-1 % on the clean test split
+    held_out_failures: float | None  # top-1 % on D_fail minus C; None when not evaluated
+    corruptions: dict[str, dict[int, float]]  # corruption name -> severity -> top-1 %
+
+    def at(self, corruption: str, severity: int | None) -> float:
+        """Accuracy on one corruption at one severity, or averaged over severities (None)."""
+        by_severity = self.corruptions[corruption]
+        if severity is None:
+            return sum(by_severity.values()) / len(by_severity)
+        return by_severity[severity]
+
+    def corruption_mean(self, names: Iterable[str], severity: int | None = None) -> float | None:
+        return _mean(self.at(name, severity) for name in names)
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    models: dict[str, ModelScores]  # row order of the table: original first, then repairs
+    failure_corruption: str | None = None  # the corruption the failures came from, if known
+    info: dict[str, Any] = field(default_factory=dict)  # JSON-native extras: counts, timings
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise RepairInputError("an evaluation report needs at least one model")
+        layouts = {
+            name: {c: sorted(s) for c, s in scores.corruptions.items()}
+            for name, scores in self.models.items()
+        }
+        first_name, first = next(iter(layouts.items()))
+        for name, layout in layouts.items():
+            if layout != first:
+                raise RepairInputError(
+                    f"model {name!r} was evaluated on other corruptions/severities than "
+                    f"{first_name!r}"
+                )
+
+    @property
+    def corruptions(self) -> tuple[str, ...]:
+        return tuple(next(iter(self.models.values())).corruptions)
+
+    @property
+    def severities(self) -> tuple[int, ...]:
+        by_corruption = next(iter(self.models.values())).corruptions
+        return tuple(sorted(next(iter(by_corruption.values())))) if by_corruption else ()
+
+    @property
+    def other_corruptions(self) -> tuple[str, ...]:
+        """The corruption columns of Table 2: all but the one the failures came from."""
+        return tuple(c for c in self.corruptions if c != self.failure_corruption)
+
+    def mean(self, model: str, severity: int | None = None) -> float | None:
+        """Mean accuracy over `other_corruptions` at `severity` (None: over all severities)."""
+        return self.models[model].corruption_mean(self.other_corruptions, severity)
+
+    # --- JSON -----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        models: dict[str, Any] = {}
+        for name, scores in self.models.items():
+            models[name] = {
+                "clean": scores.clean,
+                "held_out_failures": scores.held_out_failures,
+                "corruptions": {
+                    c: {str(s): acc for s, acc in by_sev.items()}
+                    for c, by_sev in scores.corruptions.items()
+                },
+                # Derived, for readers of the file; ignored by `from_dict`.
+                "mean_by_severity": {str(s): self.mean(name, s) for s in self.severities},
+                "mean": self.mean(name),
+            }
+        return {
+            "format": FORMAT,
+            "failure_corruption": self.failure_corruption,
+            "models": models,
+            "info": self.info,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        # allow_nan=False: NaN is not JSON, and a NaN accuracy is a bug to surface, not store.
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvaluationReport:
+        try:
+            if data.get("format") != FORMAT:
+                raise RepairInputError(f"not an evaluation report of format {FORMAT!r}")
+            models = {
+                str(name): ModelScores(
+                    clean=float(entry["clean"]),
+                    held_out_failures=(
+                        None
+                        if entry["held_out_failures"] is None
+                        else float(entry["held_out_failures"])
+                    ),
+                    corruptions={
+                        str(c): {int(s): float(acc) for s, acc in by_sev.items()}
+                        for c, by_sev in entry["corruptions"].items()
+                    },
+                )
+                for name, entry in data["models"].items()
+            }
+            return cls(models, data["failure_corruption"], dict(data.get("info", {})))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, RepairInputError):
+                raise
+            raise RepairInputError(f"malformed evaluation report: {exc!r}") from exc
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> EvaluationReport:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RepairInputError(f"evaluation report is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise RepairInputError("evaluation report JSON must be an object")
+        return cls.from_dict(data)
+
+    # --- Table 2 --------------------------------------------------------------------------
+
+    def columns(self, severity: int | None) -> list[tuple[str, dict[str, float | None]]]:
+        """(header, model -> accuracy) for Clean, <corruption>_fail, other corruptions, Mean."""
+        columns: list[tuple[str, dict[str, float | None]]] = [
+            ("Clean", {m: s.clean for m, s in self.models.items()})
+        ]
+        failures = {m: s.held_out_failures for m, s in self.models.items()}
+        if self.failure_corruption is not None or any(v is not None for v in failures.values()):
+            label = short_name(self.failure_corruption) if self.failure_corruption else "Failures"
+            columns.append((f"{label}_fail", failures))
+        for c in self.other_corruptions:
+            columns.append((short_name(c), {m: s.at(c, severity) for m, s in self.models.items()}))
+        if self.other_corruptions:
+            columns.append(("Mean", {m: self.mean(m, severity) for m in self.models}))
+        return columns
+
+    def to_markdown(self, severity: int | None = 5) -> str:
+        """Rows = models; columns = Clean, <corruption>_fail, the other corruptions, Mean."""
+        if severity is not None and severity not in self.severities:
+            raise RepairInputError(f"severity {severity} not in this report: {self.severities}")
+        columns = self.columns(severity)
+        where = "averaged over severities" if severity is None else f"at severity {severity}"
+        fail_headers = [header for header, _ in columns if header.endswith("_fail")]
+        fail = f"{fail_headers[0]}: held-out failures (D_fail minus C). " if fail_headers else ""
+        lines = [
+            f"Top-1 accuracy (%) {where}. {fail}Mean: over the "
+            f"{len(self.other_corruptions)} corruption columns.",
+            "",
+            "| Model | " + " | ".join(header for header, _ in columns) + " |",
+            "| --- |" + " ---: |" * len(columns),
+        ]
+        for model in self.models:
+            cells = ["—" if col[model] is None else f"{col[model]:.2f}" for _, col in columns]
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,50 @@
+"""The choice lists are defined once (`repair_core.choices`) and the core agrees with them."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repair_core.choices import CHOICES, PROFILE_CHOICES, SELECTION_CHOICES, help_text
+from repair_core.errors import RepairInputError
+from repair_core.pipeline.config import VARIANT_PREFIXES, RepairConfig
+from repair_core.pipeline.profiles import PROFILES
+from repair_core.selection import FAILURE_SELECTION_METHODS, SELECTION_METHODS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_registries_of_the_core_are_the_choice_lists() -> None:
+    assert SELECTION_METHODS == SELECTION_CHOICES
+    assert set(FAILURE_SELECTION_METHODS) == set(SELECTION_CHOICES) - {"augment"}
+    assert tuple(PROFILES) == PROFILE_CHOICES
+    assert tuple(VARIANT_PREFIXES) == SELECTION_CHOICES
+
+
+def test_every_choice_field_of_the_repair_config_has_a_list() -> None:
+    fields = {f.name for f in dataclasses.fields(RepairConfig)}
+    assert set(CHOICES) == {"selection", "search", "retrain", "profile"} <= fields
+    assert help_text("retrain") == "clean | with-failures"
+
+
+@pytest.mark.parametrize("field", list(CHOICES))
+def test_repair_config_accepts_every_choice_defaults_to_the_shared_default(field: str) -> None:
+    choices, default = CHOICES[field]
+    assert default in choices
+    assert {f.name: f.default for f in dataclasses.fields(RepairConfig)}[field] == default
+    for choice in choices:
+        assert getattr(RepairConfig(**{field: choice}), field) == choice
+    with pytest.raises(RepairInputError, match=f"choose one of {', '.join(choices)}"):
+        RepairConfig(**{field: "nonsense"})
+
+
+def test_the_choices_module_loads_without_torch() -> None:
+    code = "import sys, repair_core.choices; print('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
