@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     session_factory = make_session_factory(engine)
 
     def sweep() -> None:
-        # Temp files of uploads cut short by a crash (reliability.md, case 7), and files
+        # Temp files of uploads cut short by a crash (docs/upload-safety.md, fault 7), and files
         # published whose row never committed (case 29).
         store.sweep_temp(ORPHAN_TEMP_AGE_SECONDS)
         try:

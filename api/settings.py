@@ -51,7 +51,7 @@ class UploadLimits(BaseModel):
 
 
 class QuotaSettings(BaseModel):
-    # Per-owner abuse limits (reliability.md cases 12 and 33).
+    # Per-owner abuse limits (docs/upload-safety.md fault 12, docs/job-lifecycle.md fault 33).
     # Bytes of uploads (as received) an owner may keep stored; beyond it: 413.
     storage_bytes: int = 200 * GiB
     # Jobs an owner may have queued, running or cancelling at once; beyond it: 429.
@@ -61,7 +61,7 @@ class QuotaSettings(BaseModel):
 
 
 class SandboxSettings(BaseModel):
-    # Limits of the child process that parses untrusted uploads (reliability.md).
+    # Limits of the child process that parses untrusted uploads (docs/upload-safety.md, "The sandbox").
     # Address space (RLIMIT_AS); a checkpoint's validation gets twice its size on top.
     memory_bytes: int = 4 * GiB
     cpu_seconds: int = 300
@@ -69,8 +69,8 @@ class SandboxSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
-    # Invariant (reliability.md): heartbeat < lease < soft limit < hard limit < visibility;
-    # `worker.celery_app` refuses settings that break it.
+    # Invariant (docs/job-lifecycle.md): heartbeat < lease < soft limit < hard limit < visibility;
+    # `worker.timing` refuses settings that break it.
     heartbeat_seconds: float = 60.0
     lease_seconds: float = 600.0
     # Hard time limit of one job; the soft limit (a clean `failed`) comes this much earlier.

@@ -163,7 +163,7 @@ class RepairJob(Base):
 
     The worker claims a job with a conditional UPDATE that sets a fresh `lease_token`;
     every later write carries `AND lease_token = :mine` so a worker that lost its lease
-    cannot overwrite its successor (reliability.md, "Lease/heartbeat").
+    cannot overwrite its successor (docs/job-lifecycle.md, "The lease").
     """
 
     __tablename__ = "repair_jobs"

@@ -1,4 +1,4 @@
-"""The orphan sweep (reliability.md, case 29): artifact files no row points at.
+"""The orphan sweep (docs/job-lifecycle.md, fault 29): artifact files no row points at.
 
 A crash between publishing a file and committing its row, or a row deleted after its
 file was stored, leaves a file nobody can reach. The API runs this at start-up.

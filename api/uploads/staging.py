@@ -45,7 +45,7 @@ ERROR_CODES = {
 
 def ingest_limits(limits: UploadLimits) -> dict[str, int]:
     """The archive/image caps handed to the child as plain data: the keyword arguments
-    of `repair_core.datasets.limits.IngestLimits` (the rest keep their defaults)."""
+    of `repair_core.datasets.ingest.limits.IngestLimits` (the rest keep their defaults)."""
     return {
         "max_members": limits.archive_members,
         "max_member_bytes": limits.member_bytes,

@@ -1,6 +1,6 @@
 """Caps applied while reading untrusted archives, images and arrays.
 
-Starting values come from docs/reliability.md ("Archives:" and "Images:"). The API
+Starting values come from docs/upload-safety.md ("Archives:" and "Images:"). The API
 builds one from its settings; the offline CLI uses the defaults.
 """
 
