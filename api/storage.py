@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from api.errors import PayloadTooLargeError
+from repair_core.atomic import fsync_folder, fsync_path
 
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Bytes of the upload kept in memory for magic-byte sniffing.
@@ -48,9 +49,9 @@ class ArtifactStore:
         """Move a finished temp file to `key`, durably."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, target)
-        _fsync(target.parent)
+        fsync_folder(target.parent)
         return target
 
     def write_bytes(self, key: str, data: bytes) -> Path:
@@ -123,15 +124,6 @@ class ArtifactStore:
                 except (FileNotFoundError, ValueError):
                     continue
         return removed
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's data, or a directory's entries (after a rename), to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
