@@ -61,7 +61,8 @@ class QuotaSettings(BaseModel):
 
 
 class SandboxSettings(BaseModel):
-    # Limits of the child process that parses untrusted uploads (docs/upload-safety.md, "The sandbox").
+    # Limits of the child process that parses untrusted uploads
+    # (docs/upload-safety.md, "The sandbox").
     # Address space (RLIMIT_AS); a checkpoint's validation gets twice its size on top.
     memory_bytes: int = 4 * GiB
     cpu_seconds: int = 300

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-# Postgres: a request never waits on a lock or a runaway query for ever (docs/architecture.md, api/).
+# Postgres: a request never waits on a lock or a runaway query for ever
+# (docs/architecture.md, api/).
 _PG_OPTIONS = "-c statement_timeout=30000 -c lock_timeout=5000"
 # SQLite: concurrent API threads and the worker wait for the write lock this long (ms).
 _SQLITE_BUSY_TIMEOUT_MS = 5000

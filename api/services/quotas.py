@@ -1,4 +1,6 @@
-"""Per-owner abuse limits: stored bytes and active repair jobs (docs/upload-safety.md fault 12, docs/job-lifecycle.md fault 33).
+"""Per-owner abuse limits: stored bytes and active repair jobs.
+
+See docs/upload-safety.md (fault 12) and docs/job-lifecycle.md (fault 33).
 
 Both checks that guard a write run inside the writing transaction after `lock_owner`, so
 two concurrent requests of one owner are serialised on the owner row and cannot both
