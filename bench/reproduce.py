@@ -46,7 +46,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> EvaluationReport
     data = load_cifar10(
         args.data, train_images=args.train_images, test_images=args.test_images, seed=seed
     )
-    plan = build_plan(args.profile, dict(args.set), search_order=args.search, seed=seed)
+    plan = build_plan(args.profile, dict(args.set), search=args.search, seed=seed)
     checkpoint = out / f"seed{seed}" / "phi0.safetensors"
     started = time.perf_counter()
     if not checkpoint.exists():

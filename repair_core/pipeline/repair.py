@@ -137,9 +137,7 @@ def _evaluate(
     report_path = work.path("report.json")
     if work.done("evaluating") and report_path.exists():
         return EvaluationReport.from_json(report_path.read_text())
-    plan = build_plan(
-        config.profile, config.overrides, search_order=config.search, seed=config.seed
-    )
+    plan = build_plan(config.profile, config.overrides, search=config.search, seed=config.seed)
     on = progress.enter("evaluating")
     started = time.perf_counter()
     models: dict[str, torch.nn.Module] = {"original": deployed.model.to(device).eval()}

@@ -60,9 +60,7 @@ def run_variant(
 ) -> VariantResult:
     """Every stage up to the repaired checkpoint(s); finished stages are read back, not redone."""
     check_inputs(deployed, data, failures)
-    plan = build_plan(
-        config.profile, config.overrides, search_order=config.search, seed=config.seed
-    )
+    plan = build_plan(config.profile, config.overrides, search=config.search, seed=config.seed)
     work.bind("config", config.to_json())
     work.bind("inputs", json.dumps([data_fingerprint(d) for d in (data.train, failures)]))
     model = deployed.model.to(device).eval()
