@@ -30,6 +30,15 @@ class NetSize:
     partial_channels: int = 1  # PC-DARTS's K (search network only)
     edge_normalization: bool = False  # PC-DARTS's betas (search network only)
 
+    def __post_init__(self) -> None:
+        # Checked here too, so a bad plan is refused when the job is created, not mid-run.
+        k = self.partial_channels
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or self.init_channels % k:
+            raise RepairInputError(
+                f"search_net.init_channels {self.init_channels} must be a multiple of "
+                f"partial_channels {k} (a positive integer)"
+            )
+
 
 @dataclass(frozen=True)
 class DataLimits:

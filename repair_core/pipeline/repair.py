@@ -28,6 +28,7 @@ from repair_core.pipeline.progress_map import OverallProgress
 from repair_core.pipeline.variant import VariantResult, run_variant
 from repair_core.pipeline.workdir import WorkDir
 from repair_core.progress import CancelToken, ProgressCallback, ignore_progress
+from repair_core.search.collapse import health_warning
 from repair_core.search.genotype import Genotype
 
 
@@ -161,6 +162,13 @@ def _evaluate(
         "evaluation_seconds": seconds,
         "evaluation_max_images": ev.max_images,
     }
+    warnings = [
+        w
+        for v in variants
+        if (w := health_warning(v.name, v.info.get("search_health", {}))) is not None
+    ]
+    if warnings:
+        info["warnings"] = warnings
     report = EvaluationReport(report.models, report.failure_corruption, {**report.info, **info})
     write_json_atomic(report_path, json.loads(report.to_json()))
     write_text_atomic(work.path("report.md"), report.to_markdown(severity=max(ev.severities)))
