@@ -10,12 +10,10 @@ parameter-free operations (at least half of its edges).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from repair_core.search.genotype import Genotype
-
-if TYPE_CHECKING:
-    from repair_core.search.searcher import SearchResult
 
 PARAMETER_FREE = frozenset({"skip_connect", "max_pool_3x3", "avg_pool_3x3"})
 
@@ -40,7 +38,27 @@ def genotype_health(genotype: Genotype) -> dict[str, Any]:
     }
 
 
-def search_health(result: SearchResult) -> dict[str, Any]:
+class _Epoch(Protocol):
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def eigenvalue(self) -> float | None: ...
+    @property
+    def skip_normal(self) -> int: ...
+
+
+class _Searched(Protocol):
+    # What `search_health` reads of a `searcher.SearchResult` (the searcher imports this
+    # module, so it is not imported back).
+    @property
+    def genotype(self) -> Genotype: ...
+    @property
+    def history(self) -> Sequence[_Epoch]: ...
+    @property
+    def stopped_epoch(self) -> int | None: ...
+
+
+def search_health(result: _Searched) -> dict[str, Any]:
     """JSON-ready summary of a search: the final cell, skips and eigenvalues per epoch."""
     eigenvalues = [[h.epoch, h.eigenvalue] for h in result.history if h.eigenvalue is not None]
     values = [v for _, v in eigenvalues]
