@@ -195,7 +195,9 @@ def test_each_search_strategy_repairs_through_the_api_and_reports_its_search_hea
     stack.start_worker("a")
     with stack.client(uploaded.key) as client:
         created = client.create_repair(
-            uploaded.model_id, config={**tiny_config(), "search": strategy}
+            # Two search epochs keep the eigenvalue strategies within the smoke time box.
+            uploaded.model_id,
+            config={**tiny_config(**{"search.epochs": 2}), "search": strategy},
         )
         final = _watch(client, created["id"], until=_finished, timeout=120)[-1]
         assert final["status"] == "succeeded", final
