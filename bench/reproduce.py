@@ -46,7 +46,8 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> EvaluationReport
     data = load_cifar10(
         args.data, train_images=args.train_images, test_images=args.test_images, seed=seed
     )
-    plan = build_plan(args.profile, dict(args.set), search_order=args.search, seed=seed)
+    # phi0's training reads only the profile's net and train sections: any search will do.
+    plan = build_plan(args.profile, dict(args.set), search=args.search[0], seed=seed)
     checkpoint = out / f"seed{seed}" / "phi0.safetensors"
     started = time.perf_counter()
     if not checkpoint.exists():
@@ -67,13 +68,14 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> EvaluationReport
         RepairConfig(
             selection=selection,
             budget=args.budget,
-            search=args.search,
+            search=search,
             retrain=retrain,
             seed=seed,
             profile=args.profile,
             overrides=dict(args.set),
             failure_name=args.corruption,
         )
+        for search in args.search
         for selection, retrain in VARIANTS
     ]
     report, _ = compare(
@@ -121,7 +123,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corruption", default="gaussian_noise", choices=CORRUPTION_NAMES)
     parser.add_argument("--severity", type=int, default=5, choices=range(1, 6))
     parser.add_argument("--budget", type=int, default=1000)
-    parser.add_argument("--search", default=choices.DEFAULT_SEARCH, choices=choices.SEARCH_CHOICES)
+    parser.add_argument(
+        "--search",
+        nargs="+",
+        default=[choices.DEFAULT_SEARCH],
+        choices=choices.SEARCH_CHOICES,
+        help="search strategies: every variant runs with each (e.g. CF-DARTS, CF-PCDARTS)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--train-images", type=int, default=None, help="subsample (CPU runs)")
     parser.add_argument("--test-images", type=int, default=None, help="subsample (CPU runs)")

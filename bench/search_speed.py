@@ -7,6 +7,12 @@ Random 32x32 inputs. On CUDA it also times bf16 autocast + channels_last.
     OMP_NUM_THREADS=1 python -m bench.search_speed --steps 2 --warmup 1
     python -m bench.search_speed --device cuda --steps 20 --warmup 3 --json out.json
 
+`--search pcdarts robdarts ...` instead times each strategy at its `paper` plan (its
+batch, K, order, drop path): a search step (PC-DARTS also its weights-only warm-up
+step) and, for RobustDARTS, one Hessian-vector product of the eigenvalue (times
+`power_iters` for a whole eigenvalue). Each strategy runs in a child process, so its
+peak memory (CPU: max RSS; CUDA: max allocated) is its own.
+
 Prints a table; writes nothing unless --json is given.
 """
 
@@ -14,6 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +30,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from repair_core.choices import SEARCH_CHOICES
 from repair_core.device import resolve_device
+from repair_core.pipeline.profiles import build_plan
 from repair_core.precision import autocast, to_channels_last
 from repair_core.search.genotype import DARTS_V2
+from repair_core.search.hessian import dominant_eigenvalue
 from repair_core.search.network import EvalNetwork, NetworkConfig
 from repair_core.search.step import Order, search_step
 from repair_core.search.supernet import SearchConfig, SuperNet
@@ -73,6 +85,87 @@ def time_search_step(
     return _time(step, device, warmup, steps)
 
 
+def measure_strategy(
+    search: str, device: torch.device, *, size: int, warmup: int, steps: int, power_iters: int
+) -> dict[str, object]:
+    """Seconds per search step (and per warm-up step, per HVP) at the paper plan."""
+    plan = build_plan("paper", {}, search=search, seed=0)
+    s, net = plan.search, plan.search_net
+    config = SearchConfig(
+        init_channels=net.init_channels, layers=net.layers,
+        partial_channels=net.partial_channels, edge_normalization=net.edge_normalization,
+    )  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    model = SuperNet(config, generator=g).to(device)
+    w_opt = torch.optim.SGD(
+        model.weight_parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay
+    )
+    a_opt = torch.optim.Adam(
+        model.arch_parameters(), lr=s.arch_lr, betas=s.arch_betas, weight_decay=s.arch_weight_decay
+    )
+    if s.drop_path_prob > 0:
+        model.drop_path_prob = s.drop_path_prob  # the last epoch's, the largest
+        model.drop_generator = torch.Generator(device=device).manual_seed(1)
+    train = _batch(s.batch_size, size, 10, device, False, g)
+    val = _batch(s.batch_size, size, 10, device, False, g)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    out: dict[str, object] = {
+        "search": search, "batch": s.batch_size, "partial_channels": net.partial_channels,
+        "order": s.order, "drop_path_prob": s.drop_path_prob,
+    }  # fmt: skip
+    out["step_seconds"] = _time(
+        lambda: search_step(model, w_opt, a_opt, train, val, order=s.order, grad_clip=5.0),
+        device, warmup, steps,
+    )  # fmt: skip
+    if s.warmup_epochs:
+        out["warmup_step_seconds"] = _time(
+            lambda: search_step(
+                model, w_opt, a_opt, train, val, order=s.order, grad_clip=5.0, arch_step=False
+            ),
+            device, warmup, steps,
+        )  # fmt: skip
+    if s.hessian_every:
+        # One eigenvalue costs a gradient with graph plus `power_iters` HVPs; time the
+        # whole call at a few iterations and report per HVP (tol 0: no early exit).
+        def eigen() -> float:
+            gen = torch.Generator().manual_seed(0)
+            return dominant_eigenvalue(model, *val, iters=power_iters, generator=gen, tol=0.0)
+
+        seconds = _time(eigen, device, 0, 1)
+        out["eigen_seconds"] = seconds
+        out["eigen_iters"] = power_iters
+        out["eigen_seconds_paper"] = seconds / power_iters * s.power_iters
+    if device.type == "cuda":
+        out["peak_bytes"] = torch.cuda.max_memory_allocated(device)
+    else:
+        out["peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return out
+
+
+def _strategies(args: argparse.Namespace) -> list[dict[str, object]]:
+    results = []
+    print(f"{'strategy':<14}{'batch':>6}{'K':>3}{'order':>7}{'s/step':>10}{'warm-up':>9}"
+          f"{'λ s (paper)':>13}{'peak GiB':>10}")  # fmt: skip
+    for search in args.search:
+        cmd = [sys.executable, "-m", "bench.search_speed", "--child", search,
+               "--device", args.device, "--steps", str(args.steps),
+               "--warmup", str(args.warmup), "--image-size", str(args.image_size),
+               "--power-iters", str(args.power_iters)]  # fmt: skip
+        line = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        r = json.loads(line.strip().splitlines()[-1])
+        results.append(r)
+        warm = r.get("warmup_step_seconds")
+        eig = r.get("eigen_seconds_paper")
+        print(
+            f"{search:<14}{r['batch']:>6}{r['partial_channels']:>3}{r['order']:>7}"
+            f"{r['step_seconds']:>10.2f}{'—' if warm is None else f'{warm:.2f}':>9}"
+            f"{'—' if eig is None else f'{eig:.1f}':>13}{int(r['peak_bytes']) / 2**30:>10.2f}",
+            flush=True,
+        )
+    return results
+
+
 def time_retrain_step(
     device: torch.device, *, batch: int, size: int, bf16: bool, channels_last: bool,
     warmup: int, steps: int,
@@ -110,9 +203,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--skip", nargs="*", default=[], choices=["first", "second", "retrain"])
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--search", nargs="+", choices=SEARCH_CHOICES, help="time these strategies' paper plans"
+    )
+    parser.add_argument("--power-iters", type=int, default=2, help="HVPs timed per eigenvalue")
+    parser.add_argument("--child", choices=SEARCH_CHOICES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
+    if args.child:
+        r = measure_strategy(
+            args.child, device, size=args.image_size, warmup=args.warmup, steps=args.steps,
+            power_iters=args.power_iters,
+        )  # fmt: skip
+        print(json.dumps(r))
+        return
+    if args.search:
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        print(f"device: {name}; torch {torch.__version__}; threads {torch.get_num_threads()}")
+        strategies = _strategies(args)
+        if args.json:
+            args.json.write_text(json.dumps({"device": name, "strategies": strategies}, indent=2))
+        return
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     modes = [("fp32", False, False)]

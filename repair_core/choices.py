@@ -12,9 +12,19 @@ from __future__ import annotations
 SELECTION_CHOICES: tuple[str, ...] = ("kcenter", "kcenter-static", "random", "augment")
 DEFAULT_SELECTION = "kcenter"
 
-# The order of the architecture gradient: first order, or second order by unrolling.
-SEARCH_CHOICES: tuple[str, ...] = ("darts-1st", "darts-2nd")
+# The search strategy: DARTS (first order, or second order by unrolling), PC-DARTS
+# (partial channels, edge normalisation), RobustDARTS's DARTS-ES (eigenvalue early stop)
+# and its regularised variant (larger weight decay, drop path).
+SEARCH_CHOICES: tuple[str, ...] = ("darts-1st", "darts-2nd", "pcdarts", "robdarts", "robdarts-reg")
 DEFAULT_SEARCH = "darts-1st"
+# The paper's name of each strategy in a variant name (CF-DARTS, RF-PCDARTSE, ...).
+SEARCH_NAMES: dict[str, str] = {
+    "darts-1st": "DARTS",
+    "darts-2nd": "DARTS",
+    "pcdarts": "PCDARTS",
+    "robdarts": "RobDARTS",
+    "robdarts-reg": "RobDARTSReg",
+}
 
 # What the searched network is retrained on: D_train, or D_train ∪ C (the "E" variants).
 RETRAIN_CHOICES: tuple[str, ...] = ("clean", "with-failures")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import uuid
 from typing import Any
 
@@ -47,6 +48,22 @@ def report_metrics(report: EvaluationReport) -> dict[str, float]:
             metrics[f"{prefix}.corruption_mean"] = mean
         for corruption in report.corruptions:
             metrics[f"{prefix}.{corruption}"] = scores.at(corruption, None)
+    return metrics
+
+
+def search_metrics(report: EvaluationReport) -> dict[str, float]:
+    """The collapse guard of the repaired variant's search as `search.*` metric rows."""
+    metrics: dict[str, float] = {}
+    for variant in report.info.get("variants", {}).values():
+        health = variant.get("search_health")
+        if not isinstance(health, dict):
+            continue
+        for key in ("skip_connections_normal", "parameter_free_normal", "eigenvalue_last",
+                    "eigenvalue_max", "early_stopped_epoch"):  # fmt: skip
+            value = health.get(key)
+            if isinstance(value, int | float) and math.isfinite(value):
+                metrics[f"search.{key}"] = float(value)
+        metrics["search.collapse_warning"] = float(bool(health.get("dominated_by_parameter_free")))
     return metrics
 
 
@@ -103,7 +120,7 @@ def store_results(
         "progress": 100.0,
     }
     genotypes = iteration_genotypes(result)
-    metrics = report_metrics(result.report)
+    metrics = {**report_metrics(result.report), **search_metrics(result.report)}
 
     def commit() -> bool:
         with sessions() as session:

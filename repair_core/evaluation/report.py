@@ -43,6 +43,10 @@ def percent(correct: int, total: int) -> float:
     return 100.0 * correct / total
 
 
+def _number(value: Any) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
 def short_name(corruption: str) -> str:
     return SHORT_NAMES.get(corruption, corruption)
 
@@ -206,4 +210,31 @@ class EvaluationReport:
         for model in self.models:
             cells = ["—" if col[model] is None else f"{col[model]:.2f}" for _, col in columns]
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + self._health_lines()) + "\n"
+
+    def _health_lines(self) -> list[str]:
+        """The collapse guard per searched variant, and warnings; none in older reports."""
+        variants = self.info.get("variants", {})
+        healthy = {n: v["search_health"] for n, v in variants.items() if "search_health" in v}
+        lines: list[str] = []
+        if healthy:
+            lines += [
+                "",
+                "Search health (normal cell of the searched architecture).",
+                "",
+                "| Variant | Skips | Parameter-free | Last λ | Max λ | Early stop |",
+                "| --- | ---: | ---: | ---: | ---: | ---: |",
+            ]
+            for name, h in healthy.items():
+                cells = [
+                    str(h.get("skip_connections_normal")),
+                    f"{h.get('parameter_free_normal')}/{h.get('edges_normal')}",
+                    *(_number(h.get(k)) for k in ("eigenvalue_last", "eigenvalue_max")),
+                    "—" if h.get("early_stopped_epoch") is None
+                    else f"epoch {h['early_stopped_epoch']}",
+                ]  # fmt: skip
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        warnings = self.info.get("warnings", [])
+        if warnings:
+            lines += ["", "Warnings:", ""] + [f"- {w}" for w in warnings]
+        return lines

@@ -21,7 +21,7 @@ class RepairConfig:
     # The four choice fields take one of `choices.CHOICES[field]`; their defaults are shared.
     selection: str = choices.DEFAULT_SELECTION  # "augment" is the AU baseline
     budget: int = 1000  # B: size of the core failure set
-    search: str = choices.DEFAULT_SEARCH  # the architecture-gradient order
+    search: str = choices.DEFAULT_SEARCH  # the search strategy, see profiles.SEARCH_PRESETS
     retrain: str = choices.DEFAULT_RETRAIN  # with-failures: the "E" variant
     iterations: int = 1  # search+retrain rounds, each continuing the previous search (§4.7)
     seed: int = 0  # seeds every stage
@@ -51,9 +51,9 @@ class RepairConfig:
 
     @property
     def variant_name(self) -> str:
-        """The paper's name for this configuration, e.g. CF-DARTS, RF-DARTSE, AU-DARTS."""
+        """The paper's name for this configuration, e.g. CF-DARTS, RF-PCDARTSE, AU-RobDARTS."""
         suffix = "E" if self.retrain == "with-failures" else ""
-        return f"{VARIANT_PREFIXES[self.selection]}-DARTS{suffix}"
+        return f"{VARIANT_PREFIXES[self.selection]}-{choices.SEARCH_NAMES[self.search]}{suffix}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "overrides": dict(self.overrides)}

@@ -2,6 +2,11 @@
 
 `smoke` runs in seconds on a CPU (tests, demo); `fast` is sized for minutes on one GPU;
 `paper` is the paper's protocol (20 search epochs, 600 retraining epochs).
+
+A search strategy other than DARTS is a preset of settings (`SEARCH_PRESETS`) applied to
+the profile before the user's overrides: the `paper` values are the reference
+implementation's defaults, `fast` and `smoke` scale them down. Smoke RobustDARTS runs
+first order to stay within CPU seconds (the reference unrolls).
 """
 
 from __future__ import annotations
@@ -22,6 +27,17 @@ class NetSize:
     init_channels: int  # channels of the first cells; doubled at each reduction
     layers: int  # cells, reductions at 1/3 and 2/3 of depth
     auxiliary: bool = False  # auxiliary head (evaluation network only)
+    partial_channels: int = 1  # PC-DARTS's K (search network only)
+    edge_normalization: bool = False  # PC-DARTS's betas (search network only)
+
+    def __post_init__(self) -> None:
+        # Checked here too, so a bad plan is refused when the job is created, not mid-run.
+        k = self.partial_channels
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or self.init_channels % k:
+            raise RepairInputError(
+                f"search_net.init_channels {self.init_channels} must be a multiple of "
+                f"partial_channels {k} (a positive integer)"
+            )
 
 
 @dataclass(frozen=True)
@@ -76,16 +92,94 @@ PROFILES: dict[str, StagePlan] = {
 
 _SECTIONS = ("search_net", "search", "net", "train", "evaluation", "data")
 
+Order = Literal["first", "second"]
+_PC_DARTS: dict[str, Any] = {
+    "search.lr": 0.1,
+    "search.arch_lr": 6e-4,
+    "search_net.partial_channels": 4,
+    "search_net.edge_normalization": True,
+}
+_ROB_PAPER: dict[str, Any] = {
+    "search.epochs": 50,
+    "search.hessian_every": 2,
+    "search.early_stop": True,
+    "search.es_window": 5,
+    "search.es_delta": 4,
+    "search.es_factor": 1.3,
+    "search.es_start_epoch": 10,
+    "search.power_iters": 20,
+}
+_ROB_FAST: dict[str, Any] = {
+    "search.epochs": 8,
+    "search.hessian_every": 1,
+    "search.early_stop": True,
+    "search.es_window": 3,
+    "search.es_delta": 2,
+    "search.es_start_epoch": 2,
+    "search.power_iters": 10,
+}
+_ROB_SMOKE: dict[str, Any] = {
+    "search.epochs": 3,
+    "search.hessian_every": 1,
+    "search.early_stop": True,
+    "search.es_window": 3,
+    "search.es_delta": 1,
+    "search.es_start_epoch": 0,
+    "search.power_iters": 3,
+}
+# R-DARTS(L2 + DP): the tops of the paper's grids, L2 in {3, 9, 27, 81}e-4, DP in
+# {0, .2, .4, .6} (it picks per benchmark; override to choose another point).
+_REGULARISED: dict[str, Any] = {"search.weight_decay": 8.1e-3, "search.drop_path_prob": 0.6}
 
-def build_plan(
-    profile: str, overrides: Mapping[str, Any], *, search_order: str, seed: int
-) -> StagePlan:
-    """The profile with `overrides` ("section.field" -> value) applied, order and seed set."""
+# search choice -> profile -> dotted settings, applied before the user's overrides.
+SEARCH_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "darts-1st": {},
+    "darts-2nd": {},
+    "pcdarts": {
+        "paper": {
+            **_PC_DARTS,
+            "search.epochs": 50,
+            "search.batch_size": 256,
+            "search.warmup_epochs": 15,
+        },
+        "fast": {
+            **_PC_DARTS,
+            "search.epochs": 6,
+            "search.batch_size": 256,
+            "search.steps_per_epoch": 25,
+            "search.warmup_epochs": 2,
+        },
+        "smoke": {**_PC_DARTS, "search_net.init_channels": 8, "search.warmup_epochs": 1},
+    },
+    "robdarts": {"paper": _ROB_PAPER, "fast": _ROB_FAST, "smoke": _ROB_SMOKE},
+    "robdarts-reg": {
+        "paper": {**_ROB_PAPER, **_REGULARISED},
+        "fast": {**_ROB_FAST, **_REGULARISED},
+        "smoke": {**_ROB_SMOKE, **_REGULARISED},
+    },
+}
+# search choice -> profile -> the order of the architecture gradient.
+SEARCH_ORDERS: dict[str, dict[str, Order]] = {
+    "darts-1st": dict.fromkeys(PROFILES, "first"),
+    "darts-2nd": dict.fromkeys(PROFILES, "second"),
+    "pcdarts": dict.fromkeys(PROFILES, "first"),
+    "robdarts": {"paper": "second", "fast": "second", "smoke": "first"},
+    "robdarts-reg": {"paper": "second", "fast": "second", "smoke": "first"},
+}
+
+
+def build_plan(profile: str, overrides: Mapping[str, Any], *, search: str, seed: int) -> StagePlan:
+    """The profile with the search preset, then `overrides` ("section.field" -> value),
+    applied; order and seed set."""
     if profile not in PROFILES:
         raise RepairInputError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if search not in SEARCH_ORDERS:
+        raise RepairInputError(
+            f"unknown search {search!r}; choose one of {', '.join(SEARCH_ORDERS)}"
+        )
     plan = PROFILES[profile]
     grouped: dict[str, dict[str, Any]] = {}
-    for key, value in overrides.items():
+    for key, value in {**SEARCH_PRESETS[search].get(profile, {}), **overrides}.items():
         section, _, name = key.partition(".")
         if section not in _SECTIONS or not name:
             raise RepairInputError(
@@ -94,7 +188,7 @@ def build_plan(
         grouped.setdefault(section, {})[name] = value
     for section, values in grouped.items():
         plan = replace(plan, **{section: _override(getattr(plan, section), section, values)})
-    order: Literal["first", "second"] = "second" if search_order == "darts-2nd" else "first"
+    order = SEARCH_ORDERS[search][profile]
     return replace(
         plan,
         search=replace(plan.search, order=order, seed=seed),

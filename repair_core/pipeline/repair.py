@@ -28,6 +28,7 @@ from repair_core.pipeline.progress_map import OverallProgress
 from repair_core.pipeline.variant import VariantResult, run_variant
 from repair_core.pipeline.workdir import WorkDir
 from repair_core.progress import CancelToken, ProgressCallback, ignore_progress
+from repair_core.search.collapse import health_warning
 from repair_core.search.genotype import Genotype
 
 
@@ -137,9 +138,7 @@ def _evaluate(
     report_path = work.path("report.json")
     if work.done("evaluating") and report_path.exists():
         return EvaluationReport.from_json(report_path.read_text())
-    plan = build_plan(
-        config.profile, config.overrides, search_order=config.search, seed=config.seed
-    )
+    plan = build_plan(config.profile, config.overrides, search=config.search, seed=config.seed)
     on = progress.enter("evaluating")
     started = time.perf_counter()
     models: dict[str, torch.nn.Module] = {"original": deployed.model.to(device).eval()}
@@ -163,6 +162,13 @@ def _evaluate(
         "evaluation_seconds": seconds,
         "evaluation_max_images": ev.max_images,
     }
+    warnings = [
+        w
+        for v in variants
+        if (w := health_warning(v.name, v.info.get("search_health", {}))) is not None
+    ]
+    if warnings:
+        info["warnings"] = warnings
     report = EvaluationReport(report.models, report.failure_corruption, {**report.info, **info})
     write_json_atomic(report_path, json.loads(report.to_json()))
     write_text_atomic(work.path("report.md"), report.to_markdown(severity=max(ev.severities)))

@@ -32,6 +32,7 @@ from repair_core.pipeline.stages import (
 )
 from repair_core.pipeline.workdir import WorkDir
 from repair_core.progress import CancelToken, Progress
+from repair_core.search.collapse import search_health
 from repair_core.search.genotype import Genotype
 from repair_core.selection import Selection, select
 
@@ -60,9 +61,7 @@ def run_variant(
 ) -> VariantResult:
     """Every stage up to the repaired checkpoint(s); finished stages are read back, not redone."""
     check_inputs(deployed, data, failures)
-    plan = build_plan(
-        config.profile, config.overrides, search_order=config.search, seed=config.seed
-    )
+    plan = build_plan(config.profile, config.overrides, search=config.search, seed=config.seed)
     work.bind("config", config.to_json())
     work.bind("inputs", json.dumps([data_fingerprint(d) for d in (data.train, failures)]))
     model = deployed.model.to(device).eval()
@@ -160,6 +159,10 @@ def run_variant(
         "held_out_failures": len(held_out),
         "genotypes": [g.to_dict() for g in genotypes],
     }
+    # The collapse guard of the last search; ledgers written before it have none.
+    health = work.result(f"searching@{config.iterations}").get("health")
+    if health is not None:
+        info["search_health"] = health
     return VariantResult(
         config.variant_name, config, tuple(genotypes), tuple(checkpoints), held_out, info, timings
     )
@@ -191,7 +194,8 @@ def _search_iteration(
         work.finish(
             key,
             {"genotype": result.genotype.to_dict(), "seconds": time.perf_counter() - started,
-             "final_loss": result.history[-1].loss if result.history else None},
+             "final_loss": result.history[-1].loss if result.history else None,
+             "health": search_health(result)},
         )  # fmt: skip
     return Genotype.from_dict(work.result(key)["genotype"])
 

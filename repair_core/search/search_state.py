@@ -30,8 +30,11 @@ def save_search_state(
     epoch: int,
     history: list[dict[str, Any]],
     fingerprint: str,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """`epoch`: epochs completed; `history`: one dict of floats/strings per epoch."""
+    """`epoch`: epochs completed; `history`: one dict of floats/strings per epoch;
+    `extra`: tensors and plain values of optional strategy parts (drop path generator,
+    arch snapshots, an early stop)."""
     state = {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
@@ -42,6 +45,7 @@ def save_search_state(
         "alpha_optimizer": alpha_optimizer.state_dict(),
         "generator": generator.get_state(),
         "history": history,
+        "extra": extra or {},
     }
     write_state_file(path, state)
 
@@ -54,8 +58,10 @@ def load_search_state(
     alpha_optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
     fingerprint: str,
-) -> tuple[int, list[dict[str, Any]]]:
-    """Restore the saved state into the given objects; returns (epochs done, history)."""
+) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+    """Restore the saved state into the given objects; returns (epochs done, history, extra).
+
+    States written before `extra` existed have none: `{}`."""
     state = read_state_file(
         path, file_format=STATE_FORMAT, version=STATE_VERSION, what="search state"
     )
@@ -67,4 +73,4 @@ def load_search_state(
     weight_optimizer.load_state_dict(state["weight_optimizer"])
     alpha_optimizer.load_state_dict(state["alpha_optimizer"])
     generator.set_state(state["generator"])
-    return int(state["epoch"]), list(state["history"])
+    return int(state["epoch"]), list(state["history"]), dict(state.get("extra", {}))

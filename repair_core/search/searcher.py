@@ -3,6 +3,13 @@
 Each step draws one train batch and one val batch (seeded), takes one weight step and
 one alpha step, and checks for cancellation. State is saved at every epoch end when a
 `state_path` is given, and a later call with the same path resumes from it exactly.
+
+The other strategies are settings of this one loop: PC-DARTS's weights-only warm-up
+(`warmup_epochs`; its partial channels and edge normalisation are `SearchConfig`
+options), RobustDARTS's eigenvalue tracking and early stop (`hessian_every`,
+`early_stop`) and its regularised variant's scheduled drop path (`drop_path_prob`,
+with a larger `weight_decay`). Every epoch records the skip connections of the normal
+cell, the collapse guard's signal.
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ from repair_core.precision import to_channels_last
 from repair_core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 from repair_core.rng import seeded_generator
 from repair_core.search.batches import EpochBatches
+from repair_core.search.collapse import skip_count
+from repair_core.search.early_stop import EarlyStopRule, early_stop_epoch
 from repair_core.search.genotype import Genotype
+from repair_core.search.hessian import dominant_eigenvalue
 from repair_core.search.search_state import load_search_state, save_search_state
 from repair_core.search.step import search_step
 from repair_core.search.supernet import SearchConfig, SuperNet
@@ -48,6 +58,16 @@ class SearchSettings:
     seed: int = 0  # initial weights, alphas and every batch draw
     bf16: bool = False  # bf16 autocast (CUDA); off until shown not to hurt the search
     channels_last: bool = False
+    warmup_epochs: int = 0  # weights-only epochs before alpha steps start (PC-DARTS: 15)
+    drop_path_prob: float = 0.0  # max p, linear over epochs, weight steps only (R-DARTS)
+    hessian_every: int = 0  # 0: off; else eigenvalue at epochs e % every == 0 and the last
+    power_iters: int = 20  # Hessian-vector products per eigenvalue, at most
+    early_stop: bool = False  # DARTS-ES; needs hessian_every >= 1
+    es_window: int = 5  # local average window, in eigenvalues
+    es_delta: int = 4  # compare with the average this many eigenvalues earlier
+    es_factor: float = 1.3  # stop when the ratio exceeds this
+    es_start_epoch: int = 10  # 0-based; never return an architecture from before it
+    max_skip_normal: int | None = None  # collapse guard: cap on normal-cell skips (P-DARTS: 2)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "report_every"):
@@ -62,6 +82,34 @@ class SearchSettings:
             raise RepairInputError(
                 "SearchSettings: need 0 < lr_min <= lr, grad_clip > 0, arch_lr > 0"
             )
+        for name in ("warmup_epochs", "hessian_every", "es_start_epoch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise RepairInputError(f"SearchSettings.{name} must be a non-negative integer")
+        for name in ("power_iters", "es_window", "es_delta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise RepairInputError(f"SearchSettings.{name} must be a positive integer")
+        if not 0.0 <= self.drop_path_prob < 1.0:
+            raise RepairInputError(
+                f"SearchSettings.drop_path_prob must be in [0, 1), got {self.drop_path_prob}"
+            )
+        if self.es_factor <= 0:
+            raise RepairInputError("SearchSettings.es_factor must be positive")
+        if self.early_stop and self.hessian_every < 1:
+            raise RepairInputError(
+                "SearchSettings.early_stop needs eigenvalues: set hessian_every >= 1"
+            )
+        if self.max_skip_normal is not None and (
+            isinstance(self.max_skip_normal, bool) or self.max_skip_normal < 0
+        ):
+            raise RepairInputError("SearchSettings.max_skip_normal must be >= 0 or None")
+
+    @property
+    def early_stop_rule(self) -> EarlyStopRule:
+        return EarlyStopRule(
+            self.es_window, self.es_delta, self.es_factor, self.es_start_epoch, self.hessian_every
+        )
 
 
 @dataclass(frozen=True)
@@ -69,9 +117,11 @@ class EpochRecord:
     epoch: int  # 1-based
     lr: float  # weight learning rate used in this epoch
     loss: float  # mean train cross entropy of the weight steps
-    val_loss: float  # mean val cross entropy of the alpha steps
+    val_loss: float | None  # mean val cross entropy of the alpha steps; None in warm-up
     train_acc: float  # fraction of train batch images classified correctly
-    genotype: Genotype  # discretized at the end of the epoch
+    genotype: Genotype  # discretized at the end of the epoch (skip cap applied)
+    eigenvalue: float | None = None  # dominant Hessian eigenvalue, where computed
+    skip_normal: int = 0  # skip connections in the normal cell before any cap
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "genotype": self.genotype.to_json()}
@@ -87,6 +137,7 @@ class SearchResult:
     alphas_normal: torch.Tensor  # (edges, primitives), CPU, detached
     alphas_reduce: torch.Tensor
     history: tuple[EpochRecord, ...]
+    stopped_epoch: int | None = None  # 1-based epoch whose architecture early stop returned
 
 
 def _check_data(train: ImageDataset, val: ImageDataset, config: SearchConfig) -> None:
@@ -114,9 +165,29 @@ def _fingerprint(
 ) -> str:
     # What a resumed run must share with the one that saved the state. `epochs` may grow:
     # a finished search continued for more epochs refines W and alpha further (paper §4.7).
-    relevant = {k: v for k, v in asdict(settings).items() if k not in ("report_every", "epochs")}
+    # Fields added after states were first written count only when set, so those states
+    # still resume.
+    relevant = {
+        k: v
+        for k, v in asdict(settings).items()
+        if k not in ("report_every", "epochs") and not (k in _LATER_SETTINGS and v == _DEFAULTS[k])
+    }
+    net = {
+        k: v
+        for k, v in config.to_dict().items()
+        if not (k in _LATER_CONFIG and v == getattr(_DEFAULT_CONFIG, k))
+    }
     data = {"train": data_fingerprint(train), "val": data_fingerprint(val)}
-    return json.dumps({"config": config.to_dict(), "settings": relevant, "data": data})
+    return json.dumps({"config": net, "settings": relevant, "data": data})
+
+
+_DEFAULTS = asdict(SearchSettings())
+_LATER_SETTINGS = (
+    "warmup_epochs", "drop_path_prob", "hessian_every", "power_iters", "early_stop",
+    "es_window", "es_delta", "es_factor", "es_start_epoch", "max_skip_normal",
+)  # fmt: skip
+_DEFAULT_CONFIG = SearchConfig()
+_LATER_CONFIG = ("partial_channels", "edge_normalization")
 
 
 def _run_epoch(
@@ -133,8 +204,9 @@ def _run_epoch(
     on_progress: ProgressCallback,
     cancel: CancelToken | None,
     extra: dict[str, float],
-) -> tuple[float, float, float]:
-    """One epoch of search steps; returns mean (loss, val_loss, train_acc)."""
+    arch_step: bool,
+) -> tuple[float, float | None, float]:
+    """One epoch of search steps; returns mean (loss, val_loss or None in warm-up, acc)."""
     model.train()
     # Running sums stay on the device: read only when reporting (each read is a host sync).
     device = model.alphas_normal.device
@@ -147,6 +219,7 @@ def _run_epoch(
         result = search_step(
             model, weight_opt, alpha_opt, batches.train(step), batches.val(step),
             order=settings.order, grad_clip=settings.grad_clip, bf16=settings.bf16,
+            arch_step=arch_step,
         )  # fmt: skip
         sums = torch.stack(
             [result.train_loss, result.val_loss, result.train_correct / batch_size]
@@ -156,12 +229,14 @@ def _run_epoch(
         window_steps += 1
         if window_steps == settings.report_every or step == steps - 1:
             loss, val_loss, acc = (window_sums / window_steps).tolist()
-            metrics = {"loss": loss, "val_loss": val_loss, "train_acc": acc, **extra}
+            metrics = {"loss": loss, "train_acc": acc, **extra}
+            if arch_step:
+                metrics["val_loss"] = val_loss
             on_progress(Progress("searching", first_step + step + 1, total, metrics))
             window_sums.zero_()
             window_steps = 0
     loss, val_loss, acc = (epoch_sums / steps).tolist()
-    return loss, val_loss, acc
+    return loss, val_loss if arch_step else None, acc
 
 
 def search(
@@ -194,10 +269,15 @@ def search(
         betas=settings.arch_betas,
         weight_decay=settings.arch_weight_decay,
     )
+    # Drop path masks come from their own generator: the batch draws stay those of DARTS.
+    drop_gen = None
+    if settings.drop_path_prob > 0:
+        drop_gen = torch.Generator(device=dev).manual_seed(settings.seed + 1)
+        model.drop_generator = drop_gen
     fingerprint = _fingerprint(train, val, config, settings)
-    start, history = 0, list[dict[str, Any]]()
+    start, history, extra = 0, list[dict[str, Any]](), dict[str, Any]()
     if state_path is not None and state_path.exists():
-        start, history = load_search_state(
+        start, history, extra = load_search_state(
             state_path,
             model=model,
             weight_optimizer=weight_opt,
@@ -205,12 +285,17 @@ def search(
             generator=generator,
             fingerprint=fingerprint,
         )
+        if drop_gen is not None and "drop_generator" in extra:
+            drop_gen.set_state(extra["drop_generator"])
+    snapshots: list[list[torch.Tensor]] = list(extra.get("arch_snapshots", []))
+    stopped: int | None = extra.get("stopped")
 
     train_bs, val_bs = min(settings.batch_size, len(train)), min(settings.batch_size, len(val))
     steps = settings.steps_per_epoch or max(1, len(train) // train_bs)
     total = settings.epochs * steps
     train_dev, val_dev = train.to(dev), val.to(dev)
-    for epoch in range(start, settings.epochs):
+    # A search stopped early stays stopped, also when continued for more epochs.
+    for epoch in range(start, settings.epochs if stopped is None else start):
         lr = cosine_lr(epoch, settings.epochs, settings.lr, settings.lr_min)
         for group in weight_opt.param_groups:
             group["lr"] = lr
@@ -218,14 +303,52 @@ def search(
             train_dev, val_dev, steps, train_bs, val_bs, settings.augment, generator,
             channels_last=settings.channels_last,
         )  # fmt: skip
-        loss, val_loss, acc = _run_epoch(
-            model, weight_opt, alpha_opt, batches, settings,
-            first_step=epoch * steps, steps=steps, total=total, batch_size=train_bs,
-            on_progress=on_progress, cancel=cancel, extra={"epoch": epoch + 1.0, "lr": lr},
+        model.drop_path_prob = settings.drop_path_prob * epoch / max(1, settings.epochs - 1)
+        try:
+            loss, val_loss, acc = _run_epoch(
+                model, weight_opt, alpha_opt, batches, settings,
+                first_step=epoch * steps, steps=steps, total=total, batch_size=train_bs,
+                on_progress=on_progress, cancel=cancel, extra={"epoch": epoch + 1.0, "lr": lr},
+                arch_step=epoch >= settings.warmup_epochs,
+            )  # fmt: skip
+        finally:
+            model.drop_path_prob = 0.0
+        eigenvalue = _eigenvalue(model, batches, steps, settings, epoch)
+        uncapped = model.genotype()
+        genotype = model.genotype(settings.max_skip_normal)
+        record = EpochRecord(
+            epoch + 1, lr, loss, val_loss, acc, genotype,
+            eigenvalue=eigenvalue, skip_normal=skip_count(uncapped),
         )  # fmt: skip
-        record = EpochRecord(epoch + 1, lr, loss, val_loss, acc, model.genotype())
         history.append(record.to_dict())
+        if settings.early_stop:
+            snapshots.append([a.detach().cpu().clone() for a in model.arch_parameters()])
+        if eigenvalue is not None:
+            on_progress(
+                Progress(
+                    "searching",
+                    (epoch + 1) * steps,
+                    total,
+                    {
+                        "epoch": epoch + 1.0,
+                        "eigenvalue": eigenvalue,
+                        "skip_normal": float(record.skip_normal),
+                    },
+                )
+            )
+            if settings.early_stop and epoch != settings.epochs - 1:
+                series = [
+                    (h["epoch"] - 1, h["eigenvalue"])
+                    for h in history
+                    if h.get("eigenvalue") is not None
+                ]
+                stopped = early_stop_epoch(series, settings.early_stop_rule)
         if state_path is not None:
+            state_extra: dict[str, Any] = {"stopped": stopped}
+            if drop_gen is not None:
+                state_extra["drop_generator"] = drop_gen.get_state()
+            if settings.early_stop:
+                state_extra["arch_snapshots"] = snapshots
             save_search_state(
                 state_path,
                 model=model,
@@ -235,10 +358,40 @@ def search(
                 epoch=epoch + 1,
                 history=history,
                 fingerprint=fingerprint,
+                extra=state_extra,
             )
+        if stopped is not None:
+            on_progress(Progress("searching", total, total, {"stopped_epoch": stopped + 1.0}))
+            break
+    records = tuple(EpochRecord.from_dict(h) for h in history)
+    if stopped is not None:
+        alphas = snapshots[stopped]
+        return SearchResult(
+            genotype=records[stopped].genotype,
+            alphas_normal=alphas[0],
+            alphas_reduce=alphas[1],
+            history=records,
+            stopped_epoch=stopped + 1,
+        )
     return SearchResult(
-        genotype=model.genotype(),
+        genotype=model.genotype(settings.max_skip_normal),
         alphas_normal=model.alphas_normal.detach().cpu().clone(),
         alphas_reduce=model.alphas_reduce.detach().cpu().clone(),
-        history=tuple(EpochRecord.from_dict(h) for h in history),
+        history=records,
+    )
+
+
+def _eigenvalue(
+    model: SuperNet, batches: EpochBatches, steps: int, settings: SearchSettings, epoch: int
+) -> float | None:
+    """RobustDARTS's eigenvalue at this epoch's end, on its last val batch, when due."""
+    every = settings.hessian_every
+    if every == 0 or not (epoch % every == 0 or epoch == settings.epochs - 1):
+        return None
+    # Its own generator, seeded by epoch: no draw from the search generator, so tracking
+    # leaves the search unchanged and a resumed run draws the same start vector.
+    start_vector = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
+    x, y = batches.val(steps - 1)
+    return dominant_eigenvalue(
+        model, x.float(), y, iters=settings.power_iters, generator=start_vector
     )

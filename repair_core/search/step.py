@@ -57,19 +57,51 @@ def search_step(
     order: Order,
     grad_clip: float,
     bf16: bool = False,
+    arch_step: bool = True,
 ) -> StepResult:
-    """Inputs are float images in [0, 1] and int64 labels, on the model's device."""
+    """Inputs are float images in [0, 1] and int64 labels, on the model's device.
+
+    `arch_step=False` takes the weight step only (PC-DARTS's warm-up epochs); the val
+    batch is then unused and `val_loss` is 0.
+    """
     x_train, y_train = train_batch
     x_val, y_val = val_batch
     if order not in ("first", "second"):
         raise ValueError(f"order must be 'first' or 'second', got {order!r}")
+    # Drop path (RobustDARTS's regularised variant) applies to the weight step alone: the
+    # alpha step's finite differences would otherwise compare differently masked networks.
+    drop = model.drop_path_prob
     train_loss, correct = weight_step(
         model, weight_optimizer, x_train, y_train, grad_clip=grad_clip, bf16=bf16
     )
+    model.drop_path_prob = 0.0
+    try:
+        val_loss = _alpha_step(
+            model, weight_optimizer, alpha_optimizer, x_train, y_train, x_val, y_val,
+            order=order, bf16=bf16, arch_step=arch_step,
+        )  # fmt: skip
+    finally:
+        model.drop_path_prob = drop
+    return StepResult(train_loss=train_loss, val_loss=val_loss, train_correct=correct)
+
+
+def _alpha_step(
+    model: SuperNet,
+    weight_optimizer: torch.optim.SGD,
+    alpha_optimizer: torch.optim.Optimizer,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    *,
+    order: Order,
+    bf16: bool,
+    arch_step: bool,
+) -> torch.Tensor:
+    if not arch_step:
+        return torch.zeros((), device=x_val.device)
     if order == "second":
-        val_loss = second_order_alpha_step(
+        return second_order_alpha_step(
             model, alpha_optimizer, weight_optimizer, x_train, y_train, x_val, y_val, bf16=bf16
         )
-    else:
-        val_loss = first_order_alpha_step(model, alpha_optimizer, x_val, y_val, bf16=bf16)
-    return StepResult(train_loss=train_loss, val_loss=val_loss, train_correct=correct)
+    return first_order_alpha_step(model, alpha_optimizer, x_val, y_val, bf16=bf16)

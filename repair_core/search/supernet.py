@@ -1,7 +1,8 @@
 """The DARTS search supernet: every edge a softmax-weighted mix of all candidate ops.
 
 Architecture parameters (`alphas_normal`, `alphas_reduce`, one row per edge, one column
-per primitive) are registered parameters, so they move, save and load with the model.
+per primitive; with PC-DARTS's edge normalisation also `betas_normal`, `betas_reduce`, one
+logit per edge) are registered parameters, so they move, save and load with the model.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repair_core.errors import RepairInputError
 from repair_core.search.config_checks import check_int
 from repair_core.search.discretize import discretize, num_edges
 from repair_core.search.genotype import Genotype
 from repair_core.search.normalize import CIFAR10_MEAN, CIFAR10_STD, Normalize, check_normalization
-from repair_core.search.ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
+from repair_core.search.ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN, drop_path
+from repair_core.search.partial import PartialMixedOp, edge_softmax
 from repair_core.search.weight_init import init_weights_
 
 ALPHA_NAMES = ("alphas_normal", "alphas_reduce")
+BETA_NAMES = ("betas_normal", "betas_reduce")
+ARCH_NAMES = ALPHA_NAMES + BETA_NAMES
 _NONE = PRIMITIVES.index("none")
 
 
@@ -36,6 +41,9 @@ class SearchConfig:
     in_channels: int = 3  # 1 for grayscale
     mean: tuple[float, ...] = CIFAR10_MEAN  # input normalisation, per channel (or one value)
     std: tuple[float, ...] = CIFAR10_STD
+    # PC-DARTS: 1/K of an edge's channels go through the ops (1: all, as DARTS) ...
+    partial_channels: int = 1
+    edge_normalization: bool = False  # ... and per-node softmax betas over incoming edges
 
     def __post_init__(self) -> None:
         check_int("SearchConfig", "init_channels", self.init_channels, 2, 1024)
@@ -45,6 +53,14 @@ class SearchConfig:
         check_int("SearchConfig", "stem_multiplier", self.stem_multiplier, 1, 16)
         check_int("SearchConfig", "num_classes", self.num_classes, 1, 100_000)
         check_int("SearchConfig", "in_channels", self.in_channels, 1, 64)
+        check_int("SearchConfig", "partial_channels", self.partial_channels, 1, 64)
+        if self.init_channels % self.partial_channels:
+            raise RepairInputError(
+                f"SearchConfig.init_channels {self.init_channels} must be a multiple of "
+                f"partial_channels {self.partial_channels}"
+            )
+        if not isinstance(self.edge_normalization, bool):
+            raise RepairInputError("SearchConfig.edge_normalization must be true or false")
         mean, std = check_normalization(self.mean, self.std, self.in_channels)
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
@@ -97,20 +113,42 @@ class SearchCell(nn.Module):
             else ReLUConvBN(c_prev_prev, c, 1, 1, 0, affine=False)
         )
         self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0, affine=False)
+        k = config.partial_channels
         self._ops = nn.ModuleList(
-            MixedOp(c, 2 if reduction and j < 2 else 1)
+            _edge(c, 2 if reduction and j < 2 else 1, k)
             for i in range(config.steps)
             for j in range(2 + i)
         )
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        s0: torch.Tensor,
+        s1: torch.Tensor,
+        weights: torch.Tensor,
+        edge_weights: torch.Tensor | None = None,
+        drop_p: float = 0.0,
+        drop_generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """`edge_weights` (edges,) scale each edge; `drop_p` drops whole edge outputs."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         offset = 0
         for _ in range(self._steps):
-            s = sum(self._ops[offset + j](h, weights[offset + j]) for j, h in enumerate(states))
+            total: torch.Tensor | None = None
+            for j, h in enumerate(states):
+                out = self._ops[offset + j](h, weights[offset + j])
+                if edge_weights is not None:
+                    out = edge_weights[offset + j] * out
+                if drop_p > 0.0:
+                    out = drop_path(out, drop_p, self.training, drop_generator)
+                total = out if total is None else total + out
+            assert total is not None
             offset += len(states)
-            states.append(s)
+            states.append(total)
         return torch.cat(states[-self._multiplier :], dim=1)
+
+
+def _edge(c: int, stride: int, k: int) -> nn.Module:
+    return MixedOp(c, stride) if k == 1 else PartialMixedOp(MixedOp(c // k, stride), stride, k)
 
 
 class SuperNet(nn.Module):
@@ -118,6 +156,9 @@ class SuperNet(nn.Module):
 
     alphas_normal: nn.Parameter
     alphas_reduce: nn.Parameter
+    # Scheduled by the searcher for weight steps only (RobustDARTS's regularised variant).
+    drop_path_prob: float = 0.0
+    drop_generator: torch.Generator | None = None
 
     def __init__(self, config: SearchConfig, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -146,32 +187,48 @@ class SuperNet(nn.Module):
         shape = (num_edges(config.steps), len(PRIMITIVES))
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(shape, generator=generator))
         self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(shape, generator=generator))
+        self.betas_normal: nn.Parameter | None = None
+        self.betas_reduce: nn.Parameter | None = None
+        if config.edge_normalization:
+            # Drawn after the alphas, so a DARTS and a PC-DARTS supernet share their alphas.
+            self.betas_normal = nn.Parameter(1e-3 * torch.randn(shape[0], generator=generator))
+            self.betas_reduce = nn.Parameter(1e-3 * torch.randn(shape[0], generator=generator))
 
     def arch_parameters(self) -> list[nn.Parameter]:
-        return [self.alphas_normal, self.alphas_reduce]
+        betas = [b for b in (self.betas_normal, self.betas_reduce) if b is not None]
+        return [self.alphas_normal, self.alphas_reduce, *betas]
 
     def weight_parameters(self) -> list[nn.Parameter]:
-        return [p for name, p in self.named_parameters() if name not in ALPHA_NAMES]
+        return [p for name, p in self.named_parameters() if name not in ARCH_NAMES]
 
     def named_weight_parameters(self) -> list[tuple[str, nn.Parameter]]:
-        return [(name, p) for name, p in self.named_parameters() if name not in ALPHA_NAMES]
+        return [(name, p) for name, p in self.named_parameters() if name not in ARCH_NAMES]
+
+    def cell_weights(self, reduction: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(op weights (edges, primitives), edge weights (edges,) or None) of a cell type."""
+        alphas = self.alphas_reduce if reduction else self.alphas_normal
+        betas = self.betas_reduce if reduction else self.betas_normal
+        edge = None if betas is None else edge_softmax(betas, self.config.steps)
+        return F.softmax(alphas, dim=-1), edge
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (N, D): globally pooled output of the last cell."""
         s0 = s1 = self.stem(self.normalize(x))
-        w_normal = F.softmax(self.alphas_normal, dim=-1)
-        w_reduce = F.softmax(self.alphas_reduce, dim=-1)
+        normal, reduce = self.cell_weights(False), self.cell_weights(True)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, w_reduce if cell.reduction else w_normal)
+            w, edge = reduce if cell.reduction else normal
+            s0, s1 = s1, cell(s0, s1, w, edge, self.drop_path_prob, self.drop_generator)
         return torch.flatten(self.global_pooling(s1), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))  # type: ignore[no-any-return]
 
-    def genotype(self) -> Genotype:
+    def genotype(self, max_skip_normal: int | None = None) -> Genotype:
         return discretize(
-            self.alphas_normal, self.alphas_reduce, self.config.steps, self.config.multiplier
-        )
+            self.alphas_normal, self.alphas_reduce, self.config.steps, self.config.multiplier,
+            betas_normal=self.betas_normal, betas_reduce=self.betas_reduce,
+            max_skip_normal=max_skip_normal,
+        )  # fmt: skip
 
     def new(self) -> SuperNet:
         """An independent copy (same config, weights, alphas, device)."""

@@ -27,6 +27,7 @@ from api.queue import CeleryJobQueue
 from api.services.owners import create_owner
 from api.settings import BrokerSettings, Settings
 from repair_core.checkpoint import load_model
+from repair_core.choices import SEARCH_NAMES
 from repair_core.datasets.ingest.npz import write_npz_images, write_npz_splits
 from repairctl.client import RepairClient
 from tests.api.conftest import serve
@@ -185,6 +186,28 @@ def test_a_smoke_repair_runs_through_its_stages_to_success_and_its_model_downloa
         report = client.get_report(created["id"])
         assert set(report["models"]) == {"original", "CF-DARTS"}
         assert report["failure_corruption"] == "gaussian_noise"
+
+
+@pytest.mark.parametrize("strategy", ["pcdarts", "robdarts", "robdarts-reg"])
+def test_each_search_strategy_repairs_through_the_api_and_reports_its_search_health(
+    stack: Stack, uploaded: Uploaded, strategy: str
+) -> None:
+    stack.start_worker("a")
+    with stack.client(uploaded.key) as client:
+        created = client.create_repair(
+            # Two search epochs keep the eigenvalue strategies within the smoke time box.
+            uploaded.model_id,
+            config={**tiny_config(**{"search.epochs": 2}), "search": strategy},
+        )
+        final = _watch(client, created["id"], until=_finished, timeout=120)[-1]
+        assert final["status"] == "succeeded", final
+        report = client.get_report(created["id"])
+        assert set(report["models"]) == {"original", f"CF-{SEARCH_NAMES[strategy]}"}
+        assert {"search.skip_connections_normal", "search.collapse_warning"} <= set(
+            final["metrics"]
+        )
+        if strategy.startswith("robdarts"):
+            assert "search.eigenvalue_last" in final["metrics"]
 
 
 def test_a_job_whose_worker_is_killed_mid_search_resumes_on_another_worker(

@@ -90,3 +90,21 @@ def test_wrong_shapes_and_non_finite_alphas_are_rejected() -> None:
         discretize(good, bad)
     with pytest.raises(RepairInputError, match="multiplier"):
         discretize(good, good, steps=4, multiplier=5)
+
+
+def test_the_skip_cap_keeps_the_strongest_skips_and_none_changes_nothing() -> None:
+    from repair_core.search.ops import PRIMITIVES
+
+    skip, conv = PRIMITIVES.index("skip_connect"), PRIMITIVES.index("sep_conv_3x3")
+    alphas = torch.zeros(14, len(PRIMITIVES))
+    alphas[:, conv] = 0.5
+    # Node 0 and node 1 each keep two skips (strength 4, 3, then 2, 1 on edges 2, 3).
+    for row, value in ((0, 4.0), (1, 3.0), (2, 2.0), (3, 1.0)):
+        alphas[row, skip] = value
+    plain = discretize(alphas, alphas)
+    assert sum(op == "skip_connect" for op, _ in plain.normal) == 4
+    assert discretize(alphas, alphas, max_skip_normal=None) == plain
+    capped = discretize(alphas, alphas, max_skip_normal=2)
+    assert [e for e in capped.normal[:2]] == [("skip_connect", 0), ("skip_connect", 1)]
+    assert sum(op == "skip_connect" for op, _ in capped.normal) == 2
+    assert capped.reduce == plain.reduce  # the cap is for the normal cell
