@@ -25,6 +25,48 @@ PROFILE_CHOICES: tuple[str, ...] = ("smoke", "fast", "paper")
 DEFAULT_PROFILE = "fast"
 
 
+# Retraining the deployed architecture instead of searching one (no selection for the
+# control): the control row every honest comparison needs. Not a service field yet: the
+# API schema takes none of these (see CHOICES below).
+BASELINE_CHOICES: tuple[str, ...] = ("none", "control")
+DEFAULT_BASELINE = "none"
+
+# The paper's variant name prefix of each selection method (CF-DARTS, RF-DARTS, ...) and
+# the name of each baseline row; "E" appended when retrained on D_train ∪ C.
+VARIANT_PREFIXES: dict[str, str] = {
+    "kcenter": "CF",
+    "kcenter-static": "CFS",
+    "random": "RF",
+    "augment": "AU",
+}
+BASELINE_NAMES: dict[str, str] = {"control": "Control"}
+
+
+def variant_name(selection: str, retrain: str, baseline: str = DEFAULT_BASELINE) -> str:
+    """CF-DARTS, RF-DARTSE, Control, Control-E, ... for one configuration."""
+    with_failures = retrain == "with-failures"
+    if baseline != DEFAULT_BASELINE:
+        return BASELINE_NAMES[baseline] + ("-E" if with_failures else "")
+    return f"{VARIANT_PREFIXES[selection]}-DARTS" + ("E" if with_failures else "")
+
+
+def parse_variant(name: str) -> dict[str, str]:
+    """The config fields a variant name stands for: "CF-DARTSE" -> selection kcenter,
+    retrain with-failures; "Control" -> baseline control, retrain clean. ValueError names
+    the accepted forms."""
+    for selection, prefix in VARIANT_PREFIXES.items():
+        for suffix, retrain in (("", "clean"), ("E", "with-failures")):
+            if name == f"{prefix}-DARTS{suffix}":
+                return {"selection": selection, "retrain": retrain, "baseline": DEFAULT_BASELINE}
+    for baseline, base in BASELINE_NAMES.items():
+        for suffix, retrain in (("", "clean"), ("-E", "with-failures")):
+            if name == base + suffix:
+                return {"retrain": retrain, "baseline": baseline}
+    forms = [f"{p}-DARTS[E]" for p in VARIANT_PREFIXES.values()]
+    forms += [f"{b}[-E]" for b in BASELINE_NAMES.values()]
+    raise ValueError(f"unknown variant {name!r}; use one of {', '.join(forms)}")
+
+
 # RepairConfig field -> (the names it accepts, its default); what the API schema and the
 # CLI options are built from.
 CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
