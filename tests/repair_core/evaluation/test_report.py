@@ -60,7 +60,8 @@ def test_markdown_has_the_columns_of_the_papers_table_2(report: EvaluationReport
     header = [cell.strip() for cell in lines[2].strip("|").split("|")]
     assert header == [
         "Model", "Clean", "Gauss_fail", "Gauss_all", "Shot", "Impulse", "Defocus", "Glass",
-        "Motion", "Zoom", "Snow", "Frost", "Fog", "Bright", "Contrast", "Elastic", "Pixel", "Jpeg", "Mean",
+        "Motion", "Zoom", "Snow", "Frost", "Fog", "Bright", "Contrast", "Elastic", "Pixel",
+        "Jpeg", "Mean",
     ]  # fmt: skip
     rows = [line for line in lines[4:] if line.startswith("|")]
     assert [row.split("|")[1].strip() for row in rows] == ["original", "repaired"]
