@@ -28,8 +28,17 @@ DEFAULT_PROFILE = "fast"
 # Retraining the deployed architecture instead of searching one (no selection for the
 # control): the control row every honest comparison needs. Not a service field yet: the
 # API schema takes none of these (see CHOICES below).
-BASELINE_CHOICES: tuple[str, ...] = ("none", "control")
+BASELINE_CHOICES: tuple[str, ...] = ("none", "control", "augmix", "cutmix", "fourier-style")
 DEFAULT_BASELINE = "none"
+
+# The retraining augmentation (`TrainSettings.augmentation`); a baseline picks its own.
+AUGMENTATION_CHOICES: tuple[str, ...] = ("standard", "augmix", "cutmix", "fourier-style")
+BASELINE_AUGMENTATION: dict[str, str] = {
+    "control": "standard",
+    "augmix": "augmix",
+    "cutmix": "cutmix",
+    "fourier-style": "fourier-style",
+}
 
 # The paper's variant name prefix of each selection method (CF-DARTS, RF-DARTS, ...) and
 # the name of each baseline row; "E" appended when retrained on D_train ∪ C.
@@ -39,7 +48,12 @@ VARIANT_PREFIXES: dict[str, str] = {
     "random": "RF",
     "augment": "AU",
 }
-BASELINE_NAMES: dict[str, str] = {"control": "Control"}
+BASELINE_NAMES: dict[str, str] = {
+    "control": "Control",
+    "augmix": "AugMix",
+    "cutmix": "CutMix",
+    "fourier-style": "FourierStyle",
+}
 
 
 def variant_name(selection: str, retrain: str, baseline: str = DEFAULT_BASELINE) -> str:

@@ -71,8 +71,12 @@ class RepairConfig:
 
     @property
     def uses_failures(self) -> bool:
-        """Whether this variant selects a core set C from the failures (and so holds C out)."""
-        return self.baseline == choices.DEFAULT_BASELINE or self.retrain == "with-failures"
+        """Whether this variant selects a core set C from the failures (and so holds C out):
+        every search, every E variant, and FourierStyle (C is its style bank)."""
+        return (
+            self.baseline in (choices.DEFAULT_BASELINE, "fourier-style")
+            or self.retrain == "with-failures"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "overrides": dict(self.overrides)}

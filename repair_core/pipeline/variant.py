@@ -106,6 +106,9 @@ def run_variant(
     train_failure_rows: list[int] = []
     if with_failures and selection is not None:
         train_failure_rows = confirmed_rows[selection.selected].tolist()
+    style_rows: list[int] = []  # uploaded failure rows the fourier-style bank holds
+    if config.baseline == "fourier-style" and selection is not None:
+        style_rows = confirmed_rows[selection.selected].tolist()
     for iteration in range(1, config.iterations + 1):
         if config.baseline != choices.DEFAULT_BASELINE:
             # A baseline keeps phi0's architecture: only the training recipe differs.
@@ -125,12 +128,16 @@ def run_variant(
             train_set = train
             if with_failures:
                 train_set = concat_datasets(train, _selected(selection).core)
+            baseline = config.baseline != choices.DEFAULT_BASELINE
+            style = _selected(selection).core if config.baseline == "fourier-style" else None
             net, result = retrain(
                 genotype, net_config, train_set, plan,
                 seed=seed, device=device,
                 state_path=work.path(f"iter{iteration}", "train_state.pt"),
                 on_progress=on, cancel=cancel,
-                train_seed=seed if config.baseline != choices.DEFAULT_BASELINE else None,
+                train_seed=seed if baseline else None,
+                augmentation=choices.BASELINE_AUGMENTATION[config.baseline] if baseline else None,
+                style_images=style,
             )  # fmt: skip
             save_model(
                 checkpoint, net, class_names=data.class_names,
@@ -141,6 +148,7 @@ def run_variant(
                 key,
                 {"seconds": time.perf_counter() - started, "train_images": len(train_set),
                  "train_failure_rows": train_failure_rows, "seed": seed,
+                 "style_rows": style_rows,
                  "final_loss": last.get("loss"), "final_train_acc": last.get("train_acc")},
             )  # fmt: skip
         genotypes.append(genotype)
@@ -157,6 +165,7 @@ def run_variant(
         "budget_clipped": bool(selection is not None and selection.budget_clipped),
         "held_out_failures": len(held_out),
         "train_failure_rows": train_failure_rows,
+        "style_rows": style_rows,
         "genotypes": [g.to_dict() for g in genotypes],
     }
     return VariantResult(
