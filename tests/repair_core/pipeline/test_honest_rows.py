@@ -12,8 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from repair_core import choices
 from repair_core.datasets.types import ImageDataset
-from repair_core.pipeline import RepairConfig, repair
+from repair_core.pipeline import RepairConfig, compare, repair
 from repair_core.pipeline import variant as variant_module
 from repair_core.pipeline.config import CONTROL_SEED_OFFSET
 from repair_core.search.genotype import Genotype
@@ -25,9 +26,9 @@ from tests.digits_problem import RepairProblem
 OVERRIDES = {"evaluation.corruptions": "fog", "evaluation.max_images": 60}
 
 
-def _config(**kwargs: Any) -> RepairConfig:
+def _config(overrides: dict[str, Any] = OVERRIDES, **kwargs: Any) -> RepairConfig:
     return RepairConfig(
-        profile="smoke", budget=40, overrides=OVERRIDES, failure_name="gaussian_noise", **kwargs
+        profile="smoke", budget=40, overrides=overrides, failure_name="gaussian_noise", **kwargs
     )
 
 
@@ -135,3 +136,35 @@ def test_iterations_continue_the_search_and_each_is_scored(
     checkpoints = [tmp_path / f"iter{k}" / "model.safetensors" for k in (1, 2, 3)]
     assert all(c.exists() for c in checkpoints)
     assert len({c.read_bytes() for c in checkpoints}) == 3
+
+
+def test_baselines_retrain_the_deployed_architecture(
+    digits_problem: RepairProblem, tmp_path: Path
+) -> None:
+    deployed = digits_problem.deployed()
+    one_epoch = {**OVERRIDES, "train.epochs": 1}
+    configs = [
+        RepairConfig.from_dict(
+            {**_config(overrides=one_epoch).to_dict(), **choices.parse_variant(name)}
+        )
+        for name in ("FourierStyle", "AugMix-E", "CutMix-E")
+    ]
+    report, variants = compare(
+        deployed, digits_problem.data, digits_problem.failures, configs,
+        work_dir=tmp_path, device="cpu",
+    )  # fmt: skip
+    assert list(report.models) == ["original", "FourierStyle", "AugMix-E", "CutMix-E"]
+    assert report.control is None  # none asked for: the verdicts say they are against phi0
+    for v in variants:
+        assert v.genotypes == (deployed.genotype,)
+        assert _ledger(tmp_path / v.name)["retraining@1"]["seed"] == CONTROL_SEED_OFFSET
+    fourier = next(v for v in variants if v.name == "FourierStyle")
+    rows = load_file(str(tmp_path / "FourierStyle/confirmed.safetensors"))["rows"]
+    selected = load_file(str(tmp_path / "FourierStyle/selection.safetensors"))["selected"]
+    style_rows = fourier.info["style_rows"]
+    assert sorted(style_rows) == sorted(rows[selected].tolist()) and style_rows
+    assert fourier.info["train_failure_rows"] == []  # C styles the images, is not trained on
+    for v in variants:
+        assert set(style_rows).isdisjoint(v.held_out.tolist())
+    augmix_e = next(v for v in variants if v.name == "AugMix-E")
+    assert len(augmix_e.info["train_failure_rows"]) == augmix_e.info["core_set_size"] == 40
