@@ -272,9 +272,11 @@ class _Loop:
         return record
 
     def _step(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.settings.augmentation != "standard":
-            return self._mixed_step(batch)
         settings = self.settings
+        labels = self.data.labels[batch]
+        if settings.augmentation != "standard":
+            images, targets = self._mixed_batch(batch)
+            return self._optimise(images, targets, labels)
         images = augment_batch(
             self.data.images[batch],
             padding=settings.crop_padding,
@@ -282,58 +284,48 @@ class _Loop:
             cutout_length=settings.cutout_length,
             generator=self.generator,
         )
-        labels = self.data.labels[batch]
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.bf16):
-            aux: torch.Tensor | None = None
-            if self.forward_with_aux is not None:
-                logits, aux = self.forward_with_aux(images)
-            else:
-                logits = self.model(images)
-            loss = F.cross_entropy(logits, labels, label_smoothing=settings.label_smoothing)
-            if aux is not None:
-                aux_loss = F.cross_entropy(aux, labels, label_smoothing=settings.label_smoothing)
-                loss = loss + settings.auxiliary_weight * aux_loss
-        self.optimizer.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)
-        nn.utils.clip_grad_norm_(self.model.parameters(), settings.grad_clip)
-        self.optimizer.step()
-        return loss, logits, labels
+        return self._optimise(images, labels, labels)
 
-    def _mixed_step(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A baseline's step: crop and flip as usual, then CutMix, or three AugMix views
-        (clean, two augmented) in one forward with CE on the clean view + JSD."""
+    def _mixed_batch(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A baseline's (images, targets): crop and flip as usual, then CutMix (soft
+        targets), or the clean batch and two AugMix views stacked (3N images, N labels)."""
         settings = self.settings
         images_u8 = random_crop(self.data.images[batch], settings.crop_padding, self.generator)
         if settings.flip:
             images_u8 = random_flip(images_u8, self.generator)
         labels = self.data.labels[batch]
-        n = labels.shape[0]
-        targets: torch.Tensor = labels
         if settings.augmentation == "cutmix":
-            images, targets = cutmix(
+            return cutmix(
                 images_u8.float().div_(255.0), labels, len(self.data.class_names),
                 alpha=settings.cutmix_alpha, prob=settings.cutmix_prob,
             )  # fmt: skip
-        else:
-            style = None
-            if self.style is not None:
-                bank = self.style.images
-                strength = (settings.style_strength_min, settings.style_strength_max)
+        style = None
+        if self.style is not None:
+            bank = self.style.images
+            strength = (settings.style_strength_min, settings.style_strength_max)
 
-                def style(x: torch.Tensor) -> torch.Tensor:
-                    return fourier_style(x, bank, self.generator, strength=strength)
+            def style(x: torch.Tensor) -> torch.Tensor:
+                return fourier_style(x, bank, self.generator, strength=strength)
 
-            views = [
-                augmix(
-                    images_u8, self.generator, severity=settings.augmix_severity,
-                    width=settings.augmix_width, depth=settings.augmix_depth,
-                    alpha=settings.augmix_alpha, chunk=settings.augmix_chunk, style=style,
-                )
-                for _ in range(2)
-            ]  # fmt: skip
-            images = torch.cat([images_u8.float().div_(255.0), *views])  # type: ignore[list-item]
+        views = [
+            augmix(
+                images_u8, self.generator, severity=settings.augmix_severity,
+                width=settings.augmix_width, depth=settings.augmix_depth,
+                alpha=settings.augmix_alpha, chunk=settings.augmix_chunk, style=style,
+            )
+            for _ in range(2)
+        ]  # fmt: skip
+        return torch.cat([images_u8.float().div_(255.0), *views]), labels  # type: ignore[list-item]
+
+    def _optimise(
+        self, images: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One SGD step. `images` holds N = len(labels) images, or 3N (clean, AugMix view,
+        AugMix view): then CE is on the clean third and the JSD of the three is added.
+        `targets`: class indices or soft targets (CutMix). Returns (loss, clean logits,
+        labels)."""
+        settings = self.settings
+        n = labels.shape[0]
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.bf16):
@@ -344,9 +336,9 @@ class _Loop:
                 logits = self.model(images)
             smoothing = settings.label_smoothing
             loss = F.cross_entropy(logits[:n], targets, label_smoothing=smoothing)
-            if logits.shape[0] > n:  # AugMix views: the clean third is logits[:n]
-                a, b = logits[n : 2 * n], logits[2 * n :]
-                loss = loss + settings.jsd_weight * jsd_consistency(logits[:n], a, b)
+            if logits.shape[0] > n:
+                views = logits[n : 2 * n], logits[2 * n :]
+                loss = loss + settings.jsd_weight * jsd_consistency(logits[:n], *views)
             if aux is not None:
                 aux_loss = F.cross_entropy(aux[:n], targets, label_smoothing=smoothing)
                 loss = loss + settings.auxiliary_weight * aux_loss
