@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -26,7 +27,7 @@ SMALL = TRAIN.subset(torch.arange(96))
 BANK = _stripes(12, seed=7)
 
 
-def _style(augmentation: str) -> dict[str, object]:
+def _style(augmentation: str) -> dict[str, Any]:
     return {"style_images": BANK} if augmentation == "fourier-style" else {}
 
 
@@ -34,7 +35,7 @@ def _style(augmentation: str) -> dict[str, object]:
 def test_train_loop_runs_each_augmentation_and_resumes(tmp_path: Path, augmentation: str) -> None:
     settings = replace(SETTINGS, augmentation=augmentation, cutmix_prob=1.0, report_every_steps=1)
     reference = _new_model()
-    expected = train_model(reference, SMALL, settings, device="cpu", **_style(augmentation))  # type: ignore[arg-type]
+    expected = train_model(reference, SMALL, settings, device="cpu", **_style(augmentation))
     assert len(expected.history) == 2 and all(r["loss"] > 0 for r in expected.history)
 
     def stop(progress: Progress) -> None:
@@ -45,20 +46,13 @@ def test_train_loop_runs_each_augmentation_and_resumes(tmp_path: Path, augmentat
     with pytest.raises(StopAfterEpoch):
         train_model(
             _new_model(), SMALL, settings, device="cpu", state_path=state, on_progress=stop,
-            **_style(augmentation),  # type: ignore[arg-type]
+            **_style(augmentation),
         )  # fmt: skip
     resumed_model = _new_model(seed=99)
-    resumed = train_model(
-        resumed_model,
-        SMALL,
-        settings,
-        device="cpu",
-        state_path=state,
-        **_style(augmentation),  # type: ignore[arg-type]
-    )
-    assert resumed.resumed_from_epoch == 1
+    extra = _style(augmentation)
+    again = train_model(resumed_model, SMALL, settings, device="cpu", state_path=state, **extra)
     _assert_same_weights(resumed_model, reference)
-    assert _untimed(resumed.history) == _untimed(expected.history)
+    assert (again.resumed_from_epoch, _untimed(again.history)) == (1, _untimed(expected.history))
 
 
 def test_the_style_bank_is_required_by_fourier_style_only_and_bound_on_resume(
