@@ -25,7 +25,7 @@ from repair_core.evaluation.report import EvaluationReport
 from repair_core.evaluation.scoring import evaluate_models
 from repair_core.pipeline.config import RepairConfig
 from repair_core.pipeline.profiles import build_plan
-from repair_core.pipeline.progress_map import OverallProgress
+from repair_core.pipeline.progress_map import OverallProgress, variant_share
 from repair_core.pipeline.variant import VariantResult, run_variant
 from repair_core.pipeline.workdir import WorkDir
 from repair_core.progress import CancelToken, ProgressCallback, ignore_progress
@@ -144,7 +144,9 @@ def _run(
                 config,
                 work=work,
                 device=dev,
-                progress=OverallProgress(on_progress, config.iterations),
+                progress=OverallProgress(
+                    variant_share(on_progress, k, len(configs)), config.iterations
+                ),
                 cancel=cancel,
             )
         )
