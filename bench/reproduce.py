@@ -1,10 +1,13 @@
 """Reproduce the paper's comparison (Table 2) on CIFAR-10: original vs RF/CF-DARTS(E) and AU.
 
-Per seed: train a deployed DARTS network phi0 on the clean training split, corrupt the test
-split with one corruption (default Gaussian noise, severity 5), let the pipeline confirm
-phi0's failures, then run every variant on the same data and seed and score all of them in one
-report (the held-out failures are those no variant selected). Writes JSON, a markdown summary
-and charts under --out.
+Per seed: train a deployed DARTS network phi0 on the clean training split, split the test
+split into two disjoint seeded halves, corrupt half A with one corruption (default Gaussian
+noise, severity 5) as the uploaded failures, let the pipeline confirm phi0's failures, then
+run every variant (and the Control row: phi0's architecture retrained with another seed, no
+failures) on the same data and seed and score all of them in one report on half B (the
+held-out failures are those no variant selected). Half B never reaches training: scoring
+the E variants on re-corrupted copies of their own training images would flatter them.
+Writes JSON, a markdown summary with mean ± std and verdicts vs the Control, and charts.
 
     # the GPU protocol (one H100, minutes):
     python -m bench.reproduce --profile fast
@@ -15,8 +18,8 @@ and charts under --out.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -25,20 +28,25 @@ from bench.common import REPO, load_cifar10, machine, write_json
 from repair_core import choices
 from repair_core.checkpoint import load_model, save_model
 from repair_core.corruptions import CORRUPTION_NAMES, corrupt
-from repair_core.datasets.types import ImageDataset
+from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.device import resolve_device
+from repair_core.evaluation.aggregate import summary_markdown
 from repair_core.evaluation.plot import plot_report
 from repair_core.evaluation.report import EvaluationReport
 from repair_core.pipeline import RepairConfig, build_plan, compare
 from repair_core.pipeline.original import train_original
+from repair_core.rng import seeded_permutation
 
-VARIANTS = (
-    ("random", "clean"),
-    ("kcenter", "clean"),
-    ("random", "with-failures"),
-    ("kcenter", "with-failures"),
-    ("augment", "clean"),
-)
+VARIANTS = ("RF-DARTS", "CF-DARTS", "RF-DARTSE", "CF-DARTSE", "AU-DARTS", "Control")
+
+
+def split_test(data: DatasetSplits, seed: int) -> tuple[ImageDataset, DatasetSplits]:
+    """(half A for the failures, the splits with half B as the test split), disjoint."""
+    order = seeded_permutation(len(data.test), seed)
+    half = len(order) // 2
+    source = data.test.subset(order[:half].sort().values)
+    evaluation = data.test.subset(order[half:].sort().values)
+    return source, DatasetSplits(train=data.train, test=evaluation, val=data.val)
 
 
 def run_seed(args: argparse.Namespace, seed: int, out: Path) -> EvaluationReport:
@@ -53,8 +61,6 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> EvaluationReport
     if not checkpoint.exists():
         phi0_settings = plan.train
         if args.phi0_epochs is not None:
-            from dataclasses import replace
-
             phi0_settings = replace(phi0_settings, epochs=args.phi0_epochs)
         model = train_original(
             data.train, settings=phi0_settings, init_channels=plan.net.init_channels,
@@ -62,22 +68,22 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> EvaluationReport
         )  # fmt: skip
         save_model(checkpoint, model, class_names=data.class_names)
     phi0_seconds = time.perf_counter() - started
-    corrupted = corrupt(data.test.images, args.corruption, args.severity, seed=seed)
-    failures = ImageDataset(corrupted, data.test.labels.clone(), data.class_names)
-    configs = [
-        RepairConfig(
-            selection=selection,
-            budget=args.budget,
-            search=search,
-            retrain=retrain,
-            seed=seed,
-            profile=args.profile,
-            overrides=dict(args.set),
-            failure_name=args.corruption,
-        )
-        for search in args.search
-        for selection, retrain in VARIANTS
-    ]
+    source, data = split_test(data, seed)
+    corrupted = corrupt(source.images, args.corruption, args.severity, seed=seed)
+    failures = ImageDataset(corrupted, source.labels.clone(), data.class_names)
+    base = RepairConfig(
+        budget=args.budget, search=args.search[0], seed=seed, profile=args.profile,
+        overrides=dict(args.set), failure_name=args.corruption,
+    )  # fmt: skip
+    # Every variant runs with each search strategy; baselines search nothing, so they run once.
+    by_name: dict[str, RepairConfig] = {}
+    for search in args.search:
+        for name in args.variants:
+            config = RepairConfig.from_dict(
+                {**base.to_dict(), "search": search, **choices.parse_variant(name)}
+            )
+            by_name.setdefault(config.variant_name, config)
+    configs = list(by_name.values())
     report, _ = compare(
         load_model(checkpoint), data, failures, configs,
         work_dir=out / f"seed{seed}" / "work", device=device,
@@ -90,28 +96,12 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> EvaluationReport
     return report
 
 
-def summarise(reports: list[EvaluationReport], severity: int) -> str:
-    """Mean ± std over seeds per model and column (the paper's Table 2 layout)."""
-    first = reports[0]
-    columns = [name for name, _ in first.columns(severity)]
-    lines = ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for model in first.models:
-        cells = []
-        for column in columns:
-            values = [
-                v
-                for r in reports
-                for name, row in r.columns(severity)
-                if name == column and (v := row.get(model)) is not None
-            ]
-            if not values:
-                cells.append("-")
-            elif len(values) == 1:
-                cells.append(f"{values[0]:.2f}")
-            else:
-                cells.append(f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}")
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def _variant(name: str) -> str:
+    try:
+        choices.parse_variant(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,6 +121,10 @@ def main(argv: list[str] | None = None) -> None:
         help="search strategies: every variant runs with each (e.g. CF-DARTS, CF-PCDARTS)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--variants", nargs="+", default=list(VARIANTS), type=_variant,
+        help="variant names, e.g. CF-DARTSE Control (the first is the primary)",
+    )  # fmt: skip
     parser.add_argument("--train-images", type=int, default=None, help="subsample (CPU runs)")
     parser.add_argument("--test-images", type=int, default=None, help="subsample (CPU runs)")
     parser.add_argument("--phi0-epochs", type=int, default=None, help="default: profile's")
@@ -156,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
             else ""
         )
     )
-    table = summarise(reports, args.severity)
+    table = summary_markdown(reports, args.severity)
     summary = f"{header}\n\n{table}\n\nwall time {total:.0f} s on {machine()}\n"
     (out / "summary.md").write_text(summary)
     write_json(

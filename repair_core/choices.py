@@ -35,6 +35,73 @@ PROFILE_CHOICES: tuple[str, ...] = ("smoke", "fast", "paper")
 DEFAULT_PROFILE = "fast"
 
 
+# Retraining the deployed architecture instead of searching one (no selection for the
+# control): the control row every honest comparison needs. Not a service field yet: the
+# API schema takes none of these (see CHOICES below).
+BASELINE_CHOICES: tuple[str, ...] = ("none", "control", "augmix", "cutmix", "fourier-style")
+DEFAULT_BASELINE = "none"
+
+# The retraining augmentation (`TrainSettings.augmentation`); a baseline picks its own.
+AUGMENTATION_CHOICES: tuple[str, ...] = ("standard", "augmix", "cutmix", "fourier-style")
+BASELINE_AUGMENTATION: dict[str, str] = {
+    "control": "standard",
+    "augmix": "augmix",
+    "cutmix": "cutmix",
+    "fourier-style": "fourier-style",
+}
+
+# The paper's variant name prefix of each selection method (CF-DARTS, RF-DARTS, ...) and
+# the name of each baseline row; "E" appended when retrained on D_train ∪ C.
+VARIANT_PREFIXES: dict[str, str] = {
+    "kcenter": "CF",
+    "kcenter-static": "CFS",
+    "random": "RF",
+    "augment": "AU",
+}
+BASELINE_NAMES: dict[str, str] = {
+    "control": "Control",
+    "augmix": "AugMix",
+    "cutmix": "CutMix",
+    "fourier-style": "FourierStyle",
+}
+
+
+def variant_name(
+    selection: str, retrain: str, baseline: str = DEFAULT_BASELINE, search: str = DEFAULT_SEARCH
+) -> str:
+    """CF-DARTS, RF-PCDARTSE, Control, Control-E, ... for one configuration."""
+    with_failures = retrain == "with-failures"
+    if baseline != DEFAULT_BASELINE:
+        return BASELINE_NAMES[baseline] + ("-E" if with_failures else "")
+    return f"{VARIANT_PREFIXES[selection]}-{SEARCH_NAMES[search]}" + ("E" if with_failures else "")
+
+
+def parse_variant(name: str) -> dict[str, str]:
+    """The config fields a variant name stands for: "CF-DARTSE" -> selection kcenter,
+    retrain with-failures; "RF-PCDARTS" -> selection random, search pcdarts; "Control" ->
+    baseline control, retrain clean. "DARTS" names both orders, so it sets no search.
+    ValueError names the accepted forms."""
+    searches = {label: s for s, label in SEARCH_NAMES.items() if label != "DARTS"}
+    searches["DARTS"] = ""
+    for selection, prefix in VARIANT_PREFIXES.items():
+        for label, search in searches.items():
+            for suffix, retrain in (("", "clean"), ("E", "with-failures")):
+                if name == f"{prefix}-{label}{suffix}":
+                    fields = {"selection": selection, "retrain": retrain}
+                    fields["baseline"] = DEFAULT_BASELINE
+                    if search:
+                        fields["search"] = search
+                    return fields
+    for baseline, base in BASELINE_NAMES.items():
+        for suffix, retrain in (("", "clean"), ("-E", "with-failures")):
+            if name == base + suffix:
+                return {"retrain": retrain, "baseline": baseline}
+    labels = "|".join(dict.fromkeys(SEARCH_NAMES.values()))
+    forms = [f"{p}-{{{labels}}}[E]" for p in VARIANT_PREFIXES.values()]
+    forms += [f"{b}[-E]" for b in BASELINE_NAMES.values()]
+    raise ValueError(f"unknown variant {name!r}; use one of {', '.join(forms)}")
+
+
 # RepairConfig field -> (the names it accepts, its default); what the API schema and the
 # CLI options are built from.
 CHOICES: dict[str, tuple[tuple[str, ...], str]] = {

@@ -48,6 +48,17 @@ def run_command(
     compare: Annotated[
         bool, typer.Option(help="also run the RF and AU baselines and score all together")
     ] = False,
+    variants: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated variants scored together, e.g. CF-DARTSE,AugMix-E,CutMix-E "
+            "(CF|CFS|RF|AU-DARTS[E], Control|AugMix|CutMix|FourierStyle[-E]); the first is "
+            "the repaired model"
+        ),
+    ] = None,
+    control: Annotated[
+        bool, typer.Option(help="also retrain phi0's architecture without failures (Control)")
+    ] = True,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
 ) -> None:
     """Repair a deployed model on local files and print the report table."""
@@ -68,8 +79,19 @@ def run_command(
             selection=selection, budget=budget, search=search,
             retrain=retrain, iterations=iterations, seed=seed,
             profile=profile, overrides=_parse_overrides(override or []),
-            failure_name=failure_name,
+            failure_name=failure_name, control=control,
         )  # fmt: skip
+        configs = [config]
+        if variants:
+            try:
+                fields = [choices.parse_variant(n.strip()) for n in variants.split(",")]
+            except ValueError as exc:
+                raise RepairInputError(str(exc)) from None
+            configs = [RepairConfig.from_dict({**config.to_dict(), **f}) for f in fields]
+        elif compare:
+            configs = [
+                config, replace(config, selection="random"), replace(config, selection="augment")
+            ]  # fmt: skip
         limits = IngestLimits()
         deployed = load_model(model)
         splits = read_dataset(data, limits).splits
@@ -80,12 +102,7 @@ def run_command(
         for rejected in batch.rejected[:20]:
             console.print(f"[yellow]skipped failure {rejected.file}: {rejected.reason}")
         with StageBars(console) as bars:
-            if compare:
-                configs = [
-                    config,
-                    replace(config, selection="random"),
-                    replace(config, selection="augment"),
-                ]
+            if len(configs) > 1:
                 report, _ = compare_variants(
                     deployed, splits, batch.dataset, configs,
                     work_dir=work_dir, device=device, on_progress=bars,

@@ -29,17 +29,35 @@ log = logging.getLogger(__name__)
 _COPY_CHUNK = 4 * 1024 * 1024
 
 
-def report_metrics(report: EvaluationReport) -> dict[str, float]:
-    """The report's numbers as flat metric rows: `original.*`, `repaired.*` (the last
-    model), `iteration<k>.*` for earlier iterations; accuracies in percent."""
+def metric_prefixes(report: EvaluationReport) -> dict[str, str]:
+    """Row name -> metric prefix, by role: `original`, `control`, `repaired` (the primary
+    variant's last row), `iteration<k>` (its earlier rows); other variants keep their name.
+    A report without roles (written before the control existed) is read by position."""
     names = list(report.models)
-    repaired = [n for n in names if n != "original"]
-    prefixes = {"original": "original"}
-    for k, name in enumerate(repaired, start=1):
-        prefixes[name] = "repaired" if k == len(repaired) else f"iteration{k}"
+    rows = report.info.get("rows")
+    primary = report.info.get("primary")
+    prefixes = {name: name for name in names}
+    prefixes["original"] = "original"
+    if isinstance(rows, dict) and isinstance(primary, str) and primary in rows:
+        primary_rows = list(rows[primary])
+    else:
+        primary_rows = [n for n in names if n != "original"]
+    for k, name in enumerate(primary_rows, start=1):
+        prefixes[name] = "repaired" if k == len(primary_rows) else f"iteration{k}"
+    control = report.control
+    if control is not None:
+        prefixes[control] = "control"
+    return prefixes
+
+
+def report_metrics(report: EvaluationReport) -> dict[str, float]:
+    """The report's numbers as flat metric rows, prefixed by role (`metric_prefixes`);
+    accuracies in percent. `<prefix>.failure_corruption_all` is the whole test split under
+    the failures' corruption, when that was scored."""
+    prefixes = metric_prefixes(report)
     metrics: dict[str, float] = {}
     for name, scores in report.models.items():
-        prefix = prefixes.get(name, name)
+        prefix = prefixes[name]
         metrics[f"{prefix}.clean"] = scores.clean
         if scores.held_out_failures is not None:
             metrics[f"{prefix}.held_out_failures"] = scores.held_out_failures
@@ -48,6 +66,8 @@ def report_metrics(report: EvaluationReport) -> dict[str, float]:
             metrics[f"{prefix}.corruption_mean"] = mean
         for corruption in report.corruptions:
             metrics[f"{prefix}.{corruption}"] = scores.at(corruption, None)
+        if report.has_all_column and report.failure_corruption is not None:
+            metrics[f"{prefix}.failure_corruption_all"] = scores.at(report.failure_corruption, None)
     return metrics
 
 
@@ -69,7 +89,10 @@ def search_metrics(report: EvaluationReport) -> dict[str, float]:
 
 def iteration_genotypes(result: RepairResult) -> list[dict[str, Any]]:
     """One genotype per search iteration (the last is the repaired model's)."""
-    for variant in result.report.info.get("variants", {}).values():
+    variants = result.report.info.get("variants", {})
+    primary = result.report.info.get("primary")
+    ordered = [variants[primary]] if primary in variants else list(variants.values())
+    for variant in ordered:
         genotypes = variant.get("genotypes")
         if isinstance(genotypes, list) and genotypes:
             return [dict(g) for g in genotypes]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from repair_core.errors import RepairInputError
+from repair_core.evaluation.verdict import ScoreTable, Verdict, verdict_lines, verdicts
 
 FORMAT = "cf-darts-evaluation/1"
 
@@ -77,7 +78,8 @@ class ModelScores:
 class EvaluationReport:
     models: dict[str, ModelScores]  # row order of the table: original first, then repairs
     failure_corruption: str | None = None  # the corruption the failures came from, if known
-    info: dict[str, Any] = field(default_factory=dict)  # JSON-native extras: counts, timings
+    # JSON-native extras: counts, timings; "control" and "primary" name those rows when set.
+    info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -107,6 +109,16 @@ class EvaluationReport:
     def other_corruptions(self) -> tuple[str, ...]:
         """The corruption columns of Table 2: all but the one the failures came from."""
         return tuple(c for c in self.corruptions if c != self.failure_corruption)
+
+    @property
+    def has_all_column(self) -> bool:
+        """Whether the whole test split was scored under the failure corruption."""
+        return self.failure_corruption is not None and self.failure_corruption in self.corruptions
+
+    @property
+    def control(self) -> str | None:
+        name = self.info.get("control")
+        return name if isinstance(name, str) and name in self.models else None
 
     def mean(self, model: str, severity: int | None = None) -> float | None:
         """Mean accuracy over `other_corruptions` at `severity` (None: over all severities)."""
@@ -178,14 +190,20 @@ class EvaluationReport:
     # --- Table 2 --------------------------------------------------------------------------
 
     def columns(self, severity: int | None) -> list[tuple[str, dict[str, float | None]]]:
-        """(header, model -> accuracy) for Clean, <corruption>_fail, other corruptions, Mean."""
+        """(header, model -> accuracy) for Clean, <corruption>_fail, <corruption>_all (the whole
+        test split under the failure corruption, when it was scored), other corruptions, Mean."""
         columns: list[tuple[str, dict[str, float | None]]] = [
             ("Clean", {m: s.clean for m, s in self.models.items()})
         ]
         failures = {m: s.held_out_failures for m, s in self.models.items()}
+        label = short_name(self.failure_corruption) if self.failure_corruption else "Failures"
         if self.failure_corruption is not None or any(v is not None for v in failures.values()):
-            label = short_name(self.failure_corruption) if self.failure_corruption else "Failures"
             columns.append((f"{label}_fail", failures))
+        if self.has_all_column:
+            corruption = str(self.failure_corruption)
+            columns.append(
+                (f"{label}_all", {m: s.at(corruption, severity) for m, s in self.models.items()})
+            )
         for c in self.other_corruptions:
             columns.append((short_name(c), {m: s.at(c, severity) for m, s in self.models.items()}))
         if self.other_corruptions:
@@ -200,6 +218,14 @@ class EvaluationReport:
         where = "averaged over severities" if severity is None else f"at severity {severity}"
         fail_headers = [header for header, _ in columns if header.endswith("_fail")]
         fail = f"{fail_headers[0]}: held-out failures (D_fail minus C). " if fail_headers else ""
+        all_headers = [header for header, _ in columns if header.endswith("_all")]
+        if all_headers:
+            fail += (
+                f"{all_headers[0]}: the whole test split under {self.failure_corruption} "
+                "(phi0's correct and wrong images). "
+            )
+        elif fail_headers:
+            fail += "(The failures are not named after a known corruption: no _all column.) "
         lines = [
             f"Top-1 accuracy (%) {where}. {fail}Mean: over the "
             f"{len(self.other_corruptions)} corruption columns.",
@@ -210,6 +236,7 @@ class EvaluationReport:
         for model in self.models:
             cells = ["—" if col[model] is None else f"{col[model]:.2f}" for _, col in columns]
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines.extend(verdict_lines(self.verdicts(severity)))
         return "\n".join(lines + self._health_lines()) + "\n"
 
     def _health_lines(self) -> list[str]:
@@ -238,3 +265,19 @@ class EvaluationReport:
         if warnings:
             lines += ["", "Warnings:", ""] + [f"- {w}" for w in warnings]
         return lines
+
+    # --- verdicts -------------------------------------------------------------------------
+
+    def score_table(self, severity: int | None) -> ScoreTable:
+        """This report's table at `severity`, as `evaluation.verdict` reads it."""
+        columns = self.columns(severity)
+        test_images = int(self.info.get("test_images", 0))
+        images = {header: test_images for header, _ in columns}
+        for header, _ in columns:
+            if header.endswith("_fail"):
+                images[header] = int(self.info.get("held_out_failures", 0))
+        return ScoreTable(columns, tuple(self.models), self.control, images)
+
+    def verdicts(self, severity: int | None) -> list[Verdict]:
+        """Each repaired row against the control (or phi0 when there is none), one seed."""
+        return verdicts([self.score_table(severity)])

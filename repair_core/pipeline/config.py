@@ -12,8 +12,11 @@ from repair_core.errors import RepairInputError
 
 OverrideValue = int | float | bool | str
 
-# The paper's variant name prefix of each selection method (CF-DARTS, RF-DARTS, ...).
-VARIANT_PREFIXES = {"kcenter": "CF", "kcenter-static": "CFS", "random": "RF", "augment": "AU"}
+VARIANT_PREFIXES = choices.VARIANT_PREFIXES
+
+# The control retrains phi0's own recipe (genotype, sizes, epochs); with phi0's seed it would
+# reproduce phi0 bit for bit, so it trains with this offset added to the config's seed.
+CONTROL_SEED_OFFSET = 1000
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,18 @@ class RepairConfig:
     overrides: Mapping[str, OverrideValue] = field(default_factory=dict)
     # Label of the corruption the failures come from; names the "<name>_fail" column.
     failure_name: str = "failures"
+    # A baseline retrains the deployed architecture without a search ("control": the standard
+    # recipe, another seed, no failure guidance).
+    baseline: str = choices.DEFAULT_BASELINE
+    # Also train and score the Control row (the gain is stated against it).
+    control: bool = False
 
     def __post_init__(self) -> None:
         for name, (names, _) in choices.CHOICES.items():
             _choice(name, getattr(self, name), names)
+        _choice("baseline", self.baseline, choices.BASELINE_CHOICES)
+        if not isinstance(self.control, bool):
+            raise RepairInputError("config.control must be true or false")
         for name, low, high in (("budget", 1, 10_000_000), ("iterations", 1, 3)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -48,12 +59,24 @@ class RepairConfig:
                     f"config.overrides[{key!r}] must be a number, bool or string"
                 )
         object.__setattr__(self, "overrides", dict(self.overrides))
+        if self.baseline != choices.DEFAULT_BASELINE and self.iterations != 1:
+            raise RepairInputError(
+                f"config.iterations must be 1 for the {self.baseline} baseline (it has no search)"
+            )
 
     @property
     def variant_name(self) -> str:
-        """The paper's name for this configuration, e.g. CF-DARTS, RF-PCDARTSE, AU-RobDARTS."""
-        suffix = "E" if self.retrain == "with-failures" else ""
-        return f"{VARIANT_PREFIXES[self.selection]}-{choices.SEARCH_NAMES[self.search]}{suffix}"
+        """The paper's name for this configuration, e.g. CF-DARTS, RF-PCDARTSE, Control."""
+        return choices.variant_name(self.selection, self.retrain, self.baseline, self.search)
+
+    @property
+    def uses_failures(self) -> bool:
+        """Whether this variant selects a core set C from the failures (and so holds C out):
+        every search, every E variant, and FourierStyle (C is its style bank)."""
+        return (
+            self.baseline in (choices.DEFAULT_BASELINE, "fourier-style")
+            or self.retrain == "with-failures"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "overrides": dict(self.overrides)}

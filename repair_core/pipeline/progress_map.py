@@ -56,3 +56,22 @@ class OverallProgress:
 
         report(Progress(stage, 0, 1))
         return report
+
+
+def variant_share(callback: ProgressCallback, index: int, count: int) -> ProgressCallback:
+    """Variant `index` of `count` run one after another: its 0..88 % (everything before
+    evaluating) becomes its share of that span, so the overall percentage never goes back."""
+    span = 100.0 * (1.0 - _FIXED["evaluating"])
+    if count == 1:
+        return callback
+
+    def report(progress: Progress) -> None:
+        percent = progress.metrics.get("overall_percent")
+        if percent is not None:
+            shared = (index * span + min(percent, span)) / count
+            progress = replace(
+                progress, metrics={**progress.metrics, "overall_percent": round(shared, 2)}
+            )
+        callback(progress)
+
+    return report

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from repair_core.atomic import copy_file_atomic, write_json_atomic, write_text_atomic
 from repair_core.checkpoint import LoadedModel, load_model
+from repair_core.corruptions import CORRUPTION_NAMES
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.device import resolve_device
 from repair_core.errors import RepairInputError
@@ -24,7 +26,7 @@ from repair_core.evaluation.report import EvaluationReport
 from repair_core.evaluation.scoring import evaluate_models
 from repair_core.pipeline.config import RepairConfig
 from repair_core.pipeline.profiles import build_plan
-from repair_core.pipeline.progress_map import OverallProgress
+from repair_core.pipeline.progress_map import OverallProgress, variant_share
 from repair_core.pipeline.variant import VariantResult, run_variant
 from repair_core.pipeline.workdir import WorkDir
 from repair_core.progress import CancelToken, ProgressCallback, ignore_progress
@@ -39,6 +41,9 @@ class RepairResult:
     report: EvaluationReport
     timings: dict[str, float]  # seconds per stage
     work_dir: Path
+    primary: str = ""  # the repaired variant's name (its last row is the repaired model)
+    # Every variant's last checkpoint by name, the primary's and the control's included.
+    variant_checkpoints: dict[str, Path] = field(default_factory=dict)
 
 
 def repair(
@@ -52,27 +57,29 @@ def repair(
     on_progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ) -> RepairResult:
-    """Repair `deployed`; calling it again on the same `work_dir` resumes where it stopped."""
+    """Repair `deployed`; calling it again on the same `work_dir` resumes where it stopped.
+
+    With `config.control` the Control row (phi0's architecture retrained with another seed,
+    no failure guidance) is trained too, in `<work_dir>/Control`, and scored beside it."""
     work = WorkDir(work_dir)
-    dev = resolve_device(device) if isinstance(device, str) else device
-    progress = OverallProgress(on_progress, config.iterations)
-    variant = run_variant(
-        deployed, data, failures, config,
-        work=work, device=dev, progress=progress, cancel=cancel,
-    )  # fmt: skip
-    report = _evaluate(
-        work, deployed, data, failures, [variant], variant.held_out, config,
-        device=dev, progress=progress, cancel=cancel,
-    )  # fmt: skip
+    report, variants = _run(
+        deployed, data, failures, [config], work, device, on_progress, cancel, nested=False
+    )
+    primary = variants[0]
     final = work.path("model.safetensors")
     if not final.exists():
-        copy_file_atomic(variant.checkpoints[-1], final)
+        copy_file_atomic(primary.checkpoints[-1], final)
+    timings = dict(primary.timings)
+    for v in variants[1:]:
+        timings.update({f"{v.name}:{k}": t for k, t in v.timings.items()})
     return RepairResult(
-        genotype=variant.genotypes[-1],
+        genotype=primary.genotypes[-1],
         checkpoint=final,
         report=report,
-        timings={**variant.timings, "evaluating": work.result("evaluating")["seconds"]},
+        timings={**timings, "evaluating": work.result("evaluating")["seconds"]},
         work_dir=work.root,
+        primary=primary.name,
+        variant_checkpoints={v.name: v.checkpoints[-1] for v in variants},
     )
 
 
@@ -90,33 +97,75 @@ def compare(
     """Run each variant (e.g. CF, RF, AU; with and without E) and score all in one report.
 
     Held-out failures are those no variant selected, so every row of the table is scored on
-    the same images.
+    the same images. Any config with `control` adds the Control row (unless one is listed).
     """
+    return _run(
+        deployed, data, failures, configs, WorkDir(work_dir), device, on_progress, cancel,
+        nested=True,
+    )  # fmt: skip
+
+
+def control_config(config: RepairConfig) -> RepairConfig:
+    """The control of a repair: same data, sizes and epochs, phi0's architecture, no C."""
+    return replace(config, baseline="control", retrain="clean", iterations=1, control=False)
+
+
+def _run(
+    deployed: LoadedModel,
+    data: DatasetSplits,
+    failures: ImageDataset,
+    configs: Sequence[RepairConfig],
+    root: WorkDir,
+    device: torch.device | str,
+    on_progress: ProgressCallback,
+    cancel: CancelToken | None,
+    *,
+    nested: bool,
+) -> tuple[EvaluationReport, list[VariantResult]]:
+    """Every variant, each in its own work dir (the first in `root` itself unless `nested`),
+    then one evaluation of all on the failures none of them selected."""
+    if not configs:
+        raise RepairInputError("a repair needs at least one variant")
+    configs = list(configs)
     names = [c.variant_name for c in configs]
     if len(set(names)) != len(names):
         raise RepairInputError(f"compare needs distinct variants, got {names}")
-    root = WorkDir(work_dir)
+    control = next((c for c in configs if c.baseline == "control" and c.retrain == "clean"), None)
+    if control is None and any(c.control for c in configs):
+        control = control_config(configs[0])
+        configs.append(control)
     dev = resolve_device(device) if isinstance(device, str) else device
     variants = []
-    for config in configs:
-        progress = OverallProgress(on_progress, config.iterations)
+    for k, config in enumerate(configs):
+        work = root if k == 0 and not nested else WorkDir(root.root / config.variant_name)
         variants.append(
             run_variant(
                 deployed,
                 data,
                 failures,
                 config,
-                work=WorkDir(root.root / config.variant_name),
+                work=work,
                 device=dev,
-                progress=progress,
+                progress=OverallProgress(
+                    variant_share(on_progress, k, len(configs)), config.iterations
+                ),
                 cancel=cancel,
             )
         )
-    held_out = variants[0].held_out
-    for v in variants[1:]:
+    # Every row is scored on the same images: those no variant trained or searched on.
+    selecting = [v for v in variants if v.config.uses_failures] or variants[:1]
+    held_out = selecting[0].held_out
+    for v in selecting[1:]:
         held_out = held_out[torch.isin(held_out, v.held_out)]
+    # Row order: original, the control, then the variants as asked.
+    ordered = [v for v in variants if control is not None and v.config == control]
+    ordered += [v for v in variants if v not in ordered]
+    roles = {
+        "primary": variants[0].name,
+        "control": None if control is None else control.variant_name,
+    }
     report = _evaluate(
-        root, deployed, data, failures, variants, held_out, configs[0],
+        root, deployed, data, failures, ordered, held_out, configs[0], roles,
         device=dev, progress=OverallProgress(on_progress, 1), cancel=cancel,
     )  # fmt: skip
     return report, variants
@@ -130,6 +179,7 @@ def _evaluate(
     variants: Sequence[VariantResult],
     held_out: torch.Tensor,
     config: RepairConfig,
+    roles: dict[str, str | None],
     *,
     device: torch.device,
     progress: OverallProgress,
@@ -142,22 +192,32 @@ def _evaluate(
     on = progress.enter("evaluating")
     started = time.perf_counter()
     models: dict[str, torch.nn.Module] = {"original": deployed.model.to(device).eval()}
+    rows: dict[str, list[str]] = {}
     for v in variants:
+        rows[v.name] = []
         for k, checkpoint in enumerate(v.checkpoints, start=1):
             name = v.name if len(v.checkpoints) == 1 else f"{v.name}-{k}"
             models[name] = load_model(checkpoint, device=device).model
+            rows[v.name].append(name)
     held = failures.subset(held_out) if len(held_out) else None
     ev = plan.evaluation
+    corruptions = tuple(ev.corruptions)
+    if config.failure_name in CORRUPTION_NAMES and config.failure_name not in corruptions:
+        # The <X>_all column (the whole test split under the failures' corruption) always
+        # exists for a known corruption, whatever the evaluation's list says.
+        corruptions = (*corruptions, config.failure_name)
     report = evaluate_models(
         models, data.test, held,
         corruption_name_of_failures=config.failure_name,
-        corruptions=ev.corruptions, severities=ev.severities, seed=config.seed,
+        corruptions=corruptions, severities=ev.severities, seed=config.seed,
         device=device, batch_size=ev.batch_size, max_images=ev.max_images,
         on_progress=on, cancel=cancel,
     )  # fmt: skip
     seconds = time.perf_counter() - started
-    info = {
+    info: dict[str, Any] = {
         "variants": {v.name: {**v.info, "timings": v.timings} for v in variants},
+        "rows": rows,  # variant -> its report rows (one per iteration)
+        **roles,
         "held_out_failures": len(held_out),
         "evaluation_seconds": seconds,
         "evaluation_max_images": ev.max_images,

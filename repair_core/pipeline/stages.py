@@ -117,13 +117,23 @@ def retrain(
     state_path: Path,
     on_progress: ProgressCallback,
     cancel: CancelToken | None,
+    train_seed: int | None = None,
+    augmentation: str | None = None,
+    style_images: ImageDataset | None = None,
 ) -> tuple[EvalNetwork, TrainResult]:
+    """The network of `genotype` initialised from `seed`, trained by `plan.train` (whose
+    seed, the data order and augmentation stream, `train_seed` replaces when given, and
+    whose augmentation `augmentation` replaces; `style_images`: the fourier-style bank)."""
     if len(train) < 2:
         raise RepairInputError("retraining needs at least 2 training images")
     model = EvalNetwork(genotype, config, generator=seeded_generator(seed)).to(device)
     settings = plan.train.scaled_to(config.image_size)
+    if train_seed is not None:
+        settings = replace(settings, seed=train_seed)
+    if augmentation is not None:
+        settings = replace(settings, augmentation=augmentation)
     result = train_model(
-        model, train, settings,
+        model, train, settings, style_images=style_images,
         device=device, state_path=state_path, on_progress=on_progress, cancel=cancel,
     )  # fmt: skip
     return model, result

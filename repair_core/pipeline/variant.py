@@ -15,11 +15,12 @@ from typing import Any
 
 import torch
 
+from repair_core import choices
 from repair_core.checkpoint import LoadedModel, save_model
 from repair_core.datasets.ops import concat_datasets, data_fingerprint, seeded_subset
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
-from repair_core.pipeline.config import RepairConfig
+from repair_core.pipeline.config import CONTROL_SEED_OFFSET, RepairConfig
 from repair_core.pipeline.inputs import check_inputs
 from repair_core.pipeline.profiles import StagePlan, build_plan
 from repair_core.pipeline.progress_map import OverallProgress
@@ -34,6 +35,7 @@ from repair_core.pipeline.workdir import WorkDir
 from repair_core.progress import CancelToken, Progress
 from repair_core.search.collapse import search_health
 from repair_core.search.genotype import Genotype
+from repair_core.search.network import EvalNetwork
 from repair_core.selection import Selection, select
 
 
@@ -88,6 +90,106 @@ def run_variant(
         on(Progress("confirming", 1, 1))
     confirmed = failures.subset(work.load_tensors("confirmed.safetensors")["rows"])
 
+    confirmed_rows = work.load_tensors("confirmed.safetensors")["rows"]
+    selection: Selection | None = None
+    held_out = confirmed_rows  # a variant that selects nothing holds every failure out
+    if config.uses_failures:
+        selection = _select(work, model, train, confirmed, config, plan, device, progress, cancel)
+        held = torch.ones(len(confirmed), dtype=torch.bool)
+        held[selection.selected] = False
+        held_out = confirmed_rows[held]
+
+    genotypes, checkpoints = [], []
+    net_config = network_config(deployed.config, plan)
+    with_failures = config.retrain == "with-failures"
+    train_failure_rows: list[int] = []
+    if with_failures and selection is not None:
+        train_failure_rows = confirmed_rows[selection.selected].tolist()
+    style_rows: list[int] = []  # uploaded failure rows the fourier-style bank holds
+    if config.baseline == "fourier-style" and selection is not None:
+        style_rows = confirmed_rows[selection.selected].tolist()
+    for iteration in range(1, config.iterations + 1):
+        if config.baseline != choices.DEFAULT_BASELINE:
+            # A baseline keeps phi0's architecture: only the training recipe differs.
+            genotype = deployed.genotype
+            seed = config.seed + CONTROL_SEED_OFFSET
+        else:
+            genotype = _search_iteration(
+                work, data, _selected(selection), deployed, plan, iteration,
+                device=device, progress=progress, cancel=cancel,
+            )  # fmt: skip
+            seed = config.seed + iteration - 1
+        key = f"retraining@{iteration}"
+        checkpoint = work.path(f"iter{iteration}", "model.safetensors")
+        if not work.done(key):
+            on = progress.enter("retraining", iteration)
+            started = time.perf_counter()
+            train_set = train
+            if with_failures:
+                train_set = concat_datasets(train, _selected(selection).core)
+            baseline = config.baseline != choices.DEFAULT_BASELINE
+            style = _selected(selection).core if config.baseline == "fourier-style" else None
+            net, result = retrain(
+                genotype, net_config, train_set, plan,
+                seed=seed, device=device,
+                state_path=work.path(f"iter{iteration}", "train_state.pt"),
+                on_progress=on, cancel=cancel,
+                train_seed=seed if baseline else None,
+                augmentation=choices.BASELINE_AUGMENTATION[config.baseline] if baseline else None,
+                style_images=style,
+            )  # fmt: skip
+            save_model(
+                checkpoint, net, class_names=data.class_names,
+                extra_metadata={"repair_config": config.to_json(), "iteration": str(iteration)},
+            )  # fmt: skip
+            last = result.history[-1] if result.history else {}
+            work.finish(
+                key,
+                {"seconds": time.perf_counter() - started, "train_images": len(train_set),
+                 "train_failure_rows": train_failure_rows, "seed": seed,
+                 "style_rows": style_rows,
+                 "final_loss": last.get("loss"), "final_train_acc": last.get("train_acc")},
+            )  # fmt: skip
+        genotypes.append(genotype)
+        checkpoints.append(checkpoint)
+
+    timings = {k: v for k, v in work.timings().items() if k != "evaluating"}
+    info = {
+        "variant": config.variant_name,
+        "config": config.to_dict(),
+        "failures_uploaded": work.result("confirming")["total"],
+        "failures_confirmed": work.result("confirming")["confirmed"],
+        "failures_dropped_correctly_classified": work.result("confirming")["dropped_correct"],
+        "core_set_size": len(selection.core) if selection is not None else 0,
+        "budget_clipped": bool(selection is not None and selection.budget_clipped),
+        "held_out_failures": len(held_out),
+        "train_failure_rows": train_failure_rows,
+        "style_rows": style_rows,
+        "genotypes": [g.to_dict() for g in genotypes],
+    }
+    # The collapse guard of the last search; baselines search nothing, and ledgers written
+    # before the guard existed have none.
+    if work.done(f"searching@{config.iterations}"):
+        health = work.result(f"searching@{config.iterations}").get("health")
+        if health is not None:
+            info["search_health"] = health
+    return VariantResult(
+        config.variant_name, config, tuple(genotypes), tuple(checkpoints), held_out, info, timings
+    )
+
+
+def _select(
+    work: WorkDir,
+    model: EvalNetwork,
+    train: ImageDataset,
+    confirmed: ImageDataset,
+    config: RepairConfig,
+    plan: StagePlan,
+    device: torch.device,
+    progress: OverallProgress,
+    cancel: CancelToken | None,
+) -> Selection:
+    """Select C from the confirmed failures once; read it back on a resume."""
     if not work.done("selecting"):
         on = progress.enter("selecting")
         started = time.perf_counter()
@@ -107,65 +209,13 @@ def run_variant(
             {"method": config.selection, "budget": config.budget, "size": len(chosen.core),
              "budget_clipped": chosen.budget_clipped, "seconds": time.perf_counter() - started},
         )  # fmt: skip
-    selection = _load_selection(work, data)
-    confirmed_rows = work.load_tensors("confirmed.safetensors")["rows"]
-    held = torch.ones(len(confirmed), dtype=torch.bool)
-    held[selection.selected] = False
-    held_out = confirmed_rows[held]
+    return _load_selection(work, confirmed)
 
-    genotypes, checkpoints = [], []
-    net_config = network_config(deployed.config, plan)
-    for iteration in range(1, config.iterations + 1):
-        genotype = _search_iteration(
-            work, data, selection, deployed, plan, iteration,
-            device=device, progress=progress, cancel=cancel,
-        )  # fmt: skip
-        key = f"retraining@{iteration}"
-        checkpoint = work.path(f"iter{iteration}", "model.safetensors")
-        if not work.done(key):
-            on = progress.enter("retraining", iteration)
-            started = time.perf_counter()
-            train_set = train
-            if config.retrain == "with-failures":
-                train_set = concat_datasets(train, selection.core)
-            net, result = retrain(
-                genotype, net_config, train_set, plan,
-                seed=config.seed + iteration - 1, device=device,
-                state_path=work.path(f"iter{iteration}", "train_state.pt"),
-                on_progress=on, cancel=cancel,
-            )  # fmt: skip
-            save_model(
-                checkpoint, net, class_names=data.class_names,
-                extra_metadata={"repair_config": config.to_json(), "iteration": str(iteration)},
-            )  # fmt: skip
-            last = result.history[-1] if result.history else {}
-            work.finish(
-                key,
-                {"seconds": time.perf_counter() - started, "train_images": len(train_set),
-                 "final_loss": last.get("loss"), "final_train_acc": last.get("train_acc")},
-            )  # fmt: skip
-        genotypes.append(genotype)
-        checkpoints.append(checkpoint)
 
-    timings = {k: v for k, v in work.timings().items() if k != "evaluating"}
-    info = {
-        "variant": config.variant_name,
-        "config": config.to_dict(),
-        "failures_uploaded": work.result("confirming")["total"],
-        "failures_confirmed": work.result("confirming")["confirmed"],
-        "failures_dropped_correctly_classified": work.result("confirming")["dropped_correct"],
-        "core_set_size": work.result("selecting")["size"],
-        "budget_clipped": work.result("selecting")["budget_clipped"],
-        "held_out_failures": len(held_out),
-        "genotypes": [g.to_dict() for g in genotypes],
-    }
-    # The collapse guard of the last search; ledgers written before it have none.
-    health = work.result(f"searching@{config.iterations}").get("health")
-    if health is not None:
-        info["search_health"] = health
-    return VariantResult(
-        config.variant_name, config, tuple(genotypes), tuple(checkpoints), held_out, info, timings
-    )
+def _selected(selection: Selection | None) -> Selection:
+    if selection is None:  # `uses_failures` is false only for variants that never ask
+        raise AssertionError("this variant selected no core set")
+    return selection
 
 
 def _search_iteration(
@@ -200,7 +250,7 @@ def _search_iteration(
     return Genotype.from_dict(work.result(key)["genotype"])
 
 
-def _load_selection(work: WorkDir, data: DatasetSplits) -> Selection:
+def _load_selection(work: WorkDir, data: ImageDataset) -> Selection:
     t = work.load_tensors("selection.safetensors")
     core = ImageDataset(t["core_images"], t["core_labels"], data.class_names)
     return Selection(

@@ -36,7 +36,8 @@ from repair_core.errors import RepairInputError
 from repair_core.evaluation.accuracy import accuracy
 from repair_core.precision import autocast
 from repair_core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
-from repair_core.train.augment import augment_batch
+from repair_core.train.augment import augment_batch, random_crop, random_flip
+from repair_core.train.mixing import augmix, cutmix, fourier_style, jsd_consistency
 from repair_core.train.schedule import cosine_lr
 from repair_core.train.settings import TrainSettings
 from repair_core.train.state import capture_rng, resume_train_state, save_train_state, seed_rng
@@ -69,13 +70,15 @@ def train_model(
     on_progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
     eval_set: ImageDataset | None = None,
+    style_images: ImageDataset | None = None,
 ) -> TrainResult:
     """Train `model` in place on `train`; resume from `state_path` when that file exists.
 
     Uses `model.forward_with_aux(x) -> (logits, aux | None)` when the model has it (and the
     auxiliary weight is not 0), else `model(x) -> logits`; sets `model.drop_path_prob` each
     epoch when the model has that attribute, and lends it a seeded `drop_path_generator` when
-    it has that one. The caller's global RNG state is left unchanged.
+    it has that one. The caller's global RNG state is left unchanged. `style_images` (the
+    failures of C) is the style bank of `augmentation="fourier-style"`, required by it only.
     Returns with the model on `device`, in eval mode, in the default memory format.
     """
     device = torch.device(device)
@@ -85,12 +88,21 @@ def train_model(
         raise RepairInputError("eval_set has other class names than the training set")
     if eval_set is not None and len(eval_set) == 0:
         raise RepairInputError("eval_set is empty: give at least one image or no eval_set")
+    if (settings.augmentation == "fourier-style") != (style_images is not None):
+        raise RepairInputError(
+            "style_images are needed by, and only by, augmentation='fourier-style'"
+        )
+    if style_images is not None and (
+        len(style_images) == 0 or style_images.image_shape != train.image_shape
+    ):
+        raise RepairInputError("style_images must be non-empty and shaped like the training set")
     on_cuda = device.type == "cuda"
     callers_drop_path_generator = getattr(model, "drop_path_generator", None)
     loop = _Loop(
         model=model.to(device),
         data=train.to(device),
         eval_data=eval_set.to(device) if eval_set is not None else None,
+        style=style_images.to(device) if style_images is not None else None,
         settings=settings,
         device=device,
         bf16=settings.bf16 and on_cuda,
@@ -121,12 +133,13 @@ class _Loop:
         model: nn.Module,
         data: ImageDataset,
         eval_data: ImageDataset | None,
+        style: ImageDataset | None,
         settings: TrainSettings,
         device: torch.device,
         bf16: bool,
         channels_last: bool,
     ) -> None:
-        self.model, self.data, self.eval_data = model, data, eval_data
+        self.model, self.data, self.eval_data, self.style = model, data, eval_data, style
         self.settings, self.device = settings, device
         self.bf16, self.channels_last = bf16, channels_last
         if channels_last:
@@ -154,7 +167,10 @@ class _Loop:
             # `train_model` puts the caller's value back afterwards.
             self.generators["drop_path"] = torch.Generator(device=device)
             setattr(model, "drop_path_generator", self.generators["drop_path"])  # noqa: B010
+        # With a style bank the state is tied to it too: a resume with another bank is refused.
         self.fingerprint = data_fingerprint(data)
+        if style is not None:
+            self.fingerprint = {**self.fingerprint, "style": data_fingerprint(style)}
         self.epoch = 0
         self.history: list[dict[str, float]] = []
 
@@ -257,6 +273,10 @@ class _Loop:
 
     def _step(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         settings = self.settings
+        labels = self.data.labels[batch]
+        if settings.augmentation != "standard":
+            images, targets = self._mixed_batch(batch)
+            return self._optimise(images, targets, labels)
         images = augment_batch(
             self.data.images[batch],
             padding=settings.crop_padding,
@@ -264,7 +284,48 @@ class _Loop:
             cutout_length=settings.cutout_length,
             generator=self.generator,
         )
+        return self._optimise(images, labels, labels)
+
+    def _mixed_batch(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A baseline's (images, targets): crop and flip as usual, then CutMix (soft
+        targets), or the clean batch and two AugMix views stacked (3N images, N labels)."""
+        settings = self.settings
+        images_u8 = random_crop(self.data.images[batch], settings.crop_padding, self.generator)
+        if settings.flip:
+            images_u8 = random_flip(images_u8, self.generator)
         labels = self.data.labels[batch]
+        if settings.augmentation == "cutmix":
+            return cutmix(
+                images_u8.float().div_(255.0), labels, len(self.data.class_names),
+                alpha=settings.cutmix_alpha, prob=settings.cutmix_prob,
+            )  # fmt: skip
+        style = None
+        if self.style is not None:
+            bank = self.style.images
+            strength = (settings.style_strength_min, settings.style_strength_max)
+
+            def style(x: torch.Tensor) -> torch.Tensor:
+                return fourier_style(x, bank, self.generator, strength=strength)
+
+        views = [
+            augmix(
+                images_u8, self.generator, severity=settings.augmix_severity,
+                width=settings.augmix_width, depth=settings.augmix_depth,
+                alpha=settings.augmix_alpha, chunk=settings.augmix_chunk, style=style,
+            )
+            for _ in range(2)
+        ]  # fmt: skip
+        return torch.cat([images_u8.float().div_(255.0), *views]), labels  # type: ignore[list-item]
+
+    def _optimise(
+        self, images: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One SGD step. `images` holds N = len(labels) images, or 3N (clean, AugMix view,
+        AugMix view): then CE is on the clean third and the JSD of the three is added.
+        `targets`: class indices or soft targets (CutMix). Returns (loss, clean logits,
+        labels)."""
+        settings = self.settings
+        n = labels.shape[0]
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.bf16):
@@ -273,15 +334,19 @@ class _Loop:
                 logits, aux = self.forward_with_aux(images)
             else:
                 logits = self.model(images)
-            loss = F.cross_entropy(logits, labels, label_smoothing=settings.label_smoothing)
+            smoothing = settings.label_smoothing
+            loss = F.cross_entropy(logits[:n], targets, label_smoothing=smoothing)
+            if logits.shape[0] > n:
+                views = logits[n : 2 * n], logits[2 * n :]
+                loss = loss + settings.jsd_weight * jsd_consistency(logits[:n], *views)
             if aux is not None:
-                aux_loss = F.cross_entropy(aux, labels, label_smoothing=settings.label_smoothing)
+                aux_loss = F.cross_entropy(aux[:n], targets, label_smoothing=smoothing)
                 loss = loss + settings.auxiliary_weight * aux_loss
         self.optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
         nn.utils.clip_grad_norm_(self.model.parameters(), settings.grad_clip)
         self.optimizer.step()
-        return loss, logits, labels
+        return loss, logits[:n], labels
 
     def _state(self) -> dict[str, Any]:
         return {

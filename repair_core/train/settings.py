@@ -6,6 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from repair_core.choices import AUGMENTATION_CHOICES
 from repair_core.errors import RepairInputError
 
 
@@ -31,6 +32,20 @@ class TrainSettings:
     channels_last: bool = False  # NHWC memory format; CUDA only, ignored on CPU
     report_every_steps: int = 50  # steps between progress reports (each is one host sync)
     eval_batch_size: int = 256  # images per forward pass when measuring eval accuracy
+    # "standard": crop, flip, cutout (the DARTS protocol). The baselines replace cutout with
+    # CutMix, or with AugMix views and the JSD loss ("fourier-style": AugMix whose op list
+    # also restyles toward failure images), see `train.mixing`.
+    augmentation: str = "standard"
+    augmix_severity: int = 3  # op level ~ U(0.1, severity), 1..10
+    augmix_width: int = 3  # chains mixed per view
+    augmix_depth: int = -1  # ops per chain; -1: uniform in 1..3
+    augmix_alpha: float = 1.0  # Beta/Dirichlet concentration of the mixing weights
+    augmix_chunk: int = 16  # images that share one drawn op chain
+    jsd_weight: float = 12.0  # weight of the Jensen-Shannon consistency loss
+    cutmix_alpha: float = 1.0  # Beta(alpha, alpha) of the kept area
+    cutmix_prob: float = 0.5  # probability a batch is cut-mixed
+    style_strength_min: float = 0.5  # λ ~ U(min, max): how far the amplitude moves to the style
+    style_strength_max: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -48,6 +63,25 @@ class TrainSettings:
             problems.append("drop_path_prob must be in [0, 1)")
         if not 0.0 <= self.label_smoothing < 1.0:
             problems.append("label_smoothing must be in [0, 1)")
+        if self.augmentation not in AUGMENTATION_CHOICES:
+            problems.append(f"augmentation must be one of {', '.join(AUGMENTATION_CHOICES)}")
+        if not 1 <= self.augmix_severity <= 10:
+            problems.append("augmix_severity must be in [1, 10]")
+        for name in ("augmix_width", "augmix_chunk"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1")
+        if self.augmix_depth == 0 or self.augmix_depth < -1:
+            problems.append("augmix_depth must be -1 (random 1..3) or >= 1")
+        for name in ("augmix_alpha", "cutmix_alpha"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                problems.append(f"{name} must be a finite number > 0")
+        if not (math.isfinite(self.jsd_weight) and self.jsd_weight >= 0):
+            problems.append("jsd_weight must be a finite number >= 0")
+        for name in ("cutmix_prob", "style_strength_min", "style_strength_max"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name} must be in [0, 1]")
+        if self.style_strength_min > self.style_strength_max:
+            problems.append("style_strength_min must be <= style_strength_max")
         if problems:
             raise RepairInputError("invalid TrainSettings: " + "; ".join(problems))
 

@@ -48,3 +48,19 @@ def test_the_choices_module_loads_without_torch() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_variant_names_parse_to_the_config_that_names_them_back() -> None:
+    from repair_core.choices import BASELINE_NAMES, parse_variant, variant_name
+
+    names = [f"{p}-DARTS{e}" for p in VARIANT_PREFIXES.values() for e in ("", "E")]
+    names += [f"{b}{e}" for b in BASELINE_NAMES.values() for e in ("", "-E")]
+    for name in names:
+        fields = parse_variant(name)
+        assert RepairConfig(**fields).variant_name == name  # type: ignore[arg-type]
+        assert variant_name(fields.get("selection", "kcenter"), fields["retrain"],
+                            fields["baseline"]) == name  # fmt: skip
+    with pytest.raises(ValueError, match="CF-DARTS\\[E\\]"):
+        parse_variant("XF-DARTS")
+    with pytest.raises(RepairInputError, match="iterations must be 1"):
+        RepairConfig(baseline="augmix", iterations=2)

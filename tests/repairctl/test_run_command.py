@@ -35,6 +35,7 @@ def test_run_repairs_local_files_and_prints_the_table(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr + done.stdout
     assert "| original" in done.stdout and "CF-DARTS" in done.stdout
+    assert "| Control" in done.stdout and "vs Control" in done.stdout  # on by default
     assert "Gauss" in done.stdout or "gaussian" in done.stdout.lower()
     repaired = load_model(work / "model.safetensors")
     assert repaired.class_names == digits_problem.data.class_names

@@ -59,15 +59,17 @@ def test_markdown_has_the_columns_of_the_papers_table_2(report: EvaluationReport
     lines = report.to_markdown(severity=5).splitlines()
     header = [cell.strip() for cell in lines[2].strip("|").split("|")]
     assert header == [
-        "Model", "Clean", "Gauss_fail", "Shot", "Impulse", "Defocus", "Glass", "Motion", "Zoom",
-        "Snow", "Frost", "Fog", "Bright", "Contrast", "Elastic", "Pixel", "Jpeg", "Mean",
+        "Model", "Clean", "Gauss_fail", "Gauss_all", "Shot", "Impulse", "Defocus", "Glass",
+        "Motion", "Zoom", "Snow", "Frost", "Fog", "Bright", "Contrast", "Elastic", "Pixel",
+        "Jpeg", "Mean",
     ]  # fmt: skip
     rows = [line for line in lines[4:] if line.startswith("|")]
     assert [row.split("|")[1].strip() for row in rows] == ["original", "repaired"]
     repaired = [cell.strip() for cell in rows[1].strip("|").split("|")]
     assert repaired[1] == f"{90.0 + 2.5 / 3:.2f}"
     assert repaired[2] == "18.27"
-    assert repaired[3] == f"{80.0 - 35 + 1 / 7 + 2.5:.2f}"  # shot noise at severity 5
+    assert repaired[3] == f"{80.0 - 35 + 2.5:.2f}"  # the whole split under Gaussian noise
+    assert repaired[4] == f"{80.0 - 35 + 1 / 7 + 2.5:.2f}"  # shot noise at severity 5
     assert repaired[-1] == f"{report.mean('repaired', 5):.2f}"
     assert "at severity 5" in lines[0]
 

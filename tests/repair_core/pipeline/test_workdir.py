@@ -38,3 +38,21 @@ def test_a_work_directory_is_bound_to_one_repair(tmp_path: Path) -> None:
     assert not again.done("confirming")
     with pytest.raises(RepairInputError, match="another config"):
         again.bind("config", "b")
+
+
+def test_variants_run_in_turn_share_the_overall_percentage_in_order() -> None:
+    from repair_core.pipeline.progress_map import OverallProgress, variant_share
+    from repair_core.progress import Progress
+
+    seen: list[float] = []
+
+    def record(progress: Progress) -> None:
+        seen.append(progress.metrics["overall_percent"])
+
+    for k in range(3):
+        progress = OverallProgress(variant_share(record, k, 3), iterations=1)
+        on = progress.enter("retraining")
+        on(Progress("retraining", 1, 1))
+    OverallProgress(record, 1).enter("evaluating")(Progress("evaluating", 1, 1))
+    assert seen == sorted(seen) and seen[-1] == 100.0
+    assert max(seen[:-2]) <= 88.0
