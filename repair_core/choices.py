@@ -96,10 +96,12 @@ def parse_variant(name: str) -> dict[str, str]:
         for suffix, retrain in (("", "clean"), ("-E", "with-failures")):
             if name == base + suffix:
                 return {"retrain": retrain, "baseline": baseline}
-    labels = "|".join(dict.fromkeys(SEARCH_NAMES.values()))
-    forms = [f"{p}-{{{labels}}}[E]" for p in VARIANT_PREFIXES.values()]
+    others = ", ".join(label for label in searches if label != "DARTS")
+    forms = [f"{p}-DARTS[E]" for p in VARIANT_PREFIXES.values()]
     forms += [f"{b}[-E]" for b in BASELINE_NAMES.values()]
-    raise ValueError(f"unknown variant {name!r}; use one of {', '.join(forms)}")
+    raise ValueError(
+        f"unknown variant {name!r}; use one of {', '.join(forms)} (DARTS may also be {others})"
+    )
 
 
 # RepairConfig field -> (the names it accepts, its default); what the API schema and the

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from repair_core.choices import CHOICES, PROFILE_CHOICES, SELECTION_CHOICES, help_text
+from repair_core.choices import (
+    CHOICES,
+    PROFILE_CHOICES,
+    SELECTION_CHOICES,
+    help_text,
+    parse_variant,
+    variant_name,
+)
 from repair_core.errors import RepairInputError
 from repair_core.pipeline.config import VARIANT_PREFIXES, RepairConfig
 from repair_core.pipeline.profiles import PROFILES
@@ -51,7 +58,7 @@ def test_the_choices_module_loads_without_torch() -> None:
 
 
 def test_variant_names_parse_to_the_config_that_names_them_back() -> None:
-    from repair_core.choices import BASELINE_NAMES, parse_variant, variant_name
+    from repair_core.choices import BASELINE_NAMES
 
     names = [f"{p}-DARTS{e}" for p in VARIANT_PREFIXES.values() for e in ("", "E")]
     names += [f"{b}{e}" for b in BASELINE_NAMES.values() for e in ("", "-E")]
@@ -64,3 +71,12 @@ def test_variant_names_parse_to_the_config_that_names_them_back() -> None:
         parse_variant("XF-DARTS")
     with pytest.raises(RepairInputError, match="iterations must be 1"):
         RepairConfig(baseline="augmix", iterations=2)
+
+
+def test_variant_names_carry_the_search_strategy() -> None:
+    fields = parse_variant("RF-PCDARTSE")
+    assert fields == {"selection": "random", "retrain": "with-failures", "baseline": "none",
+                      "search": "pcdarts"}  # fmt: skip
+    assert RepairConfig(**fields).variant_name == "RF-PCDARTSE"  # type: ignore[arg-type]
+    assert "search" not in parse_variant("CF-DARTS")  # both DARTS orders keep their name
+    assert variant_name("kcenter", "clean", "none", "robdarts-reg") == "CF-RobDARTSReg"
