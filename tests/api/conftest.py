@@ -25,6 +25,7 @@ from api.queue import CeleryJobQueue
 from api.services.owners import create_owner
 from api.settings import (
     ArtifactSettings,
+    AuthSettings,
     BrokerSettings,
     DatabaseSettings,
     SandboxSettings,
@@ -114,6 +115,8 @@ def api_settings(
         artifacts=ArtifactSettings(root=root),
         uploads=TEST_LIMITS,
         sandbox=SandboxSettings(cpu_seconds=60, timeout_seconds=120.0),
+        # Short, so the revocation test waits little; long enough to be exercised.
+        auth=AuthSettings(cache_seconds=0.3),
     )
 
 
