@@ -82,19 +82,17 @@ class DbGate:
         self._ready()
         sem = self._uploads if upload else self._requests
         assert sem is not None and self._closer is not None
-        if timeout == 0:
-            try:
-                sem.acquire_nowait()
-            except anyio.WouldBlock:
-                raise (when_busy() if when_busy else self._busy("no slot free")) from None
-        else:
-            if sem.statistics().tasks_waiting >= self.max_waiting:
-                raise when_busy() if when_busy else self._busy("too many requests waiting")
+        try:
+            sem.acquire_nowait()
+        except anyio.WouldBlock:
+            busy = when_busy or (lambda: self._busy("no slot free in time"))
+            if timeout == 0 or sem.statistics().tasks_waiting >= self.max_waiting:
+                raise busy() from None
             try:
                 with anyio.fail_after(self.acquire_timeout if timeout is None else timeout):
                     await sem.acquire()
             except TimeoutError:
-                raise (when_busy() if when_busy else self._busy("no slot free in time")) from None
+                raise busy() from None
         try:
             session = self._factory()
             try:

@@ -36,12 +36,14 @@ def make_engine(
     hands out no more slots than that; api/db/gate.py). None: SQLAlchemy's defaults
     (worker, CLI)."""
     ensure_sqlite_folder(url)
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True, "pool_timeout": pool_timeout}
+    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
     parsed = sa.make_url(url)
     backend = parsed.get_backend_name()
     in_memory = backend == "sqlite" and parsed.database in (None, "", ":memory:")
-    if pool_size is not None and not in_memory:
-        kwargs.update(pool_size=pool_size, max_overflow=0)
+    if not in_memory:  # in-memory SQLite has a per-thread pool without these knobs
+        kwargs["pool_timeout"] = pool_timeout
+        if pool_size is not None:
+            kwargs.update(pool_size=pool_size, max_overflow=0)
     if backend == "sqlite":
         kwargs["connect_args"] = {"check_same_thread": False}
     elif backend == "postgresql":
