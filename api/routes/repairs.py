@@ -9,9 +9,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy.orm import Session
 
 from api.db.models import JobStatus
-from api.deps import OwnerDep, QueueDep, SessionDep, SettingsDep, StoreDep
+from api.deps import GateDep, OwnerDep, QueueDep, SessionDep, SettingsDep, StoreDep
 from api.schemas.common import problem_responses
 from api.schemas.repairs import RepairCreate, RepairPublic, RepairsPublic
 from api.services import repairs
@@ -105,10 +106,41 @@ def list_repairs(
     return RepairsPublic(data=[_public(v) for v in views], count=total, limit=limit, offset=offset)
 
 
-@router.get("/{job_id}", response_model=RepairPublic, responses=problem_responses(401, 404, 503))
-def get_repair(job_id: uuid.UUID, owner: OwnerDep, session: SessionDep) -> RepairPublic:
-    """Status, stage, progress percent, ETA, attempts, genotype, metrics and error."""
-    return _public(repairs.get_repair(session, owner_id=owner.id, job_id=job_id))
+def job_etag(version: int) -> str:
+    return f'"v{version}"'
+
+
+@router.get(
+    "/{job_id}",
+    response_model=RepairPublic,
+    responses={
+        304: {"description": "Not modified: If-None-Match matched the job's ETag"},
+        **problem_responses(401, 404, 503),
+    },
+)
+async def get_repair(
+    job_id: uuid.UUID, request: Request, owner: OwnerDep, gate: GateDep
+) -> Response:
+    """Status, stage, progress percent, ETA, attempts, genotype, metrics and error.
+
+    The `ETag` changes with every write to the job; send it back as `If-None-Match`
+    and an unchanged job answers `304` with no body, at the cost of one primary-key read."""
+    tags = _if_none_match(request)
+
+    def read(session: Session) -> tuple[int, RepairPublic | None]:
+        if tags:
+            version = repairs.job_version(session, owner_id=owner.id, job_id=job_id)
+            if "*" in tags or job_etag(version) in tags:
+                return version, None
+        view = repairs.get_repair(session, owner_id=owner.id, job_id=job_id)
+        # The ETag comes from the row that was served, never a second read.
+        return view.job.version, _public(view)
+
+    version, public = await gate.run(read)
+    headers = {"ETag": job_etag(version), "Cache-Control": "private, no-cache"}
+    if public is None:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return JSONResponse(public.model_dump(mode="json"), headers=headers)
 
 
 @router.post(
