@@ -19,6 +19,7 @@ from api.auth_cache import AuthCache
 from api.db.gate import DbGate
 from api.db.session import make_engine, make_session_factory
 from api.errors import PayloadTooLargeError
+from api.limits import Limits
 from api.problems import install_problem_handlers, problem_response
 from api.queue import CeleryJobQueue, JobQueue
 from api.routes import datasets, failures, health, models, repairs
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
 
     store = ArtifactStore(settings.artifacts.root)
     session_factory = make_session_factory(engine)
+    limits = Limits(settings)
     gate = DbGate(
         session_factory,
         request_slots=db.pool_size,
@@ -132,6 +134,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(sweep)
         yield
+        await limits.close()
         engine.dispose()
         close = getattr(job_queue, "close", None)
         if callable(close):
@@ -147,6 +150,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.state.engine = engine
     app.state.session_factory = session_factory
     app.state.gate = gate
+    app.state.limits = limits
     app.state.auth_cache = AuthCache(
         ttl_seconds=settings.auth.cache_seconds, max_entries=settings.auth.cache_entries
     )

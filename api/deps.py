@@ -18,6 +18,7 @@ from api.auth import key_digest
 from api.auth_cache import AuthCache, AuthedOwner, KeyGrant
 from api.db.gate import DbGate
 from api.errors import UnauthorizedError
+from api.limits import Limits
 from api.queue import JobQueue
 from api.services import owners
 from api.settings import Settings
@@ -46,6 +47,11 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
         yield session
 
 
+def get_limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
+
+
 def get_store(request: Request) -> ArtifactStore:
     store: ArtifactStore = request.app.state.store
     return store
@@ -58,6 +64,7 @@ def get_queue(request: Request) -> JobQueue:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 GateDep = Annotated[DbGate, Depends(get_gate)]
+LimitsDep = Annotated[Limits, Depends(get_limits)]
 # scope="function": the session (and its slot) is closed once the handler has returned,
 # before the body is sent, so a download never holds a connection while it streams.
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]
@@ -81,7 +88,12 @@ async def get_owner(
     digest = key_digest(settings.auth_pepper, key)
     owner = cache.get(digest)
     if owner is not None:
+        # A key that checked out moments ago: nothing to guess here, no limit lookup.
         return owner
+    limits = get_limits(request)
+    client = request.client.host if request.client else "unknown"
+    # Before the key is checked, so a blocked brute forcer learns nothing from its guesses.
+    await limits.failed_auth_blocked(client)
 
     def check(session: Session) -> KeyGrant | None:
         return owners.authenticate(session, key=key, pepper=settings.auth_pepper)
@@ -90,6 +102,7 @@ async def get_owner(
     # holds one slot while it waits for another.
     grant = await gate.run(check)
     if grant is None:
+        await limits.record_failed_auth(client)
         raise UnauthorizedError("invalid, revoked or expired API key", headers=challenge)
     cache.put(digest, grant)
     return grant.owner
@@ -99,10 +112,19 @@ OwnerDep = Annotated[AuthedOwner, Depends(get_owner)]
 
 
 def get_upload_receiver(
-    request: Request, owner: OwnerDep, gate: GateDep, store: StoreDep, settings: SettingsDep
+    request: Request,
+    owner: OwnerDep,
+    gate: GateDep,
+    limits: LimitsDep,
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> UploadReceiver:
     # No session here: one would hold a slot while the body streams in.
-    return UploadReceiver(request, owner.id, gate, store, settings)
+    return UploadReceiver(request, owner.id, gate, limits, store, settings)
+
+
+async def limit_job_creation(owner: OwnerDep, limits: LimitsDep) -> None:
+    await limits.rate("jobs", owner.id)
 
 
 UploadDep = Annotated[UploadReceiver, Depends(get_upload_receiver)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -123,6 +124,25 @@ class AuthSettings(BaseModel):
     cache_entries: int = Field(default=10_000, ge=0)
 
 
+class LimitSettings(BaseModel):
+    # Where limit state lives: "auto" is Redis when the broker is (state shared by every API
+    # process), else this process's memory (one process only).
+    backend: Literal["auto", "memory", "redis"] = "auto"
+    redis_url: str | None = None  # default: the broker's URL
+    key_prefix: str = "repair:lim:"
+    # Per API key: a burst, then this many a minute (429 with Retry-After beyond).
+    jobs_per_minute: float = Field(default=10, gt=0)
+    jobs_burst: int = Field(default=20, ge=1)
+    uploads_per_minute: float = Field(default=10, gt=0)
+    uploads_burst: int = Field(default=20, ge=1)
+    # Per client address: failed authentications, then every request of it is refused.
+    failed_auth_per_minute: float = Field(default=10, gt=0)
+    failed_auth_burst: int = Field(default=20, ge=1)
+    # `Retry-After` of a refused upload (concurrency caps), and the lease of an upload slot.
+    upload_retry_after_seconds: int = Field(default=30, ge=1)
+    slot_lease_seconds: float = Field(default=60.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REPAIR_", env_nested_delimiter="__", extra="ignore"
@@ -137,6 +157,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     # "auto" picks CUDA when present, else CPU; or "cpu", "cuda", "cuda:1".
     device: str = "auto"
     # Server-side secret mixed into API-key digests; set it in production.
@@ -147,6 +168,10 @@ class Settings(BaseSettings):
         if self.uploads.max_concurrent_total < self.uploads.max_concurrent_per_owner:
             raise ValueError(
                 "uploads.max_concurrent_total must be >= uploads.max_concurrent_per_owner"
+            )
+        if self.limits.backend == "memory" and self.api.workers > 1:
+            raise ValueError(
+                "limits.backend=memory keeps limits per process: use redis with api.workers > 1"
             )
         return self
 

@@ -7,12 +7,20 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.orm import Session
 
 from api.db.models import JobStatus
-from api.deps import GateDep, OwnerDep, QueueDep, SessionDep, SettingsDep, StoreDep
+from api.deps import (
+    GateDep,
+    OwnerDep,
+    QueueDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    limit_job_creation,
+)
 from api.schemas.common import problem_responses
 from api.schemas.repairs import RepairCreate, RepairPublic, RepairsPublic
 from api.services import repairs
@@ -54,6 +62,8 @@ def _public(view: RepairView) -> RepairPublic:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=RepairPublic,
+    # Before the session: a refused creation costs no database work.
+    dependencies=[Depends(limit_job_creation)],
     responses={
         200: {"model": RepairPublic, "description": "Replay of an Idempotency-Key: same job"},
         **problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 503),

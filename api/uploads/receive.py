@@ -13,14 +13,13 @@ from starlette.requests import Request
 
 from api.db.gate import DbGate
 from api.errors import TooManyRequestsError
+from api.limits import Limits
 from api.settings import Settings
 from api.storage import ArtifactStore
 from api.uploads.forms import UploadForm
 from api.uploads.multipart import receive_upload
 
 T = TypeVar("T")
-
-UPLOAD_RETRY_AFTER_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,7 @@ class UploadReceiver:
     request: Request
     owner_id: uuid.UUID
     gate: DbGate
+    limits: Limits
     store: ArtifactStore
     settings: Settings
 
@@ -41,7 +41,11 @@ class UploadReceiver:
         # The upload slot is taken before a byte of the body is read (a full house answers
         # at once, not after the client sent gigabytes); its session checks out a
         # connection only when `create` runs, so streaming holds none.
-        async with self.gate.session(upload=True, timeout=0, when_busy=self._busy) as session:
+        await self.limits.rate("uploads", self.owner_id)
+        async with (
+            self.limits.upload_slot(self.owner_id),
+            self.gate.session(upload=True, timeout=0, when_busy=self._busy) as session,
+        ):
             upload = await receive_upload(
                 self.request,
                 dest=self.store.temp_path(".upload"),
@@ -65,9 +69,11 @@ class UploadReceiver:
             return await self.gate.in_thread(run, session, upload=True)
 
     def _busy(self) -> Exception:
+        # This process's upload connections are all in use (the limit store failed open,
+        # or other processes' uploads are counted elsewhere).
         return TooManyRequestsError(
             f"{self.settings.uploads.max_concurrent_total} uploads are being processed; "
             "retry later",
             code="uploads_busy",
-            headers={"Retry-After": str(UPLOAD_RETRY_AFTER_SECONDS)},
+            headers={"Retry-After": str(self.settings.limits.upload_retry_after_seconds)},
         )
