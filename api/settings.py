@@ -169,7 +169,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "uploads.max_concurrent_total must be >= uploads.max_concurrent_per_owner"
             )
-        if self.limits.backend == "memory" and self.api.workers > 1:
+        limits_url = self.limits.redis_url or self.broker.url
+        in_memory = self.limits.backend == "memory" or (
+            self.limits.backend == "auto" and not limits_url.startswith(("redis://", "rediss://"))
+        )
+        if in_memory and self.api.workers > 1:
             raise ValueError(
                 "limits.backend=memory keeps limits per process: use redis with api.workers > 1"
             )

@@ -217,10 +217,18 @@ async def _uploader(client: httpx.AsyncClient, tally: Tally, seed: int, until: f
         body = _npz(seed * 100_000 + n)
         started = time.monotonic()
         response: httpx.Response | None = None
-        with suppress(httpx.TimeoutException):
+        try:
             response = await client.post(
                 "/v1/datasets", files={"file": (f"bench-{seed}-{n}.npz", body)}
             )
+        except httpx.TimeoutException:
+            pass
+        except httpx.TransportError:
+            # A refusal (429) sent before the body was read closes the connection under
+            # a client still sending: count it, retry after a second.
+            tally.codes["upload"]["closed_early"] += 1
+            await asyncio.sleep(1.0)
+            continue
         tally.record("upload", started, response)
         if response is not None and response.status_code in (429, 503):
             await asyncio.sleep(min(float(response.headers.get("retry-after", "1")), 5.0))
@@ -324,6 +332,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--progress-hz", type=float, default=3.0)
     p.add_argument("--burst", type=int, default=0, help="N simultaneous GETs instead of load")
     p.add_argument("--timeout", type=float, default=10.0, help="client timeout of a poll")
+    p.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/0",
+        help="limit state when --workers > 1 (limits must be shared by the processes)",
+    )
     p.add_argument("--set", action="append", default=[], metavar="REPAIR_X=V")
     p.add_argument("--json", type=Path, help="also write the figures here")
     return p
@@ -351,6 +364,12 @@ def main(argv: list[str] | None = None) -> None:
                     artifacts=ArtifactSettings(root=folder / "artifacts"),
                 )
                 overrides = dict(item.partition("=")[::2] for item in args.set)
+                if args.workers > 1:
+                    overrides.setdefault("REPAIR_LIMITS__REDIS_URL", args.redis_url)
+                    overrides.setdefault("REPAIR_LIMITS__BACKEND", "redis")
+                    overrides.setdefault(
+                        "REPAIR_LIMITS__KEY_PREFIX", f"repair-bench-{uuid.uuid4().hex[:8]}:"
+                    )
                 key, job_id = _seed(url, settings.auth_pepper)
                 stop = threading.Event()
                 worker = threading.Thread(
