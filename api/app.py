@@ -19,6 +19,7 @@ from api.auth_cache import AuthCache
 from api.db.gate import DbGate
 from api.db.session import make_engine, make_session_factory
 from api.errors import PayloadTooLargeError
+from api.events import StreamCounter
 from api.limits import Limits
 from api.problems import install_problem_handlers, problem_response
 from api.queue import CeleryJobQueue, JobQueue
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.state.session_factory = session_factory
     app.state.gate = gate
     app.state.limits = limits
+    app.state.streams = StreamCounter()
     app.state.auth_cache = AuthCache(
         ttl_seconds=settings.auth.cache_seconds, max_entries=settings.auth.cache_entries
     )

@@ -143,6 +143,16 @@ class LimitSettings(BaseModel):
     slot_lease_seconds: float = Field(default=60.0, gt=0)
 
 
+class EventSettings(BaseModel):
+    # `GET /v1/repairs/{id}/events`: how often a stream reads its job, the caps on open
+    # streams per API process (beyond: 429), and how long one stream lasts (the client
+    # then reconnects with Last-Event-ID).
+    poll_seconds: float = Field(default=1.0, gt=0)
+    max_streams: int = Field(default=500, ge=1)
+    max_streams_per_owner: int = Field(default=10, ge=1)
+    max_stream_seconds: float = Field(default=3600.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REPAIR_", env_nested_delimiter="__", extra="ignore"
@@ -158,6 +168,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
     # "auto" picks CUDA when present, else CPU; or "cpu", "cuda", "cuda:1".
     device: str = "auto"
     # Server-side secret mixed into API-key digests; set it in production.

@@ -202,9 +202,17 @@ async def _poller(
         headers = {"If-None-Match": etag} if args.etag and etag else {}
         started = time.monotonic()
         response: httpx.Response | None = None
-        with suppress(httpx.TimeoutException):
+        try:
             response = await client.get(f"/v1/repairs/{target.job_id}", headers=headers)
             etag = response.headers.get("etag", etag)
+        except httpx.TimeoutException:
+            pass
+        except httpx.TransportError:
+            # A keep-alive connection the server closed as the request went out: counted
+            # apart (no answer, but not a hang), and the poller goes on.
+            tally.codes["poll"]["connection_closed"] += 1
+            next_at = max(next_at + args.interval, time.monotonic())
+            continue
         tally.record("poll", started, response)
         # At most one request a second per poller, even after a slow answer.
         next_at = max(next_at + args.interval, time.monotonic())

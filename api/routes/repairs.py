@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy.orm import Session
 
 from api.db.models import JobStatus
@@ -21,6 +23,7 @@ from api.deps import (
     StoreDep,
     limit_job_creation,
 )
+from api.events import JobStreamDep
 from api.schemas.common import problem_responses
 from api.schemas.repairs import RepairCreate, RepairPublic, RepairsPublic
 from api.services import repairs
@@ -151,6 +154,24 @@ async def get_repair(
     if public is None:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return JSONResponse(public.model_dump(mode="json"), headers=headers)
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses=problem_responses(401, 404, 429, 503),
+)
+async def job_events(stream: JobStreamDep) -> AsyncIterator[ServerSentEvent]:
+    """Server-Sent Events of the job: `stage` and `progress` (id: the job's version; the
+    data has status, stage, progress, ETA and the latest metrics), then `end` with the
+    full job once it has finished. Reconnect with `Last-Event-ID` to resume."""
+
+    def final(session: Session) -> dict[str, Any]:
+        view = repairs.get_repair(session, owner_id=stream.owner_id, job_id=stream.job_id)
+        return _public(view).model_dump(mode="json")
+
+    async for event in stream.events(final):
+        yield event
 
 
 @router.post(
