@@ -69,8 +69,9 @@ class Limits:
             if op == "peek":
                 return await self.store.peek(key, rate)
             return await self.store.hit(key, rate)
-        except (RedisError, OSError):
-            log.warning("rate limit %s skipped: limit store unavailable", key, exc_info=True)
+        except (RedisError, OSError) as exc:
+            # One line, no traceback: under overload this can fire on every request.
+            log.warning("rate limit %s skipped: limit store unavailable (%r)", key, exc)
             return 0.0
 
     async def rate(self, kind: str, owner: uuid.UUID) -> None:
