@@ -181,7 +181,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for operation in operations.values():
                 for code, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
-                    if code[0] in "45" and "application/json" in content:
-                        content["application/problem+json"] = content.pop("application/json")
+                    # An error is a problem document, also on a streaming route (whose
+                    # responses FastAPI documents under its own media type).
+                    for media in ("application/json", "text/event-stream"):
+                        if code[0] in "45" and media in content:
+                            content["application/problem+json"] = content.pop(media)
         app.openapi_schema = spec
     return app.openapi_schema
