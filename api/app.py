@@ -15,8 +15,12 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth_cache import AuthCache
+from api.db.gate import DbGate
 from api.db.session import make_engine, make_session_factory
 from api.errors import PayloadTooLargeError
+from api.events import StreamCounter
+from api.limits import Limits
 from api.problems import install_problem_handlers, problem_response
 from api.queue import CeleryJobQueue, JobQueue
 from api.routes import datasets, failures, health, models, repairs
@@ -87,11 +91,29 @@ class BodyLimitMiddleware:
 
 def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = make_engine(settings.database.url, echo=settings.database.echo)
+    db = settings.database
+    upload_slots = settings.uploads.max_concurrent_total
+    # Exactly one connection per gate slot, no overflow (api/db/gate.py).
+    engine = make_engine(
+        db.url,
+        echo=db.echo,
+        pool_size=db.pool_size + upload_slots,
+        pool_timeout=db.pool_timeout_seconds,
+        connect_timeout=db.connect_timeout_seconds,
+    )
     job_queue: JobQueue = queue if queue is not None else CeleryJobQueue(settings.broker)
 
     store = ArtifactStore(settings.artifacts.root)
     session_factory = make_session_factory(engine)
+    limits = Limits(settings)
+    gate = DbGate(
+        session_factory,
+        request_slots=db.pool_size,
+        upload_slots=upload_slots,
+        acquire_timeout=db.acquire_timeout_seconds,
+        max_waiting=db.max_waiting,
+        retry_after=db.busy_retry_after_seconds,
+    )
 
     def sweep() -> None:
         # Temp files of uploads cut short by a crash (docs/upload-safety.md, fault 7), and files
@@ -113,6 +135,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(sweep)
         yield
+        await limits.close()
         engine.dispose()
         close = getattr(job_queue, "close", None)
         if callable(close):
@@ -127,6 +150,12 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
+    app.state.gate = gate
+    app.state.limits = limits
+    app.state.streams = StreamCounter()
+    app.state.auth_cache = AuthCache(
+        ttl_seconds=settings.auth.cache_seconds, max_entries=settings.auth.cache_entries
+    )
     app.state.store = store
     app.state.queue = job_queue
 
@@ -152,7 +181,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for operation in operations.values():
                 for code, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
-                    if code[0] in "45" and "application/json" in content:
-                        content["application/problem+json"] = content.pop("application/json")
+                    # An error is a problem document, also on a streaming route (whose
+                    # responses FastAPI documents under its own media type).
+                    for media in ("application/json", "text/event-stream"):
+                        if code[0] in "45" and media in content:
+                            content["application/problem+json"] = content.pop(media)
         app.openapi_schema = spec
     return app.openapi_schema

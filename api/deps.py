@@ -1,17 +1,24 @@
 """Typed dependencies: settings, a database session, the artifact store, the queue, the
-authenticated owner (the one place the owner check lives), and an upload's receiver."""
+authenticated owner (the one place the owner check lives), and an upload's receiver.
+
+Every database session comes from the gate (`api/db/gate.py`): a request holds a slot,
+awaited without a thread, before it may check out a connection, so the API cannot wedge.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.db.models import Owner
+from api.auth import key_digest
+from api.auth_cache import AuthCache, AuthedOwner, KeyGrant
+from api.db.gate import DbGate
 from api.errors import UnauthorizedError
+from api.limits import Limits
 from api.queue import JobQueue
 from api.services import owners
 from api.settings import Settings
@@ -30,9 +37,19 @@ def get_app_settings(request: Request) -> Settings:
     return settings
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    with request.app.state.session_factory() as session:
+def get_gate(request: Request) -> DbGate:
+    gate: DbGate = request.app.state.gate
+    return gate
+
+
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    async with get_gate(request).session() as session:
         yield session
+
+
+def get_limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
 
 
 def get_store(request: Request) -> ArtifactStore:
@@ -46,37 +63,68 @@ def get_queue(request: Request) -> JobQueue:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-SessionDep = Annotated[Session, Depends(get_db)]
+GateDep = Annotated[DbGate, Depends(get_gate)]
+LimitsDep = Annotated[Limits, Depends(get_limits)]
+# scope="function": the session (and its slot) is closed once the handler has returned,
+# before the body is sent, so a download never holds a connection while it streams.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 
-def get_owner(
-    session: SessionDep,
+async def get_owner(
+    request: Request,
     settings: SettingsDep,
+    gate: GateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Owner:
+) -> AuthedOwner:
     challenge = {"WWW-Authenticate": 'Bearer realm="repair"'}
     if credentials is None:
         raise UnauthorizedError(
             "missing API key: send `Authorization: Bearer <key>`", headers=challenge
         )
-    owner = owners.authenticate(session, key=credentials.credentials, pepper=settings.auth_pepper)
-    # End the read transaction: an upload handler must not hold a connection while the
-    # body streams in.
-    session.commit()
-    if owner is None:
+    key = credentials.credentials
+    cache: AuthCache = request.app.state.auth_cache
+    digest = key_digest(settings.auth_pepper, key)
+    owner = cache.get(digest)
+    if owner is not None:
+        # A key that checked out moments ago: nothing to guess here, no limit lookup.
+        return owner
+    limits = get_limits(request)
+    client = request.client.host if request.client else "unknown"
+    # Before the key is checked, so a blocked brute forcer learns nothing from its guesses.
+    await limits.failed_auth_blocked(client)
+
+    def check(session: Session) -> KeyGrant | None:
+        return owners.authenticate(session, key=key, pepper=settings.auth_pepper)
+
+    # A slot of its own, given back before the route's session takes one: a request never
+    # holds one slot while it waits for another.
+    grant = await gate.run(check)
+    if grant is None:
+        await limits.record_failed_auth(client)
         raise UnauthorizedError("invalid, revoked or expired API key", headers=challenge)
-    return owner
+    cache.put(digest, grant)
+    return grant.owner
 
 
-OwnerDep = Annotated[Owner, Depends(get_owner)]
+OwnerDep = Annotated[AuthedOwner, Depends(get_owner)]
 
 
 def get_upload_receiver(
-    request: Request, owner: OwnerDep, session: SessionDep, store: StoreDep, settings: SettingsDep
+    request: Request,
+    owner: OwnerDep,
+    gate: GateDep,
+    limits: LimitsDep,
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> UploadReceiver:
-    return UploadReceiver(request, owner.id, session, store, settings)
+    # No session here: one would hold a slot while the body streams in.
+    return UploadReceiver(request, owner.id, gate, limits, store, settings)
+
+
+async def limit_job_creation(owner: OwnerDep, limits: LimitsDep) -> None:
+    await limits.rate("jobs", owner.id)
 
 
 UploadDep = Annotated[UploadReceiver, Depends(get_upload_receiver)]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
@@ -25,6 +26,19 @@ class DatabaseSettings(BaseModel):
     # Production: postgresql+psycopg://user:pass@host:5432/repair
     url: str = f"sqlite:///{VAR_DIR / 'repair.db'}"
     echo: bool = False
+    # Request slots of one API process (docs/api-under-load.md): the pool holds this many
+    # connections plus `uploads.max_concurrent_total`, never more (no overflow).
+    pool_size: int = Field(default=10, ge=1)
+    # A request waits this long for a slot, then answers 503 `database_busy`.
+    acquire_timeout_seconds: float = Field(default=1.0, gt=0)
+    # More requests than this waiting for a slot: 503 at once.
+    max_waiting: int = Field(default=200, ge=0)
+    # Defence only: with the gate a checkout never waits.
+    pool_timeout_seconds: float = Field(default=2.0, gt=0)
+    connect_timeout_seconds: int = Field(default=3, ge=1)
+    busy_retry_after_seconds: int = Field(default=1, ge=1)
+    # `/readyz` reports `saturated` when no slot frees within this.
+    ready_timeout_seconds: float = Field(default=0.5, gt=0)
 
 
 class BrokerSettings(BaseModel):
@@ -48,6 +62,9 @@ class UploadLimits(BaseModel):
     member_bytes: int = 64 * MiB
     unpacked_bytes: int = 100 * GiB
     image_pixels: int = 4096 * 4096
+    # Uploads being received or validated at once (each holds a sandbox child for minutes).
+    max_concurrent_per_owner: int = Field(default=2, ge=1)
+    max_concurrent_total: int = Field(default=4, ge=1)
 
 
 class QuotaSettings(BaseModel):
@@ -91,6 +108,52 @@ class WorkerSettings(BaseModel):
     max_tasks_per_child: int = 1
 
 
+class ApiSettings(BaseModel):
+    # `python -m api`: where it listens and how many worker processes it runs.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default=1, ge=1)
+    # Trust X-Forwarded-For from `forwarded_allow_ips` (behind a reverse proxy).
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
+
+
+class AuthSettings(BaseModel):
+    # A successful key check is reused this long (0: every request reads the key row);
+    # a revoked key is refused at most this long after the revocation commits.
+    cache_seconds: float = Field(default=5.0, ge=0)
+    cache_entries: int = Field(default=10_000, ge=0)
+
+
+class LimitSettings(BaseModel):
+    # Where limit state lives: "auto" is Redis when the broker is (state shared by every API
+    # process), else this process's memory (one process only).
+    backend: Literal["auto", "memory", "redis"] = "auto"
+    redis_url: str | None = None  # default: the broker's URL
+    key_prefix: str = "repair:lim:"
+    # Per API key: a burst, then this many a minute (429 with Retry-After beyond).
+    jobs_per_minute: float = Field(default=10, gt=0)
+    jobs_burst: int = Field(default=20, ge=1)
+    uploads_per_minute: float = Field(default=10, gt=0)
+    uploads_burst: int = Field(default=20, ge=1)
+    # Per client address: failed authentications, then every request of it is refused.
+    failed_auth_per_minute: float = Field(default=10, gt=0)
+    failed_auth_burst: int = Field(default=20, ge=1)
+    # `Retry-After` of a refused upload (concurrency caps), and the lease of an upload slot.
+    upload_retry_after_seconds: int = Field(default=30, ge=1)
+    slot_lease_seconds: float = Field(default=60.0, gt=0)
+
+
+class EventSettings(BaseModel):
+    # `GET /v1/repairs/{id}/events`: how often a stream reads its job, the caps on open
+    # streams per API process (beyond: 429), and how long one stream lasts (the client
+    # then reconnects with Last-Event-ID).
+    poll_seconds: float = Field(default=1.0, gt=0)
+    max_streams: int = Field(default=500, ge=1)
+    max_streams_per_owner: int = Field(default=10, ge=1)
+    max_stream_seconds: float = Field(default=3600.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REPAIR_", env_nested_delimiter="__", extra="ignore"
@@ -103,10 +166,30 @@ class Settings(BaseSettings):
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
     # "auto" picks CUDA when present, else CPU; or "cpu", "cuda", "cuda:1".
     device: str = "auto"
     # Server-side secret mixed into API-key digests; set it in production.
     auth_pepper: str = "embedded-default-pepper"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.uploads.max_concurrent_total < self.uploads.max_concurrent_per_owner:
+            raise ValueError(
+                "uploads.max_concurrent_total must be >= uploads.max_concurrent_per_owner"
+            )
+        limits_url = self.limits.redis_url or self.broker.url
+        in_memory = self.limits.backend == "memory" or (
+            self.limits.backend == "auto" and not limits_url.startswith(("redis://", "rediss://"))
+        )
+        if in_memory and self.api.workers > 1:
+            raise ValueError(
+                "limits.backend=memory keeps limits per process: use redis with api.workers > 1"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -5,9 +5,11 @@ layer reads them from options or `REPAIR_URL` / `REPAIR_API_KEY`."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -19,6 +21,36 @@ from repair_core.atomic import atomic_open, write_bytes_atomic
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 DOWNLOAD_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerEvent:
+    event: str
+    data: Any
+    id: str | None
+
+
+def parse_sse(lines: Iterable[str]) -> Iterator[ServerEvent]:
+    """Server-Sent Events from a stream's lines: `event:`, `data:` (JSON) and `id:`
+    fields, dispatched on a blank line; `:` comments (keep-alive pings) are skipped."""
+    event, event_id = "message", None
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield ServerEvent(event, json.loads("\n".join(data)), event_id)
+            event, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+        elif name == "id":
+            event_id = value
 
 
 class ApiError(Exception):
@@ -78,6 +110,7 @@ class RepairClient:
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
         )
+        self._etags: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def close(self) -> None:
         self._http.close()
@@ -210,10 +243,36 @@ class RepairClient:
         return self._json("GET", "/v1/repairs", params=params)
 
     def get_repair(self, job_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/repairs/{job_id}")
+        """The job; an unchanged job (its ETag sent back) costs the server a 304."""
+        cached = self._etags.get(job_id)
+        headers = {"If-None-Match": cached[0]} if cached else {}
+        response = self._http.get(f"/v1/repairs/{job_id}", headers=headers)
+        if response.status_code == 304 and cached:
+            return cached[1]
+        body: dict[str, Any] = self._check(response).json()
+        if etag := response.headers.get("etag"):
+            self._etags[job_id] = (etag, body)
+        return body
 
     def cancel_repair(self, job_id: str) -> dict[str, Any]:
         return self._json("POST", f"/v1/repairs/{job_id}/cancel")
+
+    def iter_events(
+        self, job_id: str, *, last_event_id: str | None = None
+    ) -> Iterator[ServerEvent]:
+        """The job's Server-Sent Events until the server ends the stream."""
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        # Read timeout over the server's 15 s keep-alive ping.
+        timeout = httpx.Timeout(10.0, read=60.0)
+        with self._http.stream(
+            "GET", f"/v1/repairs/{job_id}/events", headers=headers, timeout=timeout
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._check(response)
+            yield from parse_sse(response.iter_lines())
 
     def watch(
         self,
@@ -222,8 +281,40 @@ class RepairClient:
         interval: float = 2.0,
         on_update: Callable[[dict[str, Any]], None] | None = None,
         timeout: float | None = None,
+        stream: bool = True,
     ) -> dict[str, Any]:
-        """Poll until the job reaches a terminal state; returns its last state."""
+        """Follow the job until it reaches a terminal state; returns its last state.
+        Uses the event stream (reconnecting with Last-Event-ID up to 3 times), and polls
+        with If-None-Match when the stream is unavailable."""
+        if stream:
+            last_id: str | None = None
+            for _attempt in range(4):
+                try:
+                    for event in self.iter_events(job_id, last_event_id=last_id):
+                        last_id = event.id or last_id
+                        if on_update is not None:
+                            on_update(event.data)
+                        if event.event == "end":
+                            final: dict[str, Any] = event.data
+                            return final
+                except ApiError as exc:
+                    # No stream here (an older server, a cap, a busy database): poll. An
+                    # unknown job answers the poll's 404 as well.
+                    if exc.status not in (404, 405, 429, 503):
+                        raise
+                    break
+                except httpx.TransportError:
+                    continue  # reconnect, resuming after the last event seen
+        return self._poll(job_id, interval=interval, on_update=on_update, timeout=timeout)
+
+    def _poll(
+        self,
+        job_id: str,
+        *,
+        interval: float,
+        on_update: Callable[[dict[str, Any]], None] | None,
+        timeout: float | None,
+    ) -> dict[str, Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.get_repair(job_id)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +70,58 @@ def digits_problem(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no
     from tests.digits_problem import make_digits_problem
 
     return make_digits_problem(tmp_path_factory.mktemp("digits_problem"))
+
+
+@dataclass
+class PrivatePostgres:
+    """A Postgres server of the test's own (never the shared one), to stop and start."""
+
+    folder: Path
+    port: int
+    runas: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self.runas, "pg_ctl", "-D", str(self.folder / "data"), *args],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._ctl("-o", options, "-l", str(self.folder / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "-w", "stop")
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    # Not under pytest's tmp folder: that one is private to root, and as root the server
+    # runs as `postgres` (initdb refuses root).
+    folder = Path(tempfile.mkdtemp(prefix="repair-pg-"))
+    runas = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if runas:
+        shutil.chown(folder, "postgres")
+    subprocess.run(
+        [*runas, "initdb", "-N", "-U", "postgres", "--auth=trust", "-D", str(folder / "data")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = PrivatePostgres(folder, port, runas)
+    server.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            server.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -87,3 +87,15 @@ def test_postgres_fixture_gives_an_empty_fresh_database(postgres_url: str) -> No
         assert inspect(engine).get_table_names() == []
     finally:
         engine.dispose()
+
+
+def test_compose_runs_several_api_processes_with_python_m_api() -> None:
+    api = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["api"]
+    assert api["command"] == ["python", "-m", "api"]
+    assert int(api["environment"]["REPAIR_API__WORKERS"]) >= 2
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = sorted(name for name in _settings_env_names() if f"`{name}`" not in readme)
+    assert not missing, f"settings missing from the README table: {missing}"

@@ -23,15 +23,32 @@ def ensure_sqlite_folder(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for `url` with the per-backend settings the service relies on."""
+def make_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int | None = None,
+    pool_timeout: float = 30.0,
+    connect_timeout: int = 5,
+) -> Engine:
+    """An engine for `url` with the per-backend settings the service relies on.
+
+    `pool_size` given: exactly that many connections, no overflow (the API, whose gate
+    hands out no more slots than that; api/db/gate.py). None: SQLAlchemy's defaults
+    (worker, CLI)."""
     ensure_sqlite_folder(url)
     kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
-    backend = sa.make_url(url).get_backend_name()
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    in_memory = backend == "sqlite" and parsed.database in (None, "", ":memory:")
+    if not in_memory:  # in-memory SQLite has a per-thread pool without these knobs
+        kwargs["pool_timeout"] = pool_timeout
+        if pool_size is not None:
+            kwargs.update(pool_size=pool_size, max_overflow=0)
     if backend == "sqlite":
         kwargs["connect_args"] = {"check_same_thread": False}
     elif backend == "postgresql":
-        kwargs["connect_args"] = {"options": _PG_OPTIONS, "connect_timeout": 5}
+        kwargs["connect_args"] = {"options": _PG_OPTIONS, "connect_timeout": connect_timeout}
     engine = sa.create_engine(url, **kwargs)
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Response
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import OwnerDep, SessionDep, UploadDep
 from api.schemas.common import problem_responses
@@ -23,8 +22,8 @@ async def upload_failure_batch(
     """Attach field images with their true labels to a model. The response says how
     many were accepted and lists each rejected file with the reason."""
     # An unknown model answers 404 before the body is read.
-    await run_in_threadpool(
-        failures.check_model_exists, upload.session, owner_id=upload.owner_id, model_id=model_id
+    await upload.gate.run(
+        lambda s: failures.check_model_exists(s, owner_id=upload.owner_id, model_id=model_id)
     )
     batch = await upload.create(
         failures.create_failure_batch,

@@ -1,15 +1,18 @@
-"""Liveness (`/healthz`: the process answers) and readiness (`/readyz`: database and
-broker reachable). Neither needs a key."""
+"""Liveness (`/healthz`: the process answers) and readiness (`/readyz`: the request path
+can get a database connection, and the broker is reachable). Neither needs a key."""
 
 from __future__ import annotations
 
 import logging
 
+import anyio
 import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
-from api.deps import QueueDep, SessionDep
+from api.db.gate import DatabaseBusy
+from api.deps import GateDep, QueueDep, SettingsDep
 from api.errors import UnavailableError
 from api.schemas.common import problem_responses
 
@@ -25,29 +28,37 @@ class Health(BaseModel):
 
 @router.get("/healthz", response_model=Health)
 async def healthz() -> Health:
-    """The process is up. Async and dependency-free: it answers even when the
-    thread pool is busy with uploads."""
+    """The process is up (a liveness probe). Async and dependency-free: it answers
+    even when every thread and database slot is busy."""
     return Health(status="ok")
 
 
+def _select_one(session: Session) -> None:
+    session.execute(sa.text("SELECT 1"))
+
+
 @router.get("/readyz", response_model=Health, responses=problem_responses(503))
-def readyz(session: SessionDep, queue: QueueDep) -> Health:
-    failed = []
+async def readyz(gate: GateDep, queue: QueueDep, settings: SettingsDep) -> Health:
+    """Ready to serve (a readiness probe): a request can get a database slot within
+    `database.ready_timeout_seconds` and run a query, and the broker answers."""
+    failed: dict[str, str] = {}
     try:
-        session.execute(sa.text("SELECT 1"))
+        await gate.run(_select_one, timeout=settings.database.ready_timeout_seconds)
+    except DatabaseBusy:
+        failed["database"] = "saturated"
     except Exception:
         log.warning("readiness: database unreachable", exc_info=True)
-        failed.append("database")
+        failed["database"] = "unreachable"
     try:
-        queue.ping()
+        await anyio.to_thread.run_sync(queue.ping)
     except Exception:
         log.warning("readiness: broker unreachable", exc_info=True)
-        failed.append("broker")
+        failed["broker"] = "unreachable"
     if failed:
         raise UnavailableError(
-            f"not ready: {' and '.join(failed)} unreachable",
+            "not ready: " + " and ".join(f"{name} {why}" for name, why in failed.items()),
             code="not_ready",
-            errors=[{"component": name, "status": "unreachable"} for name in failed],
+            errors=[{"component": name, "status": why} for name, why in failed.items()],
             headers={"Retry-After": "5"},
         )
     return Health(status="ready", checks={"database": "ok", "broker": "ok"})

@@ -5,13 +5,25 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy.orm import Session
 
 from api.db.models import JobStatus
-from api.deps import OwnerDep, QueueDep, SessionDep, SettingsDep, StoreDep
+from api.deps import (
+    GateDep,
+    OwnerDep,
+    QueueDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    limit_job_creation,
+)
+from api.events import JobStreamDep
 from api.schemas.common import problem_responses
 from api.schemas.repairs import RepairCreate, RepairPublic, RepairsPublic
 from api.services import repairs
@@ -53,6 +65,8 @@ def _public(view: RepairView) -> RepairPublic:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=RepairPublic,
+    # Before the session: a refused creation costs no database work.
+    dependencies=[Depends(limit_job_creation)],
     responses={
         200: {"model": RepairPublic, "description": "Replay of an Idempotency-Key: same job"},
         **problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 503),
@@ -105,10 +119,59 @@ def list_repairs(
     return RepairsPublic(data=[_public(v) for v in views], count=total, limit=limit, offset=offset)
 
 
-@router.get("/{job_id}", response_model=RepairPublic, responses=problem_responses(401, 404, 503))
-def get_repair(job_id: uuid.UUID, owner: OwnerDep, session: SessionDep) -> RepairPublic:
-    """Status, stage, progress percent, ETA, attempts, genotype, metrics and error."""
-    return _public(repairs.get_repair(session, owner_id=owner.id, job_id=job_id))
+def job_etag(version: int) -> str:
+    return f'"v{version}"'
+
+
+@router.get(
+    "/{job_id}",
+    response_model=RepairPublic,
+    responses={
+        304: {"description": "Not modified: If-None-Match matched the job's ETag"},
+        **problem_responses(401, 404, 503),
+    },
+)
+async def get_repair(
+    job_id: uuid.UUID, request: Request, owner: OwnerDep, gate: GateDep
+) -> Response:
+    """Status, stage, progress percent, ETA, attempts, genotype, metrics and error.
+
+    The `ETag` changes with every write to the job; send it back as `If-None-Match`
+    and an unchanged job answers `304` with no body, at the cost of one primary-key read."""
+    tags = _if_none_match(request)
+
+    def read(session: Session) -> tuple[int, RepairPublic | None]:
+        if tags:
+            version = repairs.job_version(session, owner_id=owner.id, job_id=job_id)
+            if "*" in tags or job_etag(version) in tags:
+                return version, None
+        view = repairs.get_repair(session, owner_id=owner.id, job_id=job_id)
+        # The ETag comes from the row that was served, never a second read.
+        return view.job.version, _public(view)
+
+    version, public = await gate.run(read)
+    headers = {"ETag": job_etag(version), "Cache-Control": "private, no-cache"}
+    if public is None:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return JSONResponse(public.model_dump(mode="json"), headers=headers)
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses=problem_responses(401, 404, 429, 503),
+)
+async def job_events(stream: JobStreamDep) -> AsyncIterator[ServerSentEvent]:
+    """Server-Sent Events of the job: `stage` and `progress` (id: the job's version; the
+    data has status, stage, progress, ETA and the latest metrics), then `end` with the
+    full job once it has finished. Reconnect with `Last-Event-ID` to resume."""
+
+    def final(session: Session) -> dict[str, Any]:
+        view = repairs.get_repair(session, owner_id=stream.owner_id, job_id=stream.job_id)
+        return _public(view).model_dump(mode="json")
+
+    async for event in stream.events(final):
+        yield event
 
 
 @router.post(

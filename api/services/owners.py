@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import auth
+from api.auth_cache import AuthedOwner, KeyGrant
 from api.db.models import ApiKey, Owner
 from api.errors import ConflictError, InvalidInputError
 
@@ -48,8 +49,9 @@ def create_api_key(session: Session, *, owner_id: uuid.UUID, pepper: str) -> str
     return new.key
 
 
-def authenticate(session: Session, *, key: str, pepper: str) -> Owner | None:
-    """The owner holding `key`, or None for malformed, unknown, revoked or expired keys."""
+def authenticate(session: Session, *, key: str, pepper: str) -> KeyGrant | None:
+    """The owner holding `key` and until when the key is valid, or None for malformed,
+    unknown, revoked or expired keys."""
     key_id = auth.parse_key_id(key)
     if key_id is None:
         return None
@@ -70,4 +72,16 @@ def authenticate(session: Session, *, key: str, pepper: str) -> Owner | None:
         return None
     if api_key.expires_at is not None and api_key.expires_at <= now:
         return None
-    return owner
+    ends = [t for t in (api_key.expires_at, api_key.revoked_at) if t is not None]
+    return KeyGrant(AuthedOwner(owner.id, api_key.key_id), min(ends) if ends else None)
+
+
+def revoke_key(session: Session, *, key_id: str) -> bool:
+    """Revoke the key `key_id` now (the caller commits); False when there is none. API
+    processes refuse it within `auth.cache_seconds` (api/auth_cache.py)."""
+    result = session.execute(
+        sa.update(ApiKey)
+        .where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    return bool(getattr(result, "rowcount", 0))

@@ -222,6 +222,17 @@ def get_repair(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -> R
     )
 
 
+def job_version(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -> int:
+    """The job's row version (bumped by every write: the ETag of its status), in one
+    primary-key read; another owner's job is "not found" as in `get_repair`."""
+    version = session.scalar(
+        sa.select(RepairJob.version).where(RepairJob.id == job_id, RepairJob.owner_id == owner_id)
+    )
+    if version is None:
+        raise NotFoundError(f"repair job {job_id} not found")
+    return version
+
+
 def cancel_repair(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -> RepairView:
     """queued -> cancelled now; running -> cancelling (the worker stops at the next step
     boundary); cancelling/cancelled -> unchanged; succeeded/failed -> 409."""

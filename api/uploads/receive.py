@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from api.db.gate import DbGate
+from api.errors import TooManyRequestsError
+from api.limits import Limits
 from api.settings import Settings
 from api.storage import ArtifactStore
 from api.uploads.forms import UploadForm
@@ -26,7 +28,8 @@ class UploadReceiver:
 
     request: Request
     owner_id: uuid.UUID
-    session: Session
+    gate: DbGate
+    limits: Limits
     store: ArtifactStore
     settings: Settings
 
@@ -35,19 +38,42 @@ class UploadReceiver:
     ) -> T:
         """`create(session, owner_id=, upload=, store=, settings=, **kwargs)` on the
         received upload; the service takes ownership of its temp file."""
-        upload = await receive_upload(
-            self.request,
-            dest=self.store.temp_path(".upload"),
-            max_file_bytes=max_file_bytes,
-            what=form.what,
-            allowed_fields=form.field_names,
-        )
-        return await run_in_threadpool(
-            create,
-            self.session,
-            owner_id=self.owner_id,
-            upload=upload,
-            store=self.store,
-            settings=self.settings,
-            **kwargs,
+        # The upload slot is taken before a byte of the body is read (a full house answers
+        # at once, not after the client sent gigabytes); its session checks out a
+        # connection only when `create` runs, so streaming holds none.
+        await self.limits.rate("uploads", self.owner_id)
+        async with (
+            self.limits.upload_slot(self.owner_id),
+            self.gate.session(upload=True, timeout=0, when_busy=self._busy) as session,
+        ):
+            upload = await receive_upload(
+                self.request,
+                dest=self.store.temp_path(".upload"),
+                max_file_bytes=max_file_bytes,
+                what=form.what,
+                allowed_fields=form.field_names,
+            )
+
+            def run(session: Session) -> T:
+                return create(
+                    session,
+                    owner_id=self.owner_id,
+                    upload=upload,
+                    store=self.store,
+                    settings=self.settings,
+                    **kwargs,
+                )
+
+            # Upload threads of their own: validation holds a sandbox child for minutes
+            # and must not take the request path's threads.
+            return await self.gate.in_thread(run, session, upload=True)
+
+    def _busy(self) -> Exception:
+        # This process's upload connections are all in use (the limit store failed open,
+        # or other processes' uploads are counted elsewhere).
+        return TooManyRequestsError(
+            f"{self.settings.uploads.max_concurrent_total} uploads are being processed; "
+            "retry later",
+            code="uploads_busy",
+            headers={"Retry-After": str(self.settings.limits.upload_retry_after_seconds)},
         )

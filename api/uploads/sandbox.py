@@ -15,8 +15,10 @@ and let the child write big arrays to a path it is given.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import multiprocessing
+import os
 import resource
 import signal
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from repair_core.errors import RepairInputError
 T = TypeVar("T")
 
 _JOIN_SECONDS = 5.0  # grace for a child that answered to exit on its own
+CHILD_NICENESS = 10  # below the API process (0): validation yields the CPU to requests
 
 
 class SandboxError(RuntimeError):
@@ -110,6 +113,10 @@ def _child_main(
     cpu_seconds: int,
 ) -> None:
     message: tuple[str, Any]
+    # Validation is batch work: on a busy machine the API process's requests go first
+    # (docs/api-under-load.md); the caps on concurrent uploads bound how many run.
+    with contextlib.suppress(OSError):
+        os.nice(CHILD_NICENESS)
     try:
         mapped = _mapped_bytes()
         if mapped is not None and mapped >= memory_bytes:

@@ -1,4 +1,5 @@
-"""`repairctl admin create-owner|migrate`: talk to the database directly (operators only)."""
+"""`repairctl admin create-owner|revoke-key|migrate`: talk to the database directly
+(operators only)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,29 @@ def create_owner(name: Annotated[str, typer.Argument(help="Unique owner name.")]
     typer.echo(f"owner {created.name} ({created.owner_id})", err=True)
     typer.echo("API key (shown once; store it now):", err=True)
     typer.echo(created.api_key)
+
+
+@app.command("revoke-key")
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(help="The key's id: the 8 characters after `rk_`.")],
+) -> None:
+    """Revoke an API key. Running API processes refuse it within `auth.cache_seconds`."""
+    from api.db.session import make_engine, make_session_factory
+    from api.services.owners import revoke_key as revoke
+    from api.settings import get_settings
+
+    settings = get_settings()
+    engine = make_engine(settings.database.url)
+    try:
+        with make_session_factory(engine)() as session:
+            found = revoke(session, key_id=key_id)
+            session.commit()
+    finally:
+        engine.dispose()
+    if not found:
+        typer.echo(f"error: no active key with id {key_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"key {key_id} revoked", err=True)
 
 
 @app.command()

@@ -25,8 +25,10 @@ from api.queue import CeleryJobQueue
 from api.services.owners import create_owner
 from api.settings import (
     ArtifactSettings,
+    AuthSettings,
     BrokerSettings,
     DatabaseSettings,
+    LimitSettings,
     SandboxSettings,
     Settings,
     UploadLimits,
@@ -47,6 +49,17 @@ TEST_LIMITS = UploadLimits(
     member_bytes=1 * MiB,
     unpacked_bytes=4 * MiB,
     image_pixels=64 * 64,
+)
+
+
+UNLIMITED = LimitSettings(
+    backend="memory",
+    jobs_per_minute=1e6,
+    jobs_burst=100_000,
+    uploads_per_minute=1e6,
+    uploads_burst=100_000,
+    failed_auth_per_minute=1e6,
+    failed_auth_burst=100_000,
 )
 
 
@@ -114,6 +127,11 @@ def api_settings(
         artifacts=ArtifactSettings(root=root),
         uploads=TEST_LIMITS,
         sandbox=SandboxSettings(cpu_seconds=60, timeout_seconds=120.0),
+        # Short, so the revocation test waits little; long enough to be exercised.
+        auth=AuthSettings(cache_seconds=0.3),
+        # Every test comes from 127.0.0.1 and many send bad keys: limits high enough never to
+        # trip here; the limit tests build servers of their own.
+        limits=UNLIMITED,
     )
 
 

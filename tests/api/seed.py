@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from api.db.models import Dataset, FailureBatch, Model
+from api.db.models import Dataset, FailureBatch, JobStatus, Model, RepairJob
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,22 @@ def seed_model(session: Session, owner_id: uuid.UUID, *, batches: int = 1) -> Se
         ids.append(batch.id)
     session.commit()
     return Seeded(dataset.id, model.id, ids)
+
+
+def seed_job(
+    session: Session, owner_id: uuid.UUID, *, status: JobStatus = JobStatus.running
+) -> uuid.UUID:
+    """A repair job over a seeded model, in `status`, with no files behind it."""
+    seeded = seed_model(session, owner_id)
+    job = RepairJob(
+        owner_id=owner_id,
+        model_id=seeded.model_id,
+        failure_batch_ids=[str(b) for b in seeded.batch_ids],
+        config={},
+        status=status,
+        max_attempts=3,
+        request_sha256=uuid.uuid4().hex * 2,
+    )
+    session.add(job)
+    session.commit()
+    return job.id

@@ -155,17 +155,28 @@ def test_keys_are_stored_only_as_digests(live_server: LiveServer, new_owner: New
     assert key.startswith(f"rk_{row.key_id}_")
 
 
-def test_a_revoked_key_is_refused(live_server: LiveServer, new_owner: NewOwner) -> None:
-    from datetime import UTC, datetime
+def test_a_revoked_key_is_refused_within_the_auth_cache_ttl(
+    live_server: LiveServer, new_owner: NewOwner
+) -> None:
+    import time
 
-    owner_id, key = new_owner()
+    from api.services.owners import revoke_key
+
+    _owner_id, key = new_owner()
+    ttl = live_server.settings.auth.cache_seconds
     with live_server.client(key) as client:
         assert client.get("/v1/datasets").status_code == 200
         with live_server.session_factory() as session:
-            session.execute(
-                sa.update(ApiKey)
-                .where(ApiKey.owner_id == owner_id)
-                .values(revoked_at=datetime.now(UTC))
-            )
+            assert revoke_key(session, key_id=key.split("_")[1])
             session.commit()
-        assert client.get("/v1/datasets").status_code == 401
+        revoked_at = time.monotonic()
+        # Served from the cache at most `ttl` after the revocation, refused from then on.
+        codes = []
+        while time.monotonic() - revoked_at < ttl + 0.5:
+            codes.append(client.get("/v1/datasets").status_code)
+            if codes[-1] == 401:
+                break
+        refused_after = time.monotonic() - revoked_at
+    assert codes[-1] == 401, codes
+    assert refused_after <= ttl + 0.2
+    assert set(codes) <= {200, 401}

@@ -1,0 +1,29 @@
+"""`python -m api`: the API under uvicorn with `api.workers` processes.
+
+Each worker process builds its own engine, gate and auth cache through the factory, so
+Postgres sees `api.workers x (database.pool_size + uploads.max_concurrent_total)`
+connections at most (README, "Capacity")."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from api.settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings().api
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        proxy_headers=settings.proxy_headers,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()
