@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -25,8 +26,11 @@ def test_the_demo_runs_one_complete_repair_and_prints_original_vs_repaired(
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
-    # The report table on stdout: a header row and one row per model.
-    table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    # The report's accuracy table on stdout (the first table; "Search health" follows it): a
+    # header row and one row per model.
+    lines = done.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| Model |"))
+    table = list(itertools.takewhile(lambda line: line.startswith("| "), lines[start:]))
     assert table[0].startswith("| Model | Clean | Gauss_fail |")
     assert [row.split("|")[1].strip() for row in table[2:]] == ["original", "CF-DARTS"]
     assert "succeeded after 1 attempt" in done.stderr
