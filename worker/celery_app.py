@@ -45,6 +45,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
         "worker_concurrency": 1,
+        # A job process imports torch and the pipeline before it says it is up
+        # (`preload_pipeline`); Celery's default 4 s kills it in a loop on a loaded machine.
+        "worker_proc_alive_timeout": 60.0,
         "worker_max_tasks_per_child": settings.worker.max_tasks_per_child or None,
         "task_soft_time_limit": soft,
         "task_time_limit": hard,
