@@ -6,6 +6,7 @@ sandbox included) are made once per module.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,11 +26,11 @@ from api.db.models import Genotype
 from api.db.session import make_engine, make_session_factory
 from api.queue import CeleryJobQueue
 from api.services.owners import create_owner
-from api.settings import BrokerSettings, Settings
+from api.settings import BrokerSettings, EventSettings, Settings
 from repair_core.checkpoint import load_model
 from repair_core.choices import SEARCH_NAMES
 from repair_core.datasets.ingest.npz import write_npz_images, write_npz_splits
-from repairctl.client import RepairClient
+from repairctl.client import RepairClient, ServerEvent
 from tests.api.conftest import serve
 from tests.digits_problem import RepairProblem
 from tests.worker.jobs import tiny_config, wait_for, worker_settings_for
@@ -82,7 +83,13 @@ def base_settings(
 def running_stack(base: Settings, log_dir: Path) -> Iterator[Stack]:
     """An API server and (started by the test) workers on a queue of their own."""
     queue = f"test-worker-{uuid.uuid4().hex[:10]}"
-    settings = base.model_copy(update={"broker": BrokerSettings(url=base.broker.url, queue=queue)})
+    settings = base.model_copy(
+        update={
+            "broker": BrokerSettings(url=base.broker.url, queue=queue),
+            # Streams read their job often enough to see every stage of a smoke job.
+            "events": EventSettings(poll_seconds=0.1),
+        }
+    )
     engine = make_engine(settings.database.url)
     stack = None
     try:
@@ -158,15 +165,49 @@ def _time(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+class _EventReader(threading.Thread):
+    """Reads a job's event stream on a client of its own while the test polls."""
+
+    def __init__(self, stack: Stack, key: str, job_id: str) -> None:
+        super().__init__(daemon=True)
+        self.client = stack.client(key)
+        self.job_id = job_id
+        self.events: list[ServerEvent] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for event in self.client.iter_events(self.job_id):
+                self.events.append(event)
+                if event.event == "end":
+                    return
+        except BaseException as exc:  # handed to the test thread
+            self.error = exc
+        finally:
+            self.client.close()
+
+
 def test_a_smoke_repair_runs_through_its_stages_to_success_and_its_model_downloads(
     stack: Stack, uploaded: Uploaded, digits_problem: RepairProblem, tmp_path: Path
 ) -> None:
-    stack.start_worker("a")
     with stack.client(uploaded.key) as client:
         created = client.create_repair(uploaded.model_id, config=tiny_config())
         assert created["status"] == "queued" and created["progress"] == 0.0
+        # The stream opens before a worker exists, so it sees the job from its first stage.
+        reader = _EventReader(stack, uploaded.key, created["id"])
+        reader.start()
+        stack.start_worker("a")
         seen = _watch(client, created["id"], until=_finished, timeout=120)
         final = seen[-1]
+        reader.join(timeout=30)
+        assert not reader.is_alive() and reader.error is None, reader.error
+        streamed = reader.events
+        assert streamed[-1].event == "end" and streamed[-1].data == final
+        stream_stages = [e.data["stage"] for e in streamed if e.event == "stage"]
+        assert stream_stages.index("searching") < stream_stages.index("retraining")
+        streamed_percents = [e.data["progress"] for e in streamed]
+        assert streamed_percents == sorted(streamed_percents)
+        assert [int(e.id or 0) for e in streamed] == sorted(int(e.id or 0) for e in streamed)
         assert final["status"] == "succeeded", final
         running = [s for s in seen if s["status"] == "running"]
         stages = list(dict.fromkeys(s["stage"] for s in running))
