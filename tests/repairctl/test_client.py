@@ -160,6 +160,44 @@ def test_download_checks_the_digest_and_report_saves_the_figure(
     assert not broken.exists() and not (tmp_path / "broken.safetensors.part").exists()
 
 
+def test_download_format_onnx_fetches_the_export_and_an_unknown_format_is_a_usage_error(
+    live_server: LiveServer, cli: tuple[CliRunner, dict[str, str], Seeded], tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    runner, env, seeded = cli
+    job_id = json.loads(
+        runner.invoke(app, ["repairs", "create", str(seeded.model_id)], env=env).stdout
+    )["id"]
+    folder = live_server.artifacts_root / f"cli-{job_id}"
+    folder.mkdir()
+    graph = b"onnx" * 1000
+    (folder / "m.safetensors").write_bytes(b"weights")
+    (folder / "m.onnx").write_bytes(graph)
+    _set_job(
+        live_server,
+        job_id,
+        status=JobStatus.succeeded,
+        finished_at=datetime.now(UTC),
+        result_model_key=f"cli-{job_id}/m.safetensors",
+        result_onnx_key=f"cli-{job_id}/m.onnx",
+        result_onnx_sha256=hashlib.sha256(graph).hexdigest(),
+    )
+    out = tmp_path / "repaired.onnx"
+    onnx = runner.invoke(
+        app, ["repairs", "download", job_id, "--format", "onnx", "-o", str(out)], env=env
+    )
+    assert onnx.exit_code == 0, onnx.output
+    assert out.read_bytes() == graph
+    none = runner.invoke(
+        app, ["repairs", "download", job_id, "--format", "torchscript", "-o", str(out)], env=env
+    )
+    assert none.exit_code == 1 and "HTTP 404" in none.stderr
+    bad = runner.invoke(app, ["repairs", "download", job_id, "--format", "pickle"], env=env)
+    assert bad.exit_code == 2 and "safetensors, onnx, torchscript" in bad.stderr
+
+
 def test_errors_are_one_line_with_the_problem_code(
     live_server: LiveServer, cli: tuple[CliRunner, dict[str, str], Seeded]
 ) -> None:
