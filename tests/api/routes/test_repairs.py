@@ -6,7 +6,6 @@ import json
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -14,6 +13,7 @@ import sqlalchemy as sa
 
 from api.db.models import Genotype, JobStatus, Metric, RepairJob
 from tests.api.conftest import LiveServer
+from tests.api.helpers import succeeded_with_files
 from tests.api.seed import Seeded, seed_model
 
 pytestmark = pytest.mark.integration
@@ -282,24 +282,18 @@ def test_results_of_a_succeeded_job_download_with_etag_range_and_digest(
     key, seeded = owner_with_model
     with live_server.client(key) as client:
         job = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)}).json()
-    owner_id = uuid.UUID(job["id"])  # any unique folder name will do for the artifacts
     payload = bytes(range(256)) * 40
     digest = hashlib.sha256(payload).hexdigest()
-    root = live_server.artifacts_root
-    (root / str(owner_id)).mkdir(parents=True, exist_ok=True)
-    (root / str(owner_id) / "model.safetensors").write_bytes(payload)
-    (root / str(owner_id) / "report.json").write_text(json.dumps({"clean": {"before": 0.9}}))
-    (root / str(owner_id) / "report.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
-    _set_job(
-        live_server,
-        job["id"],
-        status=JobStatus.succeeded,
-        finished_at=datetime.now(UTC),
-        result_model_key=f"{owner_id}/model.safetensors",
-        result_model_sha256=digest,
-        report_key=f"{owner_id}/report.json",
-        report_png_key=f"{owner_id}/report.png",
-    )
+    files = {
+        "model.safetensors": payload,
+        "report.json": json.dumps({"clean": {"before": 0.9}}).encode(),
+        "report.png": b"\x89PNG\r\n\x1a\nfake",
+    }
+    succeeded_with_files(
+        live_server, job["id"], files,
+        result_model_key="model.safetensors", result_model_sha256=digest,
+        report_key="report.json", report_png_key="report.png",
+    )  # fmt: skip
     with live_server.client(key) as client:
         full = client.get(f"/v1/repairs/{job['id']}/model")
         part = client.get(f"/v1/repairs/{job['id']}/model", headers={"Range": "bytes=10-19"})
@@ -327,21 +321,12 @@ def test_the_onnx_export_downloads_like_the_checkpoint_and_the_job_shows_sizes_a
     key, seeded = owner_with_model
     with live_server.client(key) as client:
         job = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)}).json()
-    folder = uuid.UUID(job["id"])
-    (live_server.artifacts_root / str(folder)).mkdir(parents=True, exist_ok=True)
     payload = b"onnx-graph" * 500
     digest = hashlib.sha256(payload).hexdigest()
-    (live_server.artifacts_root / str(folder) / "m.safetensors").write_bytes(b"weights")
-    (live_server.artifacts_root / str(folder) / "m.onnx").write_bytes(payload)
-    _set_job(
-        live_server,
-        job["id"],
-        status=JobStatus.succeeded,
-        finished_at=datetime.now(UTC),
-        result_model_key=f"{folder}/m.safetensors",
-        result_onnx_key=f"{folder}/m.onnx",
-        result_onnx_sha256=digest,
-    )
+    succeeded_with_files(
+        live_server, job["id"], {"m.safetensors": b"weights", "m.onnx": payload},
+        result_model_key="m.safetensors", result_onnx_key="m.onnx", result_onnx_sha256=digest,
+    )  # fmt: skip
     metrics = {
         "original.params": 1000.0, "original.flops": 9000.0, "repaired.params": 200.0,
         "repaired.flops": 700.0, "export.onnx.max_abs_diff": 2e-7,
