@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -239,7 +239,9 @@ def _evaluate(
     # Parameters and FLOPs per image of every row, the deployed model's first; the
     # repaired network's size is the profile's stated choice (`StagePlan.net`).
     shape = data.image_shape
-    info["model_stats"] = {name: vars(model_stats(model, shape)) for name, model in models.items()}
+    info["model_stats"] = {
+        name: asdict(model_stats(model, shape)) for name, model in models.items()
+    }
     info["repaired_size"] = {
         "profile": config.profile,
         "init_channels": plan.net.init_channels,
