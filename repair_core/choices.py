@@ -35,6 +35,18 @@ PROFILE_CHOICES: tuple[str, ...] = ("smoke", "fast", "paper")
 DEFAULT_PROFILE = "fast"
 
 
+# Formats the repaired model downloads in: this project's self-describing `.safetensors`
+# checkpoint, and the exports checked against it (`repair_core.export`) that run without
+# this project (onnxruntime; torch.jit.load).
+MODEL_FORMAT_CHOICES: tuple[str, ...] = ("safetensors", "onnx", "torchscript")
+DEFAULT_MODEL_FORMAT = "safetensors"
+EXPORT_FORMATS: tuple[str, ...] = MODEL_FORMAT_CHOICES[1:]
+MODEL_FORMAT_SUFFIXES: dict[str, str] = {
+    "safetensors": ".safetensors",
+    "onnx": ".onnx",
+    "torchscript": ".pt",  # what torch.jit.save's users expect
+}
+
 # Retraining the deployed architecture instead of searching one (no selection for the
 # control): the control row every honest comparison needs. Not a service field yet: the
 # API schema takes none of these (see CHOICES below).

@@ -17,6 +17,7 @@ from typing import IO, Any
 import httpx
 
 from repair_core.atomic import atomic_open, write_bytes_atomic
+from repair_core.choices import DEFAULT_MODEL_FORMAT
 
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -327,13 +328,20 @@ class RepairClient:
             time.sleep(interval)
 
     def download_model(
-        self, job_id: str, dest: Path, *, on_progress: ProgressFn | None = None
+        self,
+        job_id: str,
+        dest: Path,
+        *,
+        model_format: str = DEFAULT_MODEL_FORMAT,
+        on_progress: ProgressFn | None = None,
     ) -> str:
-        """Stream the repaired checkpoint to `dest`; returns its SHA-256, checked against
-        the server's ETag. `dest` appears only complete."""
+        """Stream the repaired model (`model_format`: safetensors, onnx, torchscript) to
+        `dest`; returns its SHA-256, checked against the server's ETag. `dest` appears only
+        complete."""
         dest = Path(dest)
         digest = hashlib.sha256()
-        with self._http.stream("GET", f"/v1/repairs/{job_id}/model") as response:
+        url = f"/v1/repairs/{job_id}/model"
+        with self._http.stream("GET", url, params={"format": model_format}) as response:
             if response.status_code >= 400:
                 response.read()
                 self._check(response)

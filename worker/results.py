@@ -1,6 +1,7 @@
 """Storing a finished repair: files first, then one fenced transaction for the rows.
 
-The repaired checkpoint, report.json and report.png are published to the artifact store
+The repaired checkpoint, its ONNX and TorchScript exports, report.json and report.png are
+published to the artifact store
 (temp file, fsync, atomic rename). Only then does one transaction insert the genotype
 and metric rows and move the job to `succeeded` with the result keys, fenced by the
 lease. A crash in between leaves files without a row (garbage), never a row that points
@@ -17,8 +18,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db.models import Genotype, JobStatus, Metric, RepairJob
+from api.db.models import (
+    CLEAN_DROP_METRIC,
+    MODEL_FILE_COLUMNS,
+    Genotype,
+    JobStatus,
+    Metric,
+    RepairJob,
+    export_diff_metric,
+    size_metric,
+)
 from api.storage import ArtifactStore
+from repair_core.choices import MODEL_FORMAT_SUFFIXES
 from repair_core.evaluation.report import EvaluationReport
 from repair_core.pipeline import RepairResult
 from worker.lease import Lease, finish
@@ -33,15 +44,9 @@ def metric_prefixes(report: EvaluationReport) -> dict[str, str]:
     """Row name -> metric prefix, by role: `original`, `control`, `repaired` (the primary
     variant's last row), `iteration<k>` (its earlier rows); other variants keep their name.
     A report without roles (written before the control existed) is read by position."""
-    names = list(report.models)
-    rows = report.info.get("rows")
-    primary = report.info.get("primary")
-    prefixes = {name: name for name in names}
+    prefixes = {name: name for name in report.models}
     prefixes["original"] = "original"
-    if isinstance(rows, dict) and isinstance(primary, str) and primary in rows:
-        primary_rows = list(rows[primary])
-    else:
-        primary_rows = [n for n in names if n != "original"]
+    primary_rows = report.primary_rows
     for k, name in enumerate(primary_rows, start=1):
         prefixes[name] = "repaired" if k == len(primary_rows) else f"iteration{k}"
     control = report.control
@@ -84,6 +89,25 @@ def search_metrics(report: EvaluationReport) -> dict[str, float]:
             if isinstance(value, int | float) and math.isfinite(value):
                 metrics[f"search.{key}"] = float(value)
         metrics["search.collapse_warning"] = float(bool(health.get("dominated_by_parameter_free")))
+    return metrics
+
+
+def deployment_metrics(report: EvaluationReport) -> dict[str, float]:
+    """`<prefix>.params` and `<prefix>.flops` per row (the deployed model is `original`),
+    `export.<format>.max_abs_diff` per passed export, and `repaired.clean_accuracy_dropped`
+    (1.0 when the report warns that clean accuracy fell more than a point)."""
+    prefixes = metric_prefixes(report)
+    metrics: dict[str, float] = {}
+    for name, stats in report.info.get("model_stats", {}).items():
+        if name in prefixes:
+            for what in ("params", "flops"):
+                metrics[size_metric(prefixes[name], what)] = float(stats[what])
+    for fmt, check in report.info.get("exports", {}).items():
+        if "max_abs_diff" in check:
+            metrics[export_diff_metric(fmt)] = float(check["max_abs_diff"])
+    dropped = report.clean_accuracy_dropped
+    if dropped is not None:
+        metrics[CLEAN_DROP_METRIC] = float(dropped)
     return metrics
 
 
@@ -134,7 +158,15 @@ def store_results(
     if png.is_file():
         copy_hashed(store, str(png), png_key)
         published.append(png_key)
+    exported: dict[str, str] = {}
+    for fmt, path in result.exports.items():
+        key_column, sha_column = MODEL_FILE_COLUMNS[fmt]
+        key = store.new_key(owner_id, MODEL_FORMAT_SUFFIXES[fmt])
+        exported[sha_column] = copy_hashed(store, str(path), key)
+        exported[key_column] = key
+        published.append(key)
     values = {
+        **exported,
         "result_model_key": model_key,
         "result_model_sha256": sha256,
         "report_key": report_key,
@@ -143,7 +175,11 @@ def store_results(
         "progress": 100.0,
     }
     genotypes = iteration_genotypes(result)
-    metrics = {**report_metrics(result.report), **search_metrics(result.report)}
+    metrics = {
+        **report_metrics(result.report),
+        **search_metrics(result.report),
+        **deployment_metrics(result.report),
+    }
 
     def commit() -> bool:
         with sessions() as session:

@@ -221,6 +221,11 @@ class RepairJob(Base):
     work_dir: Mapped[str | None] = mapped_column(sa.String(255))
     result_model_key: Mapped[str | None] = mapped_column(sa.String(255))
     result_model_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    # The repaired model's exports (null when a format's export failed its check).
+    result_onnx_key: Mapped[str | None] = mapped_column(sa.String(255))
+    result_onnx_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    result_torchscript_key: Mapped[str | None] = mapped_column(sa.String(255))
+    result_torchscript_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     report_key: Mapped[str | None] = mapped_column(sa.String(255))
     report_png_key: Mapped[str | None] = mapped_column(sa.String(255))
 
@@ -234,6 +239,14 @@ class RepairJob(Base):
     version: Mapped[int] = mapped_column(sa.Integer, nullable=False)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+# Model format (`choices.MODEL_FORMAT_CHOICES`) -> the job's (storage key, SHA-256) columns.
+MODEL_FILE_COLUMNS: dict[str, tuple[str, str]] = {
+    "safetensors": ("result_model_key", "result_model_sha256"),
+    "onnx": ("result_onnx_key", "result_onnx_sha256"),
+    "torchscript": ("result_torchscript_key", "result_torchscript_sha256"),
+}
 
 
 class Genotype(Base):
@@ -250,6 +263,20 @@ class Genotype(Base):
     iteration: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     genotype: Mapped[dict[str, Any]] = mapped_column(sa.JSON, nullable=False)
     created_at: Mapped[datetime] = _created_at()
+
+
+# Metric rows the API reads back into typed fields of a job (the worker writes them).
+CLEAN_DROP_METRIC = "repaired.clean_accuracy_dropped"  # 1.0: more than 1 point below phi0
+
+
+def size_metric(role: str, what: str) -> str:
+    """`original.params`, `repaired.flops`, ...: a row's parameters or FLOPs per image."""
+    return f"{role}.{what}"
+
+
+def export_diff_metric(model_format: str) -> str:
+    """The max abs logit difference of an export against PyTorch on the probe batch."""
+    return f"export.{model_format}.max_abs_diff"
 
 
 class Metric(Base):

@@ -25,9 +25,16 @@ from api.deps import (
 )
 from api.events import JobStreamDep
 from api.schemas.common import problem_responses
-from api.schemas.repairs import RepairCreate, RepairPublic, RepairsPublic
+from api.schemas.repairs import (
+    ModelFormatName,
+    ModelSizes,
+    RepairCreate,
+    RepairPublic,
+    RepairsPublic,
+)
 from api.services import repairs
 from api.services.repairs import RepairView
+from repair_core import choices
 
 router = APIRouter(prefix="/repairs", tags=["repairs"])
 
@@ -54,6 +61,10 @@ def _public(view: RepairView) -> RepairPublic:
         error_type=job.error_type,
         timings=job.timings,
         result_sha256=job.result_model_sha256,
+        model_formats=repairs.model_formats(job),
+        model_size=None if view.model_size is None else ModelSizes.model_validate(view.model_size),
+        export_max_abs_diff=view.export_max_abs_diff,
+        clean_accuracy_dropped=view.clean_accuracy_dropped,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
@@ -205,19 +216,31 @@ def _etag(sha256: str) -> str:
     response_class=FileResponse,
     responses=_result_responses(
         "application/octet-stream",
-        "The repaired .safetensors checkpoint (Range supported)",
+        "The repaired model: the .safetensors checkpoint, or its ONNX or TorchScript export "
+        "(Range supported)",
         {304: {"description": "Not modified (If-None-Match matched the ETag)"}},
     ),
 )
 def download_model(
-    job_id: uuid.UUID, request: Request, owner: OwnerDep, session: SessionDep, store: StoreDep
+    job_id: uuid.UUID,
+    request: Request,
+    owner: OwnerDep,
+    session: SessionDep,
+    store: StoreDep,
+    format: Annotated[
+        ModelFormatName,
+        Query(
+            description="safetensors (load with this project), onnx (onnxruntime; input "
+            "`pixels`, float32 NCHW in [0, 1], dynamic batch) or torchscript (torch.jit.load)"
+        ),
+    ] = choices.DEFAULT_MODEL_FORMAT,
 ) -> Response:
-    """The repaired checkpoint, streamed; ETag and Repr-Digest carry its SHA-256."""
-    path, job = repairs.result_path(
-        session, owner_id=owner.id, job_id=job_id, kind="model", store=store
+    """The repaired model, streamed; ETag and Repr-Digest carry its SHA-256. A format the
+    job has no file for answers 404 (its export failed its check), 409 before success."""
+    path, sha, _job = repairs.model_file(
+        session, owner_id=owner.id, job_id=job_id, model_format=format, store=store
     )
     headers = {"Cache-Control": "private, no-cache"}
-    sha = job.result_model_sha256
     if sha:
         headers["ETag"] = _etag(sha)
         headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(sha)).decode()}:"
@@ -227,7 +250,7 @@ def download_model(
     return FileResponse(
         path,
         media_type="application/octet-stream",
-        filename=f"repaired-{job_id}.safetensors",
+        filename=f"repaired-{job_id}{choices.MODEL_FORMAT_SUFFIXES[format]}",
         headers=headers,
     )
 

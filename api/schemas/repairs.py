@@ -19,11 +19,13 @@ if TYPE_CHECKING:
     SearchName = str
     RetrainName = str
     ProfileName = str
+    ModelFormatName = str
 else:
     SelectionName = Literal[choices.SELECTION_CHOICES]
     SearchName = Literal[choices.SEARCH_CHOICES]
     RetrainName = Literal[choices.RETRAIN_CHOICES]
     ProfileName = Literal[choices.PROFILE_CHOICES]
+    ModelFormatName = Literal[choices.MODEL_FORMAT_CHOICES]
 
 OverrideKey = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=64)
@@ -87,6 +89,18 @@ class RepairCreate(BaseModel):
     config: RepairConfig = Field(default_factory=lambda: RepairConfig())
 
 
+class ModelSize(BaseModel):
+    params: int = Field(description="parameters")
+    flops: int = Field(description="FLOPs of one forward pass on one image (a MAC is 2)")
+
+
+class ModelSizes(BaseModel):
+    """The deployed and the repaired model side by side."""
+
+    deployed: ModelSize
+    repaired: ModelSize
+
+
 class RepairPublic(BaseModel):
     model_config = ConfigDict(
         from_attributes=True,
@@ -140,6 +154,22 @@ class RepairPublic(BaseModel):
     error_type: str | None
     timings: dict[str, float]
     result_sha256: str | None
+    model_formats: list[ModelFormatName] = Field(
+        default_factory=list,
+        description="formats GET /v1/repairs/{id}/model?format= serves (once succeeded)",
+    )
+    model_size: ModelSizes | None = Field(
+        None, description="parameters and FLOPs per image, deployed vs repaired"
+    )
+    export_max_abs_diff: dict[ModelFormatName, float] = Field(
+        default_factory=dict,
+        description="per export: max abs logit difference against PyTorch on a probe batch",
+    )
+    clean_accuracy_dropped: bool | None = Field(
+        None,
+        description="true when the repaired model's clean accuracy is more than 1 point "
+        "below the deployed model's (the report says so in words)",
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

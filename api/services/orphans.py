@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db.models import Dataset, FailureBatch, Model, RepairJob
+from api.db.models import MODEL_FILE_COLUMNS, Dataset, FailureBatch, Model, RepairJob
 from api.storage import ArtifactStore
 
 ORPHAN_AGE_SECONDS = 3600.0
@@ -20,7 +20,8 @@ def referenced_keys(session: Session) -> set[str]:
     keys: set[str] = set()
     for model in (Dataset, Model, FailureBatch):
         keys.update(session.scalars(sa.select(model.storage_key)))
-    for column in (RepairJob.result_model_key, RepairJob.report_key, RepairJob.report_png_key):
+    columns = [getattr(RepairJob, key) for key, _ in MODEL_FILE_COLUMNS.values()]
+    for column in (*columns, RepairJob.report_key, RepairJob.report_png_key):
         keys.update(k for k in session.scalars(sa.select(column).where(column.is_not(None))) if k)
     return keys
 

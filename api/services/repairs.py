@@ -16,13 +16,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.db.jobs import CANCEL_REQUESTED_STATUSES, TERMINAL_STATUSES, transition
-from api.db.models import FailureBatch, Genotype, JobStatus, Metric, Model, RepairJob
+from api.db.models import (
+    CLEAN_DROP_METRIC,
+    MODEL_FILE_COLUMNS,
+    FailureBatch,
+    Genotype,
+    JobStatus,
+    Metric,
+    Model,
+    RepairJob,
+    export_diff_metric,
+    size_metric,
+)
 from api.errors import ConflictError, InvalidInputError, NotFoundError, TooManyRequestsError
 from api.queue import JobQueue
 from api.schemas.repairs import RepairCreate
 from api.services.common import get_owned
 from api.services.quotas import check_active_jobs, lock_owner
 from api.storage import ArtifactStore
+from repair_core import choices
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +46,30 @@ class RepairView:
     job: RepairJob
     genotype: dict[str, Any] | None
     metrics: dict[str, float]
+
+    @property
+    def model_size(self) -> dict[str, dict[str, int]] | None:
+        """deployed / repaired -> params and FLOPs per image, from the metric rows."""
+        try:
+            return {
+                side: {what: int(self.metrics[size_metric(role, what)]) for what in _SIZES}
+                for side, role in (("deployed", "original"), ("repaired", "repaired"))
+            }
+        except KeyError:  # not finished, or finished before sizes were counted
+            return None
+
+    @property
+    def export_max_abs_diff(self) -> dict[str, float]:
+        found = {f: self.metrics.get(export_diff_metric(f)) for f in choices.EXPORT_FORMATS}
+        return {f: d for f, d in found.items() if d is not None}
+
+    @property
+    def clean_accuracy_dropped(self) -> bool | None:
+        value = self.metrics.get(CLEAN_DROP_METRIC)
+        return None if value is None else value >= 0.5
+
+
+_SIZES = ("params", "flops")
 
 
 def request_digest(request: RepairCreate) -> str:
@@ -273,7 +309,7 @@ def cancel_repair(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -
     return view_of(session, job)
 
 
-ResultKind = Literal["model", "report", "report_png"]
+ResultKind = Literal["report", "report_png"]
 
 
 def result_path(
@@ -284,23 +320,55 @@ def result_path(
     kind: ResultKind,
     store: ArtifactStore,
 ) -> tuple[Path, RepairJob]:
-    """The file of a finished job's result; 409 while the job has not succeeded."""
+    """The file of a finished job's report; 409 while the job has not succeeded."""
     job = get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
-    key = {
-        "model": job.result_model_key,
-        "report": job.report_key,
-        "report_png": job.report_png_key,
-    }[kind]
-    what = kind.replace("_", " ")
+    key = {"report": job.report_key, "report_png": job.report_png_key}[kind]
+    return _stored(job, key, kind.replace("_", " "), store), job
+
+
+def model_file(
+    session: Session,
+    *,
+    owner_id: uuid.UUID,
+    job_id: uuid.UUID,
+    model_format: str,
+    store: ArtifactStore,
+) -> tuple[Path, str | None, RepairJob]:
+    """The repaired model in `model_format`: (file, its SHA-256, job). 409 while the job has
+    not succeeded; 404 when it has no file in that format (its export failed its check)."""
+    job = get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
+    key_column, sha_column = MODEL_FILE_COLUMNS[model_format]
+    exported = model_format != choices.DEFAULT_MODEL_FORMAT
+    what = f"{model_format} model" if exported else "model"
+    why = (
+        f": its {model_format} export did not pass its check against PyTorch, or the job "
+        f"finished before exports existed (see info.exports in GET /v1/repairs/{job_id}/report)"
+        if exported
+        else ""
+    )
+    path = _stored(job, getattr(job, key_column), what, store, why)
+    return path, getattr(job, sha_column), job
+
+
+def model_formats(job: RepairJob) -> list[str]:
+    """The formats the repaired model downloads in (none until the job has succeeded)."""
+    if job.status != JobStatus.succeeded:
+        return []
+    return [f for f, (key, _) in MODEL_FILE_COLUMNS.items() if getattr(job, key) is not None]
+
+
+def _stored(
+    job: RepairJob, key: str | None, what: str, store: ArtifactStore, why: str = ""
+) -> Path:
     if job.status == JobStatus.succeeded and key is None:
-        raise NotFoundError(f"repair job {job_id} produced no {what}")
+        raise NotFoundError(f"repair job {job.id} produced no {what}{why}")
     if job.status != JobStatus.succeeded or key is None:
         raise ConflictError(
-            f"repair job {job_id} is {job.status.value}; its {what} is "
+            f"repair job {job.id} is {job.status.value}; its {what} is "
             "available once the job has succeeded",
             code="result_not_ready",
         )
     path = store.path(key)
     if not path.is_file():
-        raise NotFoundError(f"the {what} of repair job {job_id} is missing")
-    return path, job
+        raise NotFoundError(f"the {what} of repair job {job.id} is missing")
+    return path

@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from repair_core.errors import RepairInputError
-from repair_core.evaluation.verdict import ScoreTable, Verdict, verdict_lines, verdicts
+from repair_core.evaluation.verdict import (
+    ScoreTable,
+    Verdict,
+    clean_drop_warning,
+    verdict_lines,
+    verdicts,
+)
 
 FORMAT = "cf-darts-evaluation/1"
 
@@ -46,6 +52,14 @@ def percent(correct: int, total: int) -> float:
 
 def _number(value: Any) -> str:
     return "—" if value is None else f"{value:.4g}"
+
+
+def _si(count: int) -> str:
+    """1234567 -> 1.23M: FLOPs read at a glance."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if count >= size:
+            return f"{count / size:.3g}{unit}"
+    return str(count)
 
 
 def short_name(corruption: str) -> str:
@@ -119,6 +133,36 @@ class EvaluationReport:
     def control(self) -> str | None:
         name = self.info.get("control")
         return name if isinstance(name, str) and name in self.models else None
+
+    @property
+    def primary_rows(self) -> list[str]:
+        """The repaired variant's rows, one per iteration; the last is the repaired model.
+        A report without roles (written before the control existed) is read by position."""
+        rows = self.info.get("rows")
+        primary = self.info.get("primary")
+        if isinstance(rows, dict) and isinstance(primary, str) and primary in rows:
+            return [str(name) for name in rows[primary]]
+        return [n for n in self.models if n != "original"]
+
+    @property
+    def repaired(self) -> str | None:
+        rows = self.primary_rows
+        return rows[-1] if rows and rows[-1] in self.models else None
+
+    def clean_drop_warning(self) -> str | None:
+        """The words when the repaired model's clean accuracy is more than
+        `verdict.CLEAN_DROP_POINTS` below the deployed model's."""
+        if self.repaired is None or "original" not in self.models:
+            return None
+        return clean_drop_warning(
+            self.models["original"].clean, self.models[self.repaired].clean, model=self.repaired
+        )
+
+    @property
+    def clean_accuracy_dropped(self) -> bool | None:
+        if self.repaired is None or "original" not in self.models:
+            return None
+        return self.clean_drop_warning() is not None
 
     def mean(self, model: str, severity: int | None = None) -> float | None:
         """Mean accuracy over `other_corruptions` at `severity` (None: over all severities)."""
@@ -237,7 +281,45 @@ class EvaluationReport:
             cells = ["—" if col[model] is None else f"{col[model]:.2f}" for _, col in columns]
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
         lines.extend(verdict_lines(self.verdicts(severity)))
+        lines += self._deployment_lines()
         return "\n".join(lines + self._health_lines()) + "\n"
+
+    def _deployment_lines(self) -> list[str]:
+        """Parameters and FLOPs of each row, the repaired size, the export checks."""
+        stats = self.info.get("model_stats", {})
+        lines: list[str] = []
+        if stats:
+            lines += [
+                "",
+                "Model size: parameters, and FLOPs for one image (a multiply-add is 2 FLOPs).",
+                "",
+                "| Model | Parameters | FLOPs |",
+                "| --- | ---: | ---: |",
+            ]
+            for name, s in stats.items():
+                label = "original (deployed)" if name == "original" else name
+                if name == self.repaired:
+                    label += " (repaired)"
+                lines.append(f"| {label} | {s['params']:,} | {_si(s['flops'])} |")
+            size = self.info.get("repaired_size")
+            if isinstance(size, dict):
+                lines += ["", f"Repaired network: {size['init_channels']} initial channels, "
+                          f"{size['layers']} cells (profile {size['profile']})."]  # fmt: skip
+        exports = self.info.get("exports", {})
+        if exports:
+            lines += ["", "Exports of the repaired model (checked against PyTorch):", ""]
+            for name, e in exports.items():
+                if "error" in e:
+                    lines.append(f"- {name}: not available: {e['error']}")
+                    continue
+                c, h, w = e["input_shape"]
+                batches = " and ".join(str(b) for b in e["batch_sizes"])
+                lines.append(
+                    f"- {name}: max abs logit difference {e['max_abs_diff']:.3g} (limit "
+                    f"{e['tolerance']:g}, batches {batches}; {e['exporter']}); input "
+                    f"`{e['input_name']}` float32 N x {c} x {h} x {w} in [0, 1]"
+                )
+        return lines
 
     def _health_lines(self) -> list[str]:
         """The collapse guard per searched variant, and warnings; none in older reports."""
@@ -261,7 +343,10 @@ class EvaluationReport:
                     else f"epoch {h['early_stopped_epoch']}",
                 ]  # fmt: skip
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        warnings = self.info.get("warnings", [])
+        warnings = list(self.info.get("warnings", []))
+        drop = self.clean_drop_warning()
+        if drop is not None:
+            warnings.append(drop[0].upper() + drop[1:] + ".")
         if warnings:
             lines += ["", "Warnings:", ""] + [f"- {w}" for w in warnings]
         return lines

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 
 BETTER, WORSE, UNCLEAR = "better", "worse", "no clear change"
 
+# The repaired model may cost at most this many points of clean accuracy before the report
+# warns in words (and the job record carries the flag).
+CLEAN_DROP_POINTS = 1.0
+
 NO_CONTROL = (
     "no control row: gains are against phi0, which scores 0 % on its own failures by construction"
 )
@@ -134,3 +138,18 @@ def verdict_lines(found: Sequence[Verdict]) -> list[str]:
         "",
         *lines,
     ]
+
+
+def clean_drop_warning(
+    deployed: float, repaired: float, *, model: str, limit: float = CLEAN_DROP_POINTS
+) -> str | None:
+    """A sentence when `repaired` clean accuracy (%) is more than `limit` points below the
+    deployed model's, else None."""
+    drop = deployed - repaired
+    if not drop > limit:
+        return None
+    return (
+        f"the repaired model ({model}) scores {repaired:.2f} % on clean test images, "
+        f"{drop:.2f} points below the deployed model's {deployed:.2f} % (more than "
+        f"{limit:g} point{'s' if limit != 1 else ''}): check it before deploying"
+    )

@@ -59,6 +59,8 @@ class EvaluationSettings:
 class StagePlan:
     search_net: NetSize
     search: SearchSettings
+    # The repaired network's size, a stated choice of the profile (the report prints it
+    # beside the parameters and FLOPs of the deployed and repaired models).
     net: NetSize
     train: TrainSettings
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)

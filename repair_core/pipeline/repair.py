@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ from repair_core.errors import RepairInputError
 from repair_core.evaluation.plot import plot_report
 from repair_core.evaluation.report import EvaluationReport
 from repair_core.evaluation.scoring import evaluate_models
+from repair_core.models.stats import model_stats
 from repair_core.pipeline.config import RepairConfig
+from repair_core.pipeline.exporting import export_repaired, exported_files
 from repair_core.pipeline.profiles import build_plan
 from repair_core.pipeline.progress_map import OverallProgress, variant_share
 from repair_core.pipeline.variant import VariantResult, run_variant
@@ -44,6 +46,8 @@ class RepairResult:
     primary: str = ""  # the repaired variant's name (its last row is the repaired model)
     # Every variant's last checkpoint by name, the primary's and the control's included.
     variant_checkpoints: dict[str, Path] = field(default_factory=dict)
+    # The repaired model in the other formats, those whose export passed its check.
+    exports: dict[str, Path] = field(default_factory=dict)
 
 
 def repair(
@@ -69,6 +73,12 @@ def repair(
     final = work.path("model.safetensors")
     if not final.exists():
         copy_file_atomic(primary.checkpoints[-1], final)
+    formats = export_repaired(work, final, data.image_shape)
+    if report.info.get("exports") != formats:
+        report = EvaluationReport(
+            report.models, report.failure_corruption, {**report.info, "exports": formats}
+        )
+        _write_report(work, report)
     timings = dict(primary.timings)
     for v in variants[1:]:
         timings.update({f"{v.name}:{k}": t for k, t in v.timings.items()})
@@ -76,10 +86,14 @@ def repair(
         genotype=primary.genotypes[-1],
         checkpoint=final,
         report=report,
-        timings={**timings, "evaluating": work.result("evaluating")["seconds"]},
+        timings={
+            **timings,
+            **{stage: work.result(stage)["seconds"] for stage in ("evaluating", "exporting")},
+        },
         work_dir=work.root,
         primary=primary.name,
         variant_checkpoints={v.name: v.checkpoints[-1] for v in variants},
+        exports=exported_files(work, formats),
     )
 
 
@@ -222,6 +236,18 @@ def _evaluate(
         "evaluation_seconds": seconds,
         "evaluation_max_images": ev.max_images,
     }
+    # Parameters and FLOPs per image of every row, the deployed model's first; the
+    # repaired network's size is the profile's stated choice (`StagePlan.net`).
+    shape = data.image_shape
+    info["model_stats"] = {
+        name: asdict(model_stats(model, shape)) for name, model in models.items()
+    }
+    info["repaired_size"] = {
+        "profile": config.profile,
+        "init_channels": plan.net.init_channels,
+        "layers": plan.net.layers,
+        "input_shape": list(shape),
+    }
     warnings = [
         w
         for v in variants
@@ -230,8 +256,14 @@ def _evaluate(
     if warnings:
         info["warnings"] = warnings
     report = EvaluationReport(report.models, report.failure_corruption, {**report.info, **info})
-    write_json_atomic(report_path, json.loads(report.to_json()))
-    write_text_atomic(work.path("report.md"), report.to_markdown(severity=max(ev.severities)))
+    _write_report(work, report)
     plot_report(report, work.path("report.png"))
     work.finish("evaluating", {"seconds": seconds})
     return report
+
+
+def _write_report(work: WorkDir, report: EvaluationReport) -> None:
+    """report.json and report.md (its table at the highest severity scored), atomically."""
+    write_json_atomic(work.path("report.json"), json.loads(report.to_json()))
+    severity = max(report.severities) if report.severities else None
+    write_text_atomic(work.path("report.md"), report.to_markdown(severity=severity))

@@ -157,18 +157,34 @@ def cancel(job_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> No
 def download(
     job_id: str,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Default: repaired-<id>.safetensors")
+        Path | None,
+        typer.Option("--output", "-o", help="Default: repaired-<id>.<safetensors|onnx|pt>"),
     ] = None,
+    model_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help=" | ".join(choices.MODEL_FORMAT_CHOICES)
+            + " (onnx and torchscript run without this project)",
+        ),
+    ] = choices.DEFAULT_MODEL_FORMAT,
     url: UrlOpt = DEFAULT_URL,
     api_key: KeyOpt = None,
 ) -> None:
-    """Download the repaired checkpoint; its SHA-256 is checked against the ETag."""
-    dest = output or Path(f"repaired-{job_id}.safetensors")
+    """Download the repaired model; its SHA-256 is checked against the ETag."""
+    if model_format not in choices.MODEL_FORMAT_CHOICES:
+        fail_message(
+            f"--format {model_format!r}: choose one of {', '.join(choices.MODEL_FORMAT_CHOICES)}",
+            code=2,
+        )
+    dest = output or Path(f"repaired-{job_id}{choices.MODEL_FORMAT_SUFFIXES[model_format]}")
     with (
         connected(url, api_key) as client,
         transfer_progress(f"downloading {dest.name}") as progress,
     ):
-        digest = client.download_model(job_id, dest, on_progress=progress)
+        digest = client.download_model(
+            job_id, dest, model_format=model_format, on_progress=progress
+        )
     typer.echo(f"{dest}  sha256 {digest}")
 
 

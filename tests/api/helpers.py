@@ -1,13 +1,14 @@
-"""Assertions shared by the upload tests."""
+"""Assertions and set-ups shared by the upload, repair and client tests."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from api.db.models import Dataset, FailureBatch, Model
+from api.db.models import Dataset, FailureBatch, JobStatus, Model, RepairJob
 from tests.api.conftest import LiveServer
 
 
@@ -73,3 +74,22 @@ def problem(response: object) -> dict[str, object]:
     assert set(body) == {"type", "title", "status", "detail", "code", "errors"}
     assert body["status"] == response.status_code and body["detail"]
     return body  # type: ignore[no-any-return]
+
+
+def succeeded_with_files(
+    live_server: LiveServer, job_id: str, files: dict[str, bytes], **columns: object
+) -> None:
+    """Store `files` (name -> bytes) as artifacts of `job_id` and mark it succeeded; a column
+    value that names one of the files becomes that file's storage key."""
+    folder = f"results-{job_id}"
+    (live_server.artifacts_root / folder).mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (live_server.artifacts_root / folder / name).write_bytes(data)
+    values = {c: f"{folder}/{v}" if v in files else v for c, v in columns.items()}
+    with live_server.session_factory() as session:
+        session.execute(
+            sa.update(RepairJob)
+            .where(RepairJob.id == uuid.UUID(job_id))
+            .values(status=JobStatus.succeeded, finished_at=datetime.now(UTC), **values)
+        )
+        session.commit()

@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +16,7 @@ from api.db.models import JobStatus, RepairJob
 from api.settings import get_settings
 from repairctl.main import app
 from tests.api.conftest import LiveServer
+from tests.api.helpers import succeeded_with_files
 from tests.api.seed import Seeded, seed_model
 
 pytestmark = pytest.mark.integration
@@ -124,22 +125,14 @@ def test_download_checks_the_digest_and_report_saves_the_figure(
     job_id = json.loads(
         runner.invoke(app, ["repairs", "create", str(seeded.model_id)], env=env).stdout
     )["id"]
-    folder = live_server.artifacts_root / f"cli-{job_id}"
-    folder.mkdir()
     payload = b"weights" * 1000
-    (folder / "m.safetensors").write_bytes(payload)
-    (folder / "r.json").write_text('{"ok": true}')
-    (folder / "r.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    _set_job(
-        live_server,
-        job_id,
-        status=JobStatus.succeeded,
-        finished_at=datetime.now(UTC),
-        result_model_key=f"cli-{job_id}/m.safetensors",
-        result_model_sha256=hashlib.sha256(payload).hexdigest(),
-        report_key=f"cli-{job_id}/r.json",
-        report_png_key=f"cli-{job_id}/r.png",
-    )
+    files = {"m.safetensors": payload, "r.json": b'{"ok": true}', "r.png": b"\x89PNG\r\n\x1a\n"}
+    succeeded_with_files(
+        live_server, job_id, files,
+        result_model_key="m.safetensors", result_model_sha256=hashlib.sha256(payload).hexdigest(),
+        report_key="r.json", report_png_key="r.png",
+    )  # fmt: skip
+    folder = live_server.artifacts_root / f"results-{job_id}"
     out = tmp_path / "repaired.safetensors"
     downloaded = runner.invoke(app, ["repairs", "download", job_id, "-o", str(out)], env=env)
     assert downloaded.exit_code == 0, downloaded.output
@@ -158,6 +151,33 @@ def test_download_checks_the_digest_and_report_saves_the_figure(
     failed = runner.invoke(app, ["repairs", "download", job_id, "-o", str(broken)], env=env)
     assert failed.exit_code == 1 and "digest_mismatch" in failed.stderr
     assert not broken.exists() and not (tmp_path / "broken.safetensors.part").exists()
+
+
+def test_download_format_onnx_fetches_the_export_and_an_unknown_format_is_a_usage_error(
+    live_server: LiveServer, cli: tuple[CliRunner, dict[str, str], Seeded], tmp_path: Path
+) -> None:
+    runner, env, seeded = cli
+    job_id = json.loads(
+        runner.invoke(app, ["repairs", "create", str(seeded.model_id)], env=env).stdout
+    )["id"]
+    graph = b"onnx" * 1000
+    succeeded_with_files(
+        live_server, job_id, {"m.safetensors": b"weights", "m.onnx": graph},
+        result_model_key="m.safetensors", result_onnx_key="m.onnx",
+        result_onnx_sha256=hashlib.sha256(graph).hexdigest(),
+    )  # fmt: skip
+    out = tmp_path / "repaired.onnx"
+    onnx = runner.invoke(
+        app, ["repairs", "download", job_id, "--format", "onnx", "-o", str(out)], env=env
+    )
+    assert onnx.exit_code == 0, onnx.output
+    assert out.read_bytes() == graph
+    none = runner.invoke(
+        app, ["repairs", "download", job_id, "--format", "torchscript", "-o", str(out)], env=env
+    )
+    assert none.exit_code == 1 and "HTTP 404" in none.stderr
+    bad = runner.invoke(app, ["repairs", "download", job_id, "--format", "pickle"], env=env)
+    assert bad.exit_code == 2 and "safetensors, onnx, torchscript" in bad.stderr
 
 
 def test_errors_are_one_line_with_the_problem_code(

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import onnxruntime as ort
 import pytest
 import sqlalchemy as sa
 import torch
@@ -227,6 +228,28 @@ def test_a_smoke_repair_runs_through_its_stages_to_success_and_its_model_downloa
         report = client.get_report(created["id"])
         assert set(report["models"]) == {"original", "CF-DARTS"}
         assert report["failure_corruption"] == "gaussian_noise"
+
+        # The ONNX export runs in onnxruntime and computes the checkpoint's logits.
+        onnx_path = tmp_path / "repaired.onnx"
+        onnx_digest = client.download_model(created["id"], onnx_path, model_format="onnx")
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        for batch in (images[:1], images):
+            (logits,) = session.run(["logits"], {"pixels": batch.numpy()})
+            with torch.no_grad():
+                expected = repaired.model(batch)
+            assert float((torch.from_numpy(logits) - expected).abs().max()) <= 1e-4
+    assert onnx_digest != digest and final["model_formats"] == [
+        "safetensors", "onnx", "torchscript"
+    ]  # fmt: skip
+    check = report["info"]["exports"]["onnx"]
+    assert check["max_abs_diff"] <= 1e-4
+    assert final["export_max_abs_diff"]["onnx"] == check["max_abs_diff"]
+    stats = report["info"]["model_stats"]
+    assert final["model_size"] == {
+        "deployed": stats["original"], "repaired": stats["CF-DARTS"]
+    }  # fmt: skip
+    original, ours = report["models"]["original"]["clean"], report["models"]["CF-DARTS"]["clean"]
+    assert final["clean_accuracy_dropped"] is (original - ours > 1.0)
 
 
 @pytest.mark.parametrize("strategy", ["pcdarts", "robdarts", "robdarts-reg"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from repair_core.evaluation.report import EvaluationReport, ModelScores
-from worker.results import report_metrics
+from worker.results import deployment_metrics, report_metrics
 
 
 def _scores(clean: float) -> ModelScores:
@@ -39,3 +39,32 @@ def test_a_report_without_roles_is_read_by_position() -> None:
     report = EvaluationReport({"original": _scores(90.0), "CF-DARTS": _scores(80.0)}, None)
     metrics = report_metrics(report)
     assert metrics["repaired.clean"] == 80.0 and "repaired.failure_corruption_all" not in metrics
+
+
+def test_sizes_export_checks_and_the_clean_drop_flag_become_metric_rows() -> None:
+    report = EvaluationReport(
+        {"original": _scores(94.6), "CF-DARTS": _scores(91.2)},
+        "gaussian_noise",
+        {
+            "primary": "CF-DARTS",
+            "rows": {"CF-DARTS": ["CF-DARTS"]},
+            "model_stats": {
+                "original": {"params": 1000, "flops": 9000},
+                "CF-DARTS": {"params": 200, "flops": 700},
+            },
+            "exports": {
+                "onnx": {"format": "onnx", "max_abs_diff": 2e-7},
+                "torchscript": {"format": "torchscript", "error": "failed"},
+            },
+        },
+    )
+    assert deployment_metrics(report) == {
+        "original.params": 1000.0,
+        "original.flops": 9000.0,
+        "repaired.params": 200.0,
+        "repaired.flops": 700.0,
+        "export.onnx.max_abs_diff": 2e-7,
+        "repaired.clean_accuracy_dropped": 1.0,
+    }
+    within = EvaluationReport({"original": _scores(94.6), "CF-DARTS": _scores(94.0)}, None)
+    assert deployment_metrics(within) == {"repaired.clean_accuracy_dropped": 0.0}

@@ -82,6 +82,12 @@ def test_a_queued_job_succeeds_stores_its_results_and_ignores_a_later_delivery(
         job.result_model_sha256
     )
     assert b'"models"' in ctx.store.path(job.report_key).read_bytes()
+    for key, sha in (
+        (job.result_onnx_key, job.result_onnx_sha256),
+        (job.result_torchscript_key, job.result_torchscript_sha256),
+    ):
+        assert key is not None and key != job.result_model_key
+        assert hashlib.sha256(ctx.store.path(key).read_bytes()).hexdigest() == sha
     assert ctx.store.path(job.report_png_key).read_bytes()[:4] == b"\x89PNG"
     with ctx.sessions() as session:
         genotypes = session.scalars(sa.select(Genotype).where(Genotype.job_id == job_id)).all()
@@ -92,6 +98,10 @@ def test_a_queued_job_succeeds_stores_its_results_and_ignores_a_later_delivery(
     assert [g.iteration for g in genotypes] == [1]
     assert genotypes[0].genotype == loaded.genotype.to_dict()
     assert {"original.clean", "repaired.clean", "repaired.held_out_failures"} <= set(metrics)
+    deployment = {"original.params", "original.flops", "repaired.params", "repaired.flops"}
+    deployment |= {"export.onnx.max_abs_diff", "repaired.clean_accuracy_dropped"}
+    assert deployment <= set(metrics)
+    assert metrics["export.onnx.max_abs_diff"] <= 1e-4
     assert metrics["original.held_out_failures"] == 0.0  # confirmed failures only
     events = [e["event"] for e in _journal(ctx, seeded, job_id)]
     assert events[0] == "claimed" and events[-1] == "finished"

@@ -6,7 +6,6 @@ import json
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -14,6 +13,7 @@ import sqlalchemy as sa
 
 from api.db.models import Genotype, JobStatus, Metric, RepairJob
 from tests.api.conftest import LiveServer
+from tests.api.helpers import succeeded_with_files
 from tests.api.seed import Seeded, seed_model
 
 pytestmark = pytest.mark.integration
@@ -261,7 +261,7 @@ def test_cancelling_a_finished_job_is_a_conflict(
     assert response.json()["code"] == "job_finished"
 
 
-@pytest.mark.parametrize("path", ["model", "report", "report.png"])
+@pytest.mark.parametrize("path", ["model", "model?format=onnx", "report", "report.png"])
 def test_results_before_completion_are_a_conflict(
     live_server: LiveServer, owner_with_model: tuple[str, Seeded], path: str
 ) -> None:
@@ -282,24 +282,18 @@ def test_results_of_a_succeeded_job_download_with_etag_range_and_digest(
     key, seeded = owner_with_model
     with live_server.client(key) as client:
         job = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)}).json()
-    owner_id = uuid.UUID(job["id"])  # any unique folder name will do for the artifacts
     payload = bytes(range(256)) * 40
     digest = hashlib.sha256(payload).hexdigest()
-    root = live_server.artifacts_root
-    (root / str(owner_id)).mkdir(parents=True, exist_ok=True)
-    (root / str(owner_id) / "model.safetensors").write_bytes(payload)
-    (root / str(owner_id) / "report.json").write_text(json.dumps({"clean": {"before": 0.9}}))
-    (root / str(owner_id) / "report.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
-    _set_job(
-        live_server,
-        job["id"],
-        status=JobStatus.succeeded,
-        finished_at=datetime.now(UTC),
-        result_model_key=f"{owner_id}/model.safetensors",
-        result_model_sha256=digest,
-        report_key=f"{owner_id}/report.json",
-        report_png_key=f"{owner_id}/report.png",
-    )
+    files = {
+        "model.safetensors": payload,
+        "report.json": json.dumps({"clean": {"before": 0.9}}).encode(),
+        "report.png": b"\x89PNG\r\n\x1a\nfake",
+    }
+    succeeded_with_files(
+        live_server, job["id"], files,
+        result_model_key="model.safetensors", result_model_sha256=digest,
+        report_key="report.json", report_png_key="report.png",
+    )  # fmt: skip
     with live_server.client(key) as client:
         full = client.get(f"/v1/repairs/{job['id']}/model")
         part = client.get(f"/v1/repairs/{job['id']}/model", headers={"Range": "bytes=10-19"})
@@ -317,6 +311,59 @@ def test_results_of_a_succeeded_job_download_with_etag_range_and_digest(
     assert report.json() == {"clean": {"before": 0.9}}
     assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
     assert shown["result_sha256"] == digest
+
+
+def test_the_onnx_export_downloads_like_the_checkpoint_and_the_job_shows_sizes_and_checks(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded]
+) -> None:
+    import hashlib
+
+    key, seeded = owner_with_model
+    with live_server.client(key) as client:
+        job = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)}).json()
+    payload = b"onnx-graph" * 500
+    digest = hashlib.sha256(payload).hexdigest()
+    succeeded_with_files(
+        live_server, job["id"], {"m.safetensors": b"weights", "m.onnx": payload},
+        result_model_key="m.safetensors", result_onnx_key="m.onnx", result_onnx_sha256=digest,
+    )  # fmt: skip
+    metrics = {
+        "original.params": 1000.0, "original.flops": 9000.0, "repaired.params": 200.0,
+        "repaired.flops": 700.0, "export.onnx.max_abs_diff": 2e-7,
+        "repaired.clean_accuracy_dropped": 1.0,
+    }  # fmt: skip
+    with live_server.session_factory() as session:
+        owner_id = session.get_one(RepairJob, uuid.UUID(job["id"])).owner_id
+        for name, value in metrics.items():
+            session.add(
+                Metric(owner_id=owner_id, job_id=uuid.UUID(job["id"]), name=name, value=value)
+            )
+        session.commit()
+    url = f"/v1/repairs/{job['id']}/model"
+    with live_server.client(key) as client:
+        full = client.get(url, params={"format": "onnx"})
+        part = client.get(url, params={"format": "onnx"}, headers={"Range": "bytes=0-3"})
+        cached = client.get(
+            url, params={"format": "onnx"}, headers={"If-None-Match": f'"{digest}"'}
+        )
+        missing = client.get(url, params={"format": "torchscript"})
+        unknown = client.get(url, params={"format": "pickle"})
+        shown = client.get(f"/v1/repairs/{job['id']}").json()
+    assert full.status_code == 200 and full.content == payload
+    assert full.headers["etag"] == f'"{digest}"'
+    assert f"repaired-{job['id']}.onnx" in full.headers["content-disposition"]
+    assert part.status_code == 206 and part.content == payload[:4]
+    assert cached.status_code == 304
+    assert missing.status_code == 404
+    assert "torchscript export did not pass its check" in missing.json()["detail"]
+    assert unknown.status_code == 422 and "format" in unknown.text
+    assert shown["model_formats"] == ["safetensors", "onnx"]
+    assert shown["model_size"] == {
+        "deployed": {"params": 1000, "flops": 9000},
+        "repaired": {"params": 200, "flops": 700},
+    }
+    assert shown["export_max_abs_diff"] == {"onnx": 2e-7}
+    assert shown["clean_accuracy_dropped"] is True
 
 
 def test_a_body_over_the_json_cap_answers_413(

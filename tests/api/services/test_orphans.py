@@ -37,13 +37,15 @@ def _write(store: ArtifactStore, key: str, *, age: float) -> Path:
 
 
 def _owner_with_rows(live_server: LiveServer) -> tuple[uuid.UUID, list[str]]:
-    """An owner with a seeded dataset, model, batch and a finished job's report: their keys."""
+    """An owner with a seeded dataset, model, batch and a finished job's report and ONNX
+    export: their keys."""
     with live_server.session_factory() as session:
         owner_id = create_owner(
             session, name=f"orphans-{uuid.uuid4().hex[:12]}", pepper="p"
         ).owner_id
         seeded = seed_model(session, owner_id)
         report_key = f"{owner_id}/{uuid.uuid4().hex}.json"
+        onnx_key = f"{owner_id}/{uuid.uuid4().hex}.onnx"
         session.add(
             RepairJob(
                 owner_id=owner_id,
@@ -54,6 +56,7 @@ def _owner_with_rows(live_server: LiveServer) -> tuple[uuid.UUID, list[str]]:
                 max_attempts=1,
                 request_sha256="0" * 64,
                 report_key=report_key,
+                result_onnx_key=onnx_key,
             )
         )
         session.commit()
@@ -65,7 +68,7 @@ def _owner_with_rows(live_server: LiveServer) -> tuple[uuid.UUID, list[str]]:
             )
         ]
     assert len(keys) == 3
-    return owner_id, [*keys, report_key]
+    return owner_id, [*keys, report_key, onnx_key]
 
 
 def test_the_api_start_up_removes_old_files_with_no_row_and_keeps_the_rest(

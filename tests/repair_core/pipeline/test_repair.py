@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -50,7 +51,25 @@ def test_smoke_profile_repairs_end_to_end_and_writes_genotype_checkpoint_and_rep
         digits_problem.failures
     )
     assert (tmp_path / "report.json").exists() and (tmp_path / "report.png").exists()
-    assert set(result.timings) >= {"confirming", "selecting", "searching@1", "retraining@1"}
+    assert set(result.timings) >= {
+        "confirming", "selecting", "searching@1", "retraining@1", "exporting"
+    }  # fmt: skip
+    # The exports are the checkpoint's network: onnxruntime on [0, 1] pixels matches it.
+    assert set(result.exports) == {"onnx", "torchscript"}
+    exports = report.info["exports"]
+    assert all(exports[f]["max_abs_diff"] <= 1e-4 for f in ("onnx", "torchscript"))
+    (logits,) = ort.InferenceSession(
+        str(result.exports["onnx"]), providers=["CPUExecutionProvider"]
+    ).run(None, {"pixels": x.numpy()})
+    with torch.no_grad():
+        assert float((torch.from_numpy(logits) - loaded.model(x)).abs().max()) <= 1e-4
+    stats = report.info["model_stats"]
+    assert set(stats) == {"original", "CF-DARTS"}
+    assert stats["CF-DARTS"]["params"] == sum(p.numel() for p in loaded.model.parameters())
+    assert all(s["flops"] > 0 for s in stats.values())
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| Model | Parameters | FLOPs |" in markdown and "- onnx: max abs logit" in markdown
+    assert json.loads((tmp_path / "report.json").read_text())["info"]["exports"] == exports
     stages = [p.stage for p in seen]
     assert stages.index("selecting") < stages.index("searching") < stages.index("retraining")
     percents = [p.metrics["overall_percent"] for p in seen]

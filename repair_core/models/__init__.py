@@ -1,0 +1,1 @@
+"""Facts about a classifier as a `torch.nn.Module`, whatever its architecture."""
