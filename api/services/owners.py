@@ -23,7 +23,9 @@ class CreatedOwner:
     api_key: str  # shown once; only its digest is stored
 
 
-def create_owner(session: Session, *, name: str, pepper: str) -> CreatedOwner:
+def create_owner(
+    session: Session, *, name: str, pepper: str, expires_at: datetime | None = None
+) -> CreatedOwner:
     name = name.strip()
     if not 1 <= len(name) <= 128:
         raise InvalidInputError("owner name must be 1 to 128 characters")
@@ -34,16 +36,24 @@ def create_owner(session: Session, *, name: str, pepper: str) -> CreatedOwner:
     except IntegrityError as exc:
         session.rollback()
         raise ConflictError(f"an owner named {name!r} exists already") from exc
-    key = create_api_key(session, owner_id=owner.id, pepper=pepper)
+    key = create_api_key(session, owner_id=owner.id, pepper=pepper, expires_at=expires_at)
     session.commit()
     return CreatedOwner(owner.id, owner.name, key)
 
 
-def create_api_key(session: Session, *, owner_id: uuid.UUID, pepper: str) -> str:
-    """Add a key for `owner_id` (the caller commits) and return it in clear, once."""
+def create_api_key(
+    session: Session, *, owner_id: uuid.UUID, pepper: str, expires_at: datetime | None = None
+) -> str:
+    """Add a key for `owner_id` (the caller commits) and return it in clear, once. From
+    `expires_at` on (if given) the key is refused with 401."""
     new = auth.generate_key()
     session.add(
-        ApiKey(owner_id=owner_id, key_id=new.key_id, digest=auth.key_digest(pepper, new.key))
+        ApiKey(
+            owner_id=owner_id,
+            key_id=new.key_id,
+            digest=auth.key_digest(pepper, new.key),
+            expires_at=expires_at,
+        )
     )
     session.flush()
     return new.key
