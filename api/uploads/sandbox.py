@@ -156,13 +156,19 @@ def run_sandboxed_with_confinement(
     return read_answer(answer, fn.__name__, memory_bytes, cpu_seconds)
 
 
-def child_environment() -> dict[str, str]:
+def child_environment(python: str | None = None) -> dict[str, str]:
     """The child's whole environment: the allow-list, and where to find our code."""
     env = {name: os.environ[name] for name in ENV_ALLOW if name in os.environ}
     env.setdefault("PATH", os.defpath)
     # The folder holding the `api` package (a source checkout or site-packages), so the
-    # child imports the same code as the parent, whatever PYTHONPATH the API had.
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    # child imports the same code as the parent, whatever PYTHONPATH the API had; another
+    # interpreter (`sandbox.python`) also gets this one's packages (torch, numpy, ...).
+    paths = [str(Path(__file__).resolve().parents[2])]
+    if python is not None and Path(python).resolve() != Path(sys.executable).resolve():
+        import sysconfig
+
+        paths += dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
+    env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # the sandbox user cannot write __pycache__
     env["PYTHONNOUSERSITE"] = "1"
     return env
@@ -183,7 +189,9 @@ def _run_child(
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             cwd=folder,
-            env={**child_environment(), "HOME": str(folder), "TMPDIR": str(folder)},
+            # Relative: a child dropped to another user reaches its folder only as its cwd
+            # (the folders above are the API's, 0700).
+            env={**child_environment(python), "HOME": ".", "TMPDIR": "."},
             pass_fds=(write_end,),
             close_fds=True,
         )

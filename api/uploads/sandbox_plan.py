@@ -74,16 +74,18 @@ def log_sandbox_plan(python: str | None = None) -> SandboxPlan:
 
 
 def _interpreter_paths(python: str | None) -> list[Path]:
-    """What the sandbox user must be able to read to start the child."""
-    code_root = Path(__file__).resolve().parents[2]
-    if python is not None:
-        return [Path(python).resolve(), code_root]
+    """What the sandbox user must be able to read to start the child: the interpreter,
+    its standard library, our packages (`sandbox.child_environment`) and our code."""
     import sysconfig
 
+    code_root = Path(__file__).resolve().parents[2]
+    packages = Path(sysconfig.get_paths()["purelib"]).resolve()
+    if python is not None:
+        return [Path(python).resolve(), packages, code_root]
     return [
         Path(sys.executable).resolve(),
         Path(os.__file__).resolve().parent,  # the standard library
-        Path(sysconfig.get_paths()["purelib"]).resolve(),
+        packages,
         code_root,
     ]
 

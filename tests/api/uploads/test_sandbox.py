@@ -200,3 +200,45 @@ def test_plan_keeps_root_when_the_sandbox_user_cannot_read_the_interpreter(
     assert how.user is None
     assert "cannot read" in how.notes[0]
     assert sandbox.plan(READABLE_PYTHON).user is not None
+
+
+@pytest.mark.slow
+def test_a_real_validator_parses_an_upload_as_the_sandbox_user(tmp_path: Path) -> None:
+    # Torch and the readers imported as `nobody`, through an interpreter it can read.
+    from api.uploads.validation import ingest_dataset
+    from tests.api import payloads
+
+    how = sandbox.plan(READABLE_PYTHON)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "upload").write_bytes(payloads.npz_dataset(3))
+    summary, confinement = run_sandboxed_with_confinement(
+        ingest_dataset,
+        "upload",
+        "validated.npz",
+        {},
+        memory_bytes=6 * GiB,
+        cpu_seconds=120,
+        timeout_seconds=300.0,
+        workdir=workdir,
+        python=READABLE_PYTHON,
+    )
+    assert summary["split_counts"] == {"train": 9, "test": 3}
+    if how.user is not None:
+        assert confinement.user_dropped and confinement.uid == how.user[0]
+        assert (workdir / "validated.npz").stat().st_uid == how.user[0]
+
+
+def test_a_pickle_on_the_answer_pipe_is_never_unpickled(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    with pytest.raises(SandboxError, match="not its JSON") as caught:
+        run(targets.answer_with_pickle, str(marker))
+    assert caught.value.reason == "crash"
+    assert not marker.exists()
+
+
+def test_a_forged_error_class_is_not_imported_and_a_bad_code_is_dropped() -> None:
+    with pytest.raises(RepairInputError, match="forged") as caught:
+        run(targets.answer_with_foreign_error_class)
+    assert type(caught.value) is RepairInputError
+    assert getattr(caught.value, "code", None) is None
