@@ -233,8 +233,11 @@ def to_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(mode="json").items():
         if isinstance(value, dict):
             for inner, item in value.items():
-                env[f"REPAIR_{name}__{inner}".upper()] = _env_value(item)
-        else:
+                # None is left out: a variable can only say it as "null", which a string
+                # setting reads as the text "null" (the unset default is None already).
+                if item is not None:
+                    env[f"REPAIR_{name}__{inner}".upper()] = _env_value(item)
+        elif value is not None:
             env[f"REPAIR_{name}".upper()] = _env_value(value)
     return env
 

@@ -116,3 +116,18 @@ def test_compose_takes_every_secret_from_the_environment_and_never_a_default() -
     example = (ROOT / ".env.example").read_text()
     for var in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "REPAIR_AUTH_PEPPER"):
         assert f"\n{var}=" in example
+
+
+def test_settings_passed_to_a_child_as_env_vars_rebuild_the_same_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from api.settings import SandboxSettings, to_env
+
+    for key in list(__import__("os").environ):
+        if key.startswith("REPAIR_"):
+            monkeypatch.delenv(key)
+    given = Settings(sandbox=SandboxSettings(cpu_seconds=7), auth_pepper="p")
+    assert given.sandbox.python is None and given.limits.redis_url is None
+    for key, value in to_env(given).items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == given
