@@ -57,6 +57,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "Well-formed but invalid input",
         429: "Too many active jobs for this owner; see Retry-After",
         503: "Database or broker unavailable",
+        507: "The server's disk is full; nothing was stored, retry later",
     }
     return {
         s: {
