@@ -15,6 +15,8 @@ from api.auth_cache import AuthedOwner, KeyGrant
 from api.db.models import ApiKey, Owner
 from api.errors import ConflictError, InvalidInputError
 
+INVALID_KEY = "invalid API key"
+
 
 @dataclass(frozen=True)
 class CreatedOwner:
@@ -59,12 +61,13 @@ def create_api_key(
     return new.key
 
 
-def authenticate(session: Session, *, key: str, pepper: str) -> KeyGrant | None:
-    """The owner holding `key` and until when the key is valid, or None for malformed,
-    unknown, revoked or expired keys."""
+def check_key(session: Session, *, key: str, pepper: str) -> KeyGrant | str:
+    """The owner holding `key` and until when the key is valid, or why it is refused:
+    malformed and unknown keys alike are "invalid"; only the holder of the real key (its
+    digest matched) learns that it was revoked or expired, and when."""
     key_id = auth.parse_key_id(key)
     if key_id is None:
-        return None
+        return INVALID_KEY
     row = session.execute(
         sa.select(ApiKey, Owner)
         .join(Owner, Owner.id == ApiKey.owner_id)
@@ -73,15 +76,18 @@ def authenticate(session: Session, *, key: str, pepper: str) -> KeyGrant | None:
     if row is None:
         # Same work as a hit, so timing does not tell which ids exist.
         auth.digest_matches(pepper, key, "0" * 64)
-        return None
+        return INVALID_KEY
     api_key, owner = row
     if not auth.digest_matches(pepper, key, api_key.digest):
-        return None
+        return INVALID_KEY
     now = datetime.now(UTC)
     if api_key.revoked_at is not None and api_key.revoked_at <= now:
-        return None
+        return f"API key revoked at {api_key.revoked_at.isoformat(timespec='seconds')}"
     if api_key.expires_at is not None and api_key.expires_at <= now:
-        return None
+        return (
+            f"API key expired at {api_key.expires_at.isoformat(timespec='seconds')}; "
+            "ask an operator for a new one"
+        )
     ends = [t for t in (api_key.expires_at, api_key.revoked_at) if t is not None]
     return KeyGrant(AuthedOwner(owner.id, api_key.key_id), min(ends) if ends else None)
 
