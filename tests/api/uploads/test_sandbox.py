@@ -4,6 +4,7 @@ sends is run by the parent."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -21,6 +22,7 @@ from api.uploads.sandbox import (
     run_sandboxed_with_confinement,
     validator,
 )
+from api.uploads.sandbox_plan import log_sandbox_plan
 from repair_core.errors import LimitExceededError, RepairInputError
 from tests.api.uploads import sandbox_targets as targets
 
@@ -242,3 +244,15 @@ def test_a_forged_error_class_is_not_imported_and_a_bad_code_is_dropped() -> Non
         run(targets.answer_with_foreign_error_class)
     assert type(caught.value) is RepairInputError
     assert getattr(caught.value, "code", None) is None
+
+
+def test_start_up_says_what_confines_the_children_on_this_host(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="api.uploads.sandbox_plan"):
+        how = log_sandbox_plan()
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("upload sandbox: children run as") for m in said), said
+    # Every limitation of this host is said, as a warning.
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert [f"upload sandbox: {note}" for note in how.notes] == warned
