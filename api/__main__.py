@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import uvicorn
 
-from api.settings import get_settings
+from api.settings import InsecureSettingsError, check_secrets, get_settings
 
 
 def main() -> None:
+    try:
+        check_secrets(get_settings())
+    except InsecureSettingsError as exc:
+        # Before uvicorn forks: its supervisor would restart refusing workers for ever.
+        raise SystemExit(f"refusing to start: {exc}") from None
     settings = get_settings().api
     uvicorn.run(
         "api.app:create_app",

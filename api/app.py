@@ -25,8 +25,9 @@ from api.problems import install_problem_handlers, problem_response
 from api.queue import CeleryJobQueue, JobQueue
 from api.routes import datasets, failures, health, models, repairs
 from api.services.orphans import sweep_orphans
-from api.settings import Settings, get_settings
+from api.settings import Settings, check_secrets, get_settings
 from api.storage import ArtifactStore
+from api.uploads.sandbox_plan import log_sandbox_plan
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class BodyLimitMiddleware:
 
 def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> FastAPI:
     settings = settings or get_settings()
+    check_secrets(settings)
     db = settings.database
     upload_slots = settings.uploads.max_concurrent_total
     # Exactly one connection per gate slot, no overflow (api/db/gate.py).
@@ -133,6 +135,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        log_sandbox_plan(settings.sandbox.python)
         await anyio.to_thread.run_sync(sweep)
         yield
         await limits.close()

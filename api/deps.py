@@ -95,15 +95,15 @@ async def get_owner(
     # Before the key is checked, so a blocked brute forcer learns nothing from its guesses.
     await limits.failed_auth_blocked(client)
 
-    def check(session: Session) -> KeyGrant | None:
-        return owners.authenticate(session, key=key, pepper=settings.auth_pepper)
+    def check(session: Session) -> KeyGrant | str:
+        return owners.check_key(session, key=key, pepper=settings.auth_pepper)
 
     # A slot of its own, given back before the route's session takes one: a request never
     # holds one slot while it waits for another.
     grant = await gate.run(check)
-    if grant is None:
+    if not isinstance(grant, KeyGrant):
         await limits.record_failed_auth(client)
-        raise UnauthorizedError("invalid, revoked or expired API key", headers=challenge)
+        raise UnauthorizedError(grant, headers=challenge)
     cache.put(digest, grant)
     return grant.owner
 

@@ -55,6 +55,12 @@ class QuotaExceededError(PayloadTooLargeError):
     code = "quota_exceeded"
 
 
+class InsufficientStorageError(ServiceError):
+    """The server's disk is full: nothing was stored, the client may retry later (507)."""
+
+    code = "insufficient_storage"
+
+
 class TooManyRequestsError(ServiceError):
     code = "too_many_requests"
 

@@ -7,6 +7,7 @@ nowhere else; an unreachable database answers 503, never 500.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
@@ -37,6 +38,7 @@ STATUS_OF: Mapping[type[errors.ServiceError], int] = {
     errors.InvalidInputError: 422,
     errors.TooManyRequestsError: 429,
     errors.UnavailableError: 503,
+    errors.InsufficientStorageError: 507,
 }
 
 # The code of a bare status (e.g. a routing 404 or 405): the service error's, where one
@@ -142,6 +144,24 @@ async def _disconnect(_request: Request, _exc: Exception) -> JSONResponse:
     return problem_response(400, "client disconnected during the request", code="disconnected")
 
 
+async def _os_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OSError)
+    if is_disk_full(exc):
+        # Wherever the disk filled (a temp file, a publish, a folder), the flow that hit it
+        # has removed what it wrote; the path is not echoed (it is the server's).
+        log.warning("disk full on %s %s", request.method, request.url.path)
+        return problem_response(
+            507,
+            "the server ran out of disk space; nothing was stored, retry later",
+            code="insufficient_storage",
+        )
+    return await _unexpected(request, exc)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "internal error; it has been logged", code="internal_error")
@@ -155,4 +175,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sa_exc.DBAPIError, _db_error)
     app.add_exception_handler(StaleDataError, _stale)
     app.add_exception_handler(ClientDisconnect, _disconnect)
+    app.add_exception_handler(OSError, _os_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -18,6 +18,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
 
+DEFAULT_AUTH_PEPPER = "embedded-default-pepper"
+# Brokers that need no server: only the embedded default uses them.
+_EMBEDDED_BROKERS = ("filesystem://", "memory://")
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -84,6 +88,9 @@ class SandboxSettings(BaseModel):
     memory_bytes: int = 4 * GiB
     cpu_seconds: int = 300
     timeout_seconds: float = 600.0
+    # The children's interpreter (default: the API's own). A root API drops them to
+    # `nobody`, who must be able to read it (docs/sandbox-boundary.md).
+    python: str | None = None
 
 
 class WorkerSettings(BaseModel):
@@ -172,8 +179,9 @@ class Settings(BaseSettings):
     events: EventSettings = Field(default_factory=EventSettings)
     # "auto" picks CUDA when present, else CPU; or "cpu", "cuda", "cuda:1".
     device: str = "auto"
-    # Server-side secret mixed into API-key digests; set it in production.
-    auth_pepper: str = "embedded-default-pepper"
+    # Server-side secret mixed into API-key digests. The default is refused at start-up
+    # unless the embedded default (SQLite and a serverless broker) is in use.
+    auth_pepper: str = DEFAULT_AUTH_PEPPER
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -192,6 +200,28 @@ class Settings(BaseSettings):
         return self
 
 
+class InsecureSettingsError(ValueError):
+    """Settings a service must not start with; the message names the setting to set."""
+
+
+def is_embedded(settings: Settings) -> bool:
+    """The one-machine default: a SQLite file and a serverless broker."""
+    return settings.database.url.startswith("sqlite") and settings.broker.url.startswith(
+        _EMBEDDED_BROKERS
+    )
+
+
+def check_secrets(settings: Settings) -> None:
+    """Refuse the default auth pepper outside the embedded default: with it, anyone who
+    reads this code can mint digests that match the keys of a real deployment's database."""
+    if settings.auth_pepper == DEFAULT_AUTH_PEPPER and not is_embedded(settings):
+        raise InsecureSettingsError(
+            "the default auth pepper is only allowed with the embedded default (SQLite and "
+            "the filesystem:// broker): set REPAIR_AUTH_PEPPER to a long random secret "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
@@ -203,8 +233,11 @@ def to_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(mode="json").items():
         if isinstance(value, dict):
             for inner, item in value.items():
-                env[f"REPAIR_{name}__{inner}".upper()] = _env_value(item)
-        else:
+                # None is left out: a variable can only say it as "null", which a string
+                # setting reads as the text "null" (the unset default is None already).
+                if item is not None:
+                    env[f"REPAIR_{name}__{inner}".upper()] = _env_value(item)
+        elif value is not None:
             env[f"REPAIR_{name}".upper()] = _env_value(value)
     return env
 

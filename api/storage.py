@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Collection
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -42,7 +43,8 @@ class ArtifactStore:
         return self.root.joinpath(*parts)
 
     def temp_path(self, suffix: str = "") -> Path:
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        # Private: sandbox children (another user) reach only their own work folder in it.
+        self.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self.tmp_dir / f"{uuid.uuid4().hex}{suffix}"
 
     def publish(self, tmp: Path, key: str) -> Path:
@@ -171,7 +173,11 @@ class CappedHashingWriter:
         return StoredUpload(self.path, self._hash.hexdigest(), self.size, bytes(self._head))
 
     def discard(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self.path.unlink(missing_ok=True)
+        try:
+            if self._file is not None:
+                # On a full disk closing flushes and fails again; the file goes regardless.
+                with suppress(OSError):
+                    self._file.close()
+                self._file = None
+        finally:
+            self.path.unlink(missing_ok=True)

@@ -20,6 +20,12 @@ PG_ADMIN_URL = f"postgresql+psycopg://postgres@{PG_HOST}:5432/postgres"
 REDIS_URL = os.environ.get("REPAIR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Test servers run on Postgres and Redis, where the default auth pepper is refused
+    # (api/settings.py, check_secrets); Settings built by any test read this one.
+    os.environ.setdefault("REPAIR_AUTH_PEPPER", f"test-pepper-{uuid.uuid4().hex}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # GPU tests are deselected (not skipped) where no CUDA device exists: CI has none.
     try:

@@ -99,3 +99,35 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = sorted(name for name in _settings_env_names() if f"`{name}`" not in readme)
     assert not missing, f"settings missing from the README table: {missing}"
+
+
+def test_compose_takes_every_secret_from_the_environment_and_never_a_default() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    services = yaml.safe_load(text)["services"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith(
+        "${POSTGRES_PASSWORD:?"
+    )
+    assert "--requirepass" in services["redis"]["command"]
+    for name in ("api", "worker", "migrate"):
+        env = services[name]["environment"]
+        assert ":${POSTGRES_PASSWORD:?" in env["REPAIR_DATABASE__URL"]
+        assert env["REPAIR_BROKER__URL"].startswith("redis://:${REDIS_PASSWORD:?")
+        assert env["REPAIR_AUTH_PEPPER"].startswith("${REPAIR_AUTH_PEPPER:?")
+    example = (ROOT / ".env.example").read_text()
+    for var in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "REPAIR_AUTH_PEPPER"):
+        assert f"\n{var}=" in example
+
+
+def test_settings_passed_to_a_child_as_env_vars_rebuild_the_same_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from api.settings import SandboxSettings, to_env
+
+    for key in list(__import__("os").environ):
+        if key.startswith("REPAIR_"):
+            monkeypatch.delenv(key)
+    given = Settings(sandbox=SandboxSettings(cpu_seconds=7), auth_pepper="p")
+    assert given.sandbox.python is None and given.limits.redis_url is None
+    for key, value in to_env(given).items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == given

@@ -55,8 +55,9 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Upload over its size limit or the owner's storage quota",
         415: "Wrong content type or file kind",
         422: "Well-formed but invalid input",
-        429: "Too many active jobs for this owner; see Retry-After",
+        429: "A rate limit or concurrency cap was reached; see Retry-After",
         503: "Database or broker unavailable",
+        507: "The server's disk is full; nothing was stored, retry later",
     }
     return {
         s: {

@@ -15,6 +15,8 @@ from api.auth_cache import AuthedOwner, KeyGrant
 from api.db.models import ApiKey, Owner
 from api.errors import ConflictError, InvalidInputError
 
+INVALID_KEY = "invalid API key"
+
 
 @dataclass(frozen=True)
 class CreatedOwner:
@@ -23,7 +25,9 @@ class CreatedOwner:
     api_key: str  # shown once; only its digest is stored
 
 
-def create_owner(session: Session, *, name: str, pepper: str) -> CreatedOwner:
+def create_owner(
+    session: Session, *, name: str, pepper: str, expires_at: datetime | None = None
+) -> CreatedOwner:
     name = name.strip()
     if not 1 <= len(name) <= 128:
         raise InvalidInputError("owner name must be 1 to 128 characters")
@@ -34,27 +38,36 @@ def create_owner(session: Session, *, name: str, pepper: str) -> CreatedOwner:
     except IntegrityError as exc:
         session.rollback()
         raise ConflictError(f"an owner named {name!r} exists already") from exc
-    key = create_api_key(session, owner_id=owner.id, pepper=pepper)
+    key = create_api_key(session, owner_id=owner.id, pepper=pepper, expires_at=expires_at)
     session.commit()
     return CreatedOwner(owner.id, owner.name, key)
 
 
-def create_api_key(session: Session, *, owner_id: uuid.UUID, pepper: str) -> str:
-    """Add a key for `owner_id` (the caller commits) and return it in clear, once."""
+def create_api_key(
+    session: Session, *, owner_id: uuid.UUID, pepper: str, expires_at: datetime | None = None
+) -> str:
+    """Add a key for `owner_id` (the caller commits) and return it in clear, once. From
+    `expires_at` on (if given) the key is refused with 401."""
     new = auth.generate_key()
     session.add(
-        ApiKey(owner_id=owner_id, key_id=new.key_id, digest=auth.key_digest(pepper, new.key))
+        ApiKey(
+            owner_id=owner_id,
+            key_id=new.key_id,
+            digest=auth.key_digest(pepper, new.key),
+            expires_at=expires_at,
+        )
     )
     session.flush()
     return new.key
 
 
-def authenticate(session: Session, *, key: str, pepper: str) -> KeyGrant | None:
-    """The owner holding `key` and until when the key is valid, or None for malformed,
-    unknown, revoked or expired keys."""
+def check_key(session: Session, *, key: str, pepper: str) -> KeyGrant | str:
+    """The owner holding `key` and until when the key is valid, or why it is refused:
+    malformed and unknown keys alike are "invalid"; only the holder of the real key (its
+    digest matched) learns that it was revoked or expired, and when."""
     key_id = auth.parse_key_id(key)
     if key_id is None:
-        return None
+        return INVALID_KEY
     row = session.execute(
         sa.select(ApiKey, Owner)
         .join(Owner, Owner.id == ApiKey.owner_id)
@@ -63,15 +76,18 @@ def authenticate(session: Session, *, key: str, pepper: str) -> KeyGrant | None:
     if row is None:
         # Same work as a hit, so timing does not tell which ids exist.
         auth.digest_matches(pepper, key, "0" * 64)
-        return None
+        return INVALID_KEY
     api_key, owner = row
     if not auth.digest_matches(pepper, key, api_key.digest):
-        return None
+        return INVALID_KEY
     now = datetime.now(UTC)
     if api_key.revoked_at is not None and api_key.revoked_at <= now:
-        return None
+        return f"API key revoked at {api_key.revoked_at.isoformat(timespec='seconds')}"
     if api_key.expires_at is not None and api_key.expires_at <= now:
-        return None
+        return (
+            f"API key expired at {api_key.expires_at.isoformat(timespec='seconds')}; "
+            "ask an operator for a new one"
+        )
     ends = [t for t in (api_key.expires_at, api_key.revoked_at) if t is not None]
     return KeyGrant(AuthedOwner(owner.id, api_key.key_id), min(ends) if ends else None)
 

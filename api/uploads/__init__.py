@@ -6,6 +6,8 @@ the file inside the resource-limited child of `sandbox`, then publishes the norm
 result and commits its row. `forms` declares each upload route's form fields and
 `receive` is the flow the upload routes share.
 
-The sandboxed child imports `sandbox` (its entry point), `validation` (the function it
-runs) and this package, nothing else of the API: keep this module free of imports.
+The sandboxed child runs `sandbox_child` (its entry point) and imports `validation` (the
+functions it may run), `sandbox` with `sandbox_answer` and `sandbox_plan` (for the
+`@validator` registry) and this package, nothing else of the API: keep this module free
+of imports.
 """

@@ -18,8 +18,9 @@ from api.schemas.common import problem_responses
 from api.uploads.filekinds import CHECKPOINT_KINDS, DATASET_KINDS
 
 # What an upload route can answer besides its resource: bad form, key, unknown parent,
-# over a cap or the quota, wrong kind, invalid content, database down.
-UPLOAD_PROBLEMS = (400, 401, 404, 413, 415, 422, 503)
+# over a cap or the quota, wrong kind, invalid content, a rate limit or the concurrent
+# upload cap, database down, disk full.
+UPLOAD_PROBLEMS = (400, 401, 404, 413, 415, 422, 429, 503, 507)
 
 _SHA = {
     "type": "string",

@@ -8,6 +8,7 @@ past it. On any failure, including a client that disconnects, the temp file is r
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,9 @@ MAX_FIELD_BYTES = 64 * 1024
 MAX_PART_HEADERS = 16
 MAX_HEADER_BYTES = 8 * 1024
 MAX_FILENAME_CHARS = 255
+# Bytes a client may send after the closing boundary (the parser would skip any amount,
+# up to the whole body cap, of a flood there); a trailing CRLF or two is all a real one sends.
+MAX_EPILOGUE_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -37,14 +41,33 @@ class ReceivedUpload:
 
 
 def escape_filename(raw: str) -> str:
-    """Printable form of a client file name: control, format (bidi) and NUL escaped."""
-    out = []
-    for ch in raw[:MAX_FILENAME_CHARS]:
-        if unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"}:
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-        else:
-            out.append(ch)
-    return "".join(out)
+    """Printable form of a client file name: control, format (bidi) and NUL escaped, then
+    cut to `MAX_FILENAME_CHARS` so it always fits the columns that keep it (escapes grow a
+    name up to tenfold). A cut keeps the extension, which says the upload's kind, and
+    never splits an escape."""
+    pieces = [
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in _ESCAPED else ch
+        for ch in raw
+    ]
+    if sum(len(p) for p in pieces) <= MAX_FILENAME_CHARS:
+        return "".join(pieces)
+    match = _EXTENSION_RE.search(raw)
+    extension = match.group(0) if match else ""
+    if extension:
+        pieces = pieces[: -len(extension)]
+    budget = MAX_FILENAME_CHARS - len(_CUT_MARK) - len(extension)
+    head: list[str] = []
+    for piece in pieces:
+        budget -= len(piece)
+        if budget < 0:
+            break
+        head.append(piece)
+    return "".join(head) + _CUT_MARK + extension
+
+
+_ESCAPED = {"Cc", "Cf", "Cs", "Co", "Cn"}
+_EXTENSION_RE = re.compile(r"(\.[A-Za-z0-9]{1,10}){1,2}$")
+_CUT_MARK = "\u2026"  # "…", where a long name was cut
 
 
 def _content_length(request: Request) -> int | None:
@@ -192,9 +215,17 @@ async def receive_upload(
         raise BadRequestError(f"invalid multipart boundary: {exc}") from exc
     writer = CappedHashingWriter(dest, max_bytes=max_file_bytes, what=what)
     received = 0
+    epilogue = 0
     try:
         async for chunk in request.stream():
             received += len(chunk)
+            if collector.ended:
+                epilogue += len(chunk)
+                if epilogue > MAX_EPILOGUE_BYTES:
+                    raise BadRequestError(
+                        f"more than {MAX_EPILOGUE_BYTES} bytes after the closing boundary",
+                        code="multipart_epilogue",
+                    )
             if received > max_body:
                 raise PayloadTooLargeError(
                     f"{what} is larger than the limit of {max_file_bytes} bytes",

@@ -1,199 +1,254 @@
-"""Running parsers of untrusted bytes in a fresh, resource-limited child process.
+"""Running a registered validator on untrusted bytes in a confined child process.
 
-Decoding archives, images and arrays from uploads runs outside the API process:
-a bomb that slips past the parsers' own caps then kills a child, not the server.
-The child is started with the `spawn` method (a fresh interpreter: no copy of the
-API's sockets, threads or database pools), sets RLIMIT_AS (address space),
-RLIMIT_CPU and no core dumps on itself, calls the function, and sends back either
-its result or the `RepairInputError` it raised.
+The boundary (docs/sandbox-boundary.md):
+- the child is a fresh interpreter (`python -P -m api.uploads.sandbox_child`) started
+  with an allow-listed environment (`child_environment`): no database URL, broker URL,
+  pepper or any other `REPAIR_*` variable reaches it;
+- it runs only a function the parent chose from `VALIDATORS`, the registry the
+  `@validator` decorator fills; the parent names it in the request it writes to the
+  child's stdin, and never imports anything the child names;
+- it answers one JSON document on a pipe of its own (never pickle): a result of plain
+  values, or an input error as data (class name, message, code, limit), which the parent
+  rebuilds from `repair_core.errors` classes only. Tensors never cross the pipe: the
+  validator writes them as npz / safetensors into its work folder;
+- it confines itself before it imports the validator's module (`sandbox_child`):
+  lower priority, a network namespace of its own (no interfaces but a down loopback),
+  an unprivileged user (`nobody`) when the API runs as root, then RLIMIT_AS, RLIMIT_CPU,
+  no core dumps. What the host refused is reported back in `Confinement`.
 
-What it does not do: drop privileges, cut the network, or hide the environment
-(the child inherits the API's environment variables). Results are unpickled in the
-parent; they come from our own code in the child, so keep them small (summaries)
-and let the child write big arrays to a path it is given.
+The parent kills it after `timeout_seconds` of wall time and reads at most
+`MAX_ANSWER_BYTES`; any answer that is not the expected JSON is a `SandboxError`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import multiprocessing
+import json
 import os
-import resource
+import select
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
-from typing import Any, TypeVar, cast
+from pathlib import Path
+from typing import Any, TypeVar
 
-from repair_core.errors import RepairInputError
+from api.uploads.sandbox_answer import Confinement, SandboxError, read_answer
+from api.uploads.sandbox_plan import plan
 
-T = TypeVar("T")
+__all__ = ["VALIDATORS", "Confinement", "SandboxError", "run_sandboxed", "validator"]
 
-_JOIN_SECONDS = 5.0  # grace for a child that answered to exit on its own
+F = TypeVar("F", bound=Callable[..., Any])
+
+CHILD_MODULE = "api.uploads.sandbox_child"
 CHILD_NICENESS = 10  # below the API process (0): validation yields the CPU to requests
+# An answer is a summary (counts, names, the rejected files of a batch); bigger is a bug.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+_JOIN_SECONDS = 5.0  # grace for a child that answered to exit on its own
+# What the child's environment keeps of the parent's: the interpreter's needs (locale,
+# search path for executables) and the thread caps of the numeric libraries.
+ENV_ALLOW = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+# The registry: "module:qualname" -> the function. Only these ever run in a child.
+VALIDATORS: dict[str, Callable[..., Any]] = {}
 
 
-class SandboxError(RuntimeError):
-    """The sandboxed call gave no answer: it timed out, ran out of memory or CPU time,
-    was killed, or failed with an error that is not a `RepairInputError`.
+def validator(fn: F) -> F:
+    """Register `fn` (a module-level function) as one the sandbox may run.
 
-    `reason` is one of "timeout", "memory", "cpu", "killed", "crash".
+    It is called as `fn(*args, **kwargs)` in the child, with JSON values only, from the
+    child's work folder (paths it gets are relative to it); it returns JSON values.
     """
-
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+    if "<locals>" in fn.__qualname__ or fn.__name__ == "<lambda>":
+        raise TypeError(f"a sandbox validator must be a module-level function: {fn.__qualname__}")
+    VALIDATORS[_target(fn)] = fn
+    return fn
 
 
 def run_sandboxed(
-    fn: Callable[..., T],
+    fn: Callable[..., Any],
     *args: Any,
     memory_bytes: int,
     cpu_seconds: int,
     timeout_seconds: float,
+    workdir: Path | None = None,
+    python: str | None = None,
     **kwargs: Any,
-) -> T:
-    """`fn(*args, **kwargs)` in a child with the given limits; its result, or raise.
+) -> Any:
+    """`fn(*args, **kwargs)` in a confined child; its JSON result, or raise.
 
-    `fn` must be a module-level function (the child imports it by name); arguments
-    and result must be picklable. `memory_bytes` caps the child's whole address
-    space, including the interpreter and the libraries `fn`'s module imports
-    (measure: importing torch alone maps well over 1 GiB). `timeout_seconds` is wall
-    time from start-up to answer. A `RepairInputError` raised by `fn` is raised here
-    with the same class and message; anything else becomes `SandboxError`.
+    `fn` must be registered with `@validator`. `workdir` is the child's current folder
+    (given to the sandbox user): put its input there and name files relative to it; by
+    default a fresh empty folder, removed afterwards. `memory_bytes` caps the child's
+    whole address space, including the interpreter and what `fn`'s module imports
+    (torch alone maps well over 1 GiB). `timeout_seconds` is wall time from start-up to
+    answer. `python` is the child's interpreter (default: this one). A `RepairInputError`
+    raised by `fn` is raised here as the nearest class of `repair_core.errors`, message,
+    `code` and `limit` intact; the rest is `SandboxError`.
     """
-    if "<locals>" in fn.__qualname__ or fn.__name__ == "<lambda>":
-        raise TypeError(f"run_sandboxed needs a module-level function, got {fn.__qualname__}")
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_child_main,
-        args=(sender, fn, args, kwargs, memory_bytes, cpu_seconds),
-        name=f"sandbox:{fn.__name__}",
-        daemon=True,
-    )
-    child.start()
-    sender.close()  # so that the child's death shows as end-of-file on `receiver`
-    try:
-        if not receiver.poll(timeout_seconds):
-            child.kill()
-            raise SandboxError(
-                f"{fn.__name__} gave no answer within timeout_seconds={timeout_seconds}",
-                reason="timeout",
-            )
-        try:
-            kind, payload = receiver.recv()
-        except (EOFError, OSError):
-            child.join(_JOIN_SECONDS)
-            raise _death(fn.__name__, child, memory_bytes, cpu_seconds) from None
-    finally:
-        receiver.close()
-        _reap(child)
-    if kind == "ok":
-        return cast(T, payload)
-    if kind == "input_error" and isinstance(payload, RepairInputError):
-        raise payload
-    if kind == "input_error_parts":
-        raise _rebuild_input_error(*payload)
-    if kind == "memory":
-        raise SandboxError(
-            f"{fn.__name__} ran out of memory (memory_bytes={memory_bytes}): {payload}",
-            reason="memory",
-        )
-    raise SandboxError(f"{fn.__name__} failed: {payload}", reason="crash")
+    return run_sandboxed_with_confinement(
+        fn,
+        *args,
+        memory_bytes=memory_bytes,
+        cpu_seconds=cpu_seconds,
+        timeout_seconds=timeout_seconds,
+        workdir=workdir,
+        python=python,
+        **kwargs,
+    )[0]
 
 
-def _child_main(
-    conn: Connection,
+def run_sandboxed_with_confinement(
     fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    *args: Any,
     memory_bytes: int,
     cpu_seconds: int,
-) -> None:
-    message: tuple[str, Any]
-    # Validation is batch work: on a busy machine the API process's requests go first
-    # (docs/api-under-load.md); the caps on concurrent uploads bound how many run.
-    with contextlib.suppress(OSError):
-        os.nice(CHILD_NICENESS)
+    timeout_seconds: float,
+    workdir: Path | None = None,
+    python: str | None = None,
+    **kwargs: Any,
+) -> tuple[Any, Confinement]:
+    """`run_sandboxed`, with what the child's confinement really was."""
+    target = _target(fn)
+    if VALIDATORS.get(target) is not fn:
+        known = ", ".join(sorted(VALIDATORS)) or "none"
+        raise TypeError(
+            f"{fn.__qualname__} is not a registered sandbox validator (decorate it with "
+            f"@validator); registered: {known}"
+        )
+    how = plan(python)
+    request = {
+        "target": target,
+        "args": list(args),
+        "kwargs": kwargs,
+        "memory_bytes": memory_bytes,
+        "cpu_seconds": cpu_seconds,
+        "niceness": CHILD_NICENESS,
+        "user": list(how.user) if how.user else None,
+        "isolate_network": how.isolate_network,
+    }
+    payload = json.dumps(request).encode()  # TypeError here: arguments must be JSON
+    own_dir = workdir is None
+    folder = Path(tempfile.mkdtemp(prefix="sandbox-")) if workdir is None else workdir
     try:
-        mapped = _mapped_bytes()
-        if mapped is not None and mapped >= memory_bytes:
-            # Unpickling `fn` imported its module before any limit applied (torch alone
-            # maps ~3 GiB of address space); a cap below that fails on the first allocation.
-            raise MemoryError(
-                f"the child already maps {mapped} bytes after importing {fn.__module__}, "
-                "memory_bytes must be larger"
-            )
-        _limit_self(memory_bytes, cpu_seconds)
-        message = ("ok", fn(*args, **kwargs))
-    except RepairInputError as e:
-        message = _input_error_message(e)
-    except MemoryError as e:
-        message = ("memory", f"{type(e).__name__}: {e}")
-    except BaseException as e:  # the parent must hear about every failure, SystemExit too
-        message = ("crash", f"{type(e).__name__}: {e}")
-    try:
-        conn.send(message)
-    except Exception as e:  # an unpicklable result, or no memory left to pickle it
-        conn.send(("crash", f"could not send the result back ({type(e).__name__}: {e})"))
+        if how.user is not None:
+            os.chown(folder, *how.user)
+        answer, exit_code = _run_child(
+            payload, folder, fn.__name__, timeout_seconds, python or sys.executable
+        )
     finally:
-        conn.close()
+        if own_dir:
+            shutil.rmtree(folder, ignore_errors=True)
+    if not answer:
+        raise _death(fn.__name__, exit_code, memory_bytes, cpu_seconds)
+    return read_answer(answer, fn.__name__, memory_bytes, cpu_seconds)
 
 
-def _input_error_message(error: RepairInputError) -> tuple[str, Any]:
-    # An exception unpickles as `cls(*args)`; a class whose __init__ takes other arguments
-    # than its args would fail in the parent, so send it by name then, message intact.
+def child_environment(python: str | None = None) -> dict[str, str]:
+    """The child's whole environment: the allow-list, and where to find our code."""
+    env = {name: os.environ[name] for name in ENV_ALLOW if name in os.environ}
+    env.setdefault("PATH", os.defpath)
+    # The folder holding the `api` package (a source checkout or site-packages), so the
+    # child imports the same code as the parent, whatever PYTHONPATH the API had; another
+    # interpreter (`sandbox.python`) also gets this one's packages (torch, numpy, ...).
+    paths = [str(Path(__file__).resolve().parents[2])]
+    if python is not None and Path(python).resolve() != Path(sys.executable).resolve():
+        import sysconfig
+
+        paths += dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # the sandbox user cannot write __pycache__
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
+
+
+def _target(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}:{fn.__qualname__}"
+
+
+def _run_child(
+    payload: bytes, folder: Path, name: str, timeout_seconds: float, python: str
+) -> tuple[bytes, int | None]:
+    """The child's answer (empty if it died without one) and its exit code."""
+    read_end, write_end = os.pipe()
     try:
-        type(error)(*error.args)
-    except Exception:
-        cls = type(error)
-        return ("input_error_parts", (cls.__module__, cls.__qualname__, str(error)))
-    return ("input_error", error)
-
-
-def _rebuild_input_error(module: str, qualname: str, message: str) -> RepairInputError:
-    """The child's error class with its message (attributes set by __init__ are lost)."""
-    cls: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        cls = getattr(cls, part, None)
-    if not (isinstance(cls, type) and issubclass(cls, RepairInputError)):
-        return RepairInputError(message)
-    error: RepairInputError = cls.__new__(cls, message)
-    error.args = (message,)
-    return error
-
-
-def _limit_self(memory_bytes: int, cpu_seconds: int) -> None:
-    # Soft CPU limit sends SIGXCPU (fatal by default); the hard one a second later SIGKILL.
-    _lower(resource.RLIMIT_CPU, cpu_seconds, cpu_seconds + 1)
-    _lower(resource.RLIMIT_AS, memory_bytes, memory_bytes)
-    _lower(resource.RLIMIT_CORE, 0, 0)
-
-
-def _mapped_bytes() -> int | None:
-    """This process's address-space size (what RLIMIT_AS counts), where /proc tells."""
+        child = subprocess.Popen(
+            [python, "-P", "-s", "-m", CHILD_MODULE, str(write_end)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            cwd=folder,
+            # Relative: a child dropped to another user reaches its folder only as its cwd
+            # (the folders above are the API's, 0700).
+            env={**child_environment(python), "HOME": ".", "TMPDIR": "."},
+            pass_fds=(write_end,),
+            close_fds=True,
+        )
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)  # the child's death now shows as end-of-file on `read_end`
     try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+        assert child.stdin is not None
+        try:
+            child.stdin.write(payload)
+            child.stdin.close()
+        except BrokenPipeError:
+            pass  # it died at once; its exit code tells why
+        answer = _read_answer(read_end, time.monotonic() + timeout_seconds)
+        if answer is None:
+            child.kill()
+            raise SandboxError(
+                f"{name} gave no answer within timeout_seconds={timeout_seconds}",
+                reason="timeout",
+            )
+        if not answer:
+            try:
+                child.wait(_JOIN_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        return answer, child.returncode
+    finally:
+        os.close(read_end)
+        _reap(child)
 
 
-def _lower(which: int, soft: int, hard: int) -> None:
-    """Set a limit, never above what this process is already allowed (that would fail)."""
-    _, current_hard = resource.getrlimit(which)
-    if current_hard != resource.RLIM_INFINITY:
-        soft, hard = min(soft, current_hard), min(hard, current_hard)
-    resource.setrlimit(which, (soft, hard))
+def _read_answer(fd: int, deadline: float) -> bytes | None:
+    """Everything written to `fd` until end-of-file; None when `deadline` passed first."""
+    chunks: list[bytes] = []
+    size = 0
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        if not poller.poll(left * 1000):
+            return None
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise SandboxError(
+                f"the child's answer passed MAX_ANSWER_BYTES={MAX_ANSWER_BYTES}", reason="crash"
+            )
+        chunks.append(chunk)
 
 
-def _death(name: str, child: BaseProcess, memory_bytes: int, cpu_seconds: int) -> SandboxError:
-    code = child.exitcode
+def _death(name: str, code: int | None, memory_bytes: int, cpu_seconds: int) -> SandboxError:
     if code == -signal.SIGXCPU:
         return SandboxError(f"{name} used more than cpu_seconds={cpu_seconds}", reason="cpu")
     if code == -signal.SIGKILL:
@@ -210,9 +265,9 @@ def _death(name: str, child: BaseProcess, memory_bytes: int, cpu_seconds: int) -
     return SandboxError(f"{name} exited with code {code} without an answer", reason="crash")
 
 
-def _reap(child: BaseProcess) -> None:
-    child.join(_JOIN_SECONDS)
-    if child.is_alive():
+def _reap(child: subprocess.Popen[bytes]) -> None:
+    try:
+        child.wait(_JOIN_SECONDS)
+    except subprocess.TimeoutExpired:
         child.kill()
-        child.join()
-    child.close()
+        child.wait()

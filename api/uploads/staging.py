@@ -15,6 +15,9 @@ lock, so concurrent uploads cannot overshoot it together.
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
@@ -25,7 +28,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.db.base import Base
-from api.errors import InvalidInputError
+from api.errors import InsufficientStorageError, InvalidInputError
 from api.services.quotas import check_storage, lock_owner
 from api.settings import SandboxSettings, UploadLimits
 from api.storage import ArtifactStore
@@ -41,6 +44,32 @@ ERROR_CODES = {
     "LimitExceededError": "limit_exceeded",
     "ImageDecodeError": "image_invalid",
 }
+
+
+# The file names the child sees in its work folder: what its messages can echo, so they
+# say nothing of the server's paths or temp names.
+CHILD_INPUT = "upload"
+CHILD_OUTPUT = "validated"
+
+
+def take_output(produced: Path, dest: Path, *, what: str) -> None:
+    """Move the child's output to `dest`, ours: it must be one plain file (a child that
+    lost control could leave a link to something else there)."""
+    try:
+        info = os.lstat(produced)
+    except FileNotFoundError:
+        raise InvalidInputError(
+            f"{what}: validation produced no output", code="validation_failed"
+        ) from None
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        raise InvalidInputError(
+            f"{what}: validation produced something other than a plain file",
+            code="validation_failed",
+        )
+    if (info.st_uid, info.st_gid) != (os.geteuid(), os.getegid()):
+        os.chown(produced, os.geteuid(), os.getegid(), follow_symlinks=False)
+    os.chmod(produced, 0o644)  # a regular file (checked above), no link to follow
+    os.replace(produced, dest)
 
 
 def ingest_limits(limits: UploadLimits) -> dict[str, int]:
@@ -70,6 +99,7 @@ class UploadStaging:
         self.suffix = suffix  # of the validated file, e.g. ".npz"
         self.quota_bytes = quota_bytes
         self._out: Path | None = None
+        self._workdir: Path | None = None
         self._key: str | None = None
 
     def __enter__(self) -> UploadStaging:
@@ -82,6 +112,8 @@ class UploadStaging:
         tb: TracebackType | None,
     ) -> None:
         self.unpublish()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)  # never follows the child's links
         for path in (self._out, self.upload.stored.path):
             if path is not None:
                 with suppress(OSError):
@@ -112,35 +144,56 @@ class UploadStaging:
         sandbox: SandboxSettings,
         extra_memory_bytes: int = 0,
     ) -> dict[str, Any]:
-        """`fn(upload path, output path, *args)` in the sandboxed child; its summary.
-        Its failures are 422 problems."""
+        """`fn(input name, output name, *args)` in the sandboxed child, run in a work
+        folder of its own that holds the upload; its summary. Its failures are 422
+        problems (507 when the disk is full)."""
         from api.uploads.sandbox import SandboxError, run_sandboxed
         from repair_core.errors import RepairInputError
 
         what = self.form.what
         session.commit()  # ends the read transaction: no connection held while the child works
         self._out = self.store.temp_path(self.suffix)
+        self._workdir = self._make_workdir()
         memory_bytes = sandbox.memory_bytes + extra_memory_bytes
         try:
             summary: dict[str, Any] = run_sandboxed(
                 fn,
-                str(self.upload.stored.path),
-                str(self._out),
+                CHILD_INPUT,
+                CHILD_OUTPUT + self.suffix,
                 *args,
                 memory_bytes=memory_bytes,
                 cpu_seconds=sandbox.cpu_seconds,
                 timeout_seconds=sandbox.timeout_seconds,
+                workdir=self._workdir,
+                python=sandbox.python,
             )
-            return summary
         except RepairInputError as exc:
             raise _input_problem(exc, what) from exc
         except SandboxError as exc:
+            if exc.reason == "no_space":
+                raise InsufficientStorageError(
+                    f"{what}: the server ran out of disk space while validating it; nothing "
+                    "was stored, retry later",
+                ) from exc
             raise InvalidInputError(
                 f"{what} could not be validated within the limits (memory "
                 f"{memory_bytes} bytes, cpu {sandbox.cpu_seconds} s, "
                 f"wall {sandbox.timeout_seconds:g} s): {exc}",
                 code="validation_failed",
             ) from exc
+        take_output(self._workdir / (CHILD_OUTPUT + self.suffix), self._out, what=what)
+        return summary
+
+    def _make_workdir(self) -> Path:
+        """A folder holding the upload (a hard link: no copy) for the child to run in.
+
+        The link shares the upload's inode, owned by us and only readable by others: the
+        child (maybe another user) reads it but cannot change the bytes we hashed."""
+        workdir = self.store.temp_path(".sandbox")
+        workdir.mkdir(mode=0o700)
+        os.link(self.upload.stored.path, workdir / CHILD_INPUT)
+        os.chmod(workdir / CHILD_INPUT, 0o644)
+        return workdir
 
     def publish(self, owner_id: uuid.UUID) -> str:
         """Move the validated file to a new key of `owner_id`'s; returns the key."""

@@ -2,15 +2,21 @@
 
 Each one parses an uploaded file with `repair_core`'s safe readers, writes the
 normalised form (npz tensors / safetensors) to `out_path`, and returns a small summary
-dict of plain values (it is pickled back to the API). torch and repair_core's readers
-are imported inside the functions so that the API process, which only names these
-functions, never loads them.
+dict of plain values (sent back to the API as JSON). Paths are relative to the child's
+work folder. torch and repair_core's readers are imported inside the functions so that
+the API process, which only names these functions, never loads them.
+
+A new validator is a module-level function here with `@validator` on it (the sandbox
+runs nothing else), called through `UploadStaging.validate`; its arguments and result
+are JSON values.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from api.uploads.sandbox import validator
 
 
 def _ingest_limits(limits: dict[str, int]) -> Any:
@@ -23,6 +29,7 @@ def _rejected(items: Any) -> list[dict[str, str]]:
     return [{"file": str(r.file), "reason": str(r.reason)} for r in items]
 
 
+@validator
 def ingest_dataset(upload_path: str, out_path: str, limits: dict[str, int]) -> dict[str, Any]:
     """Decode a dataset archive or npz and store it as npz splits."""
     from repair_core.datasets.ingest import ingest_dataset as ingest
@@ -36,6 +43,7 @@ def ingest_dataset(upload_path: str, out_path: str, limits: dict[str, int]) -> d
     }
 
 
+@validator
 def ingest_failure_batch(
     upload_path: str,
     out_path: str,
@@ -57,6 +65,7 @@ def ingest_failure_batch(
     return {"accepted": int(summary.accepted), "rejected": _rejected(summary.rejected)}
 
 
+@validator
 def validate_checkpoint(
     upload_path: str,
     out_path: str,

@@ -14,27 +14,41 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, help="Operator commands (use the database directly).")
 
 
-def new_owner(settings: Settings, name: str) -> CreatedOwner:
-    """Create an owner (and its first API key) in the database `settings` name."""
+def new_owner(settings: Settings, name: str, expires_in_days: float | None = None) -> CreatedOwner:
+    """Create an owner (and its first API key, valid `expires_in_days` if given) in the
+    database `settings` name."""
+    from datetime import UTC, datetime, timedelta
+
     from api.db.session import make_engine, make_session_factory
     from api.services.owners import create_owner
 
+    expires_at = (
+        None if expires_in_days is None else datetime.now(UTC) + timedelta(days=expires_in_days)
+    )
     engine = make_engine(settings.database.url)
     try:
         with make_session_factory(engine)() as session:
-            return create_owner(session, name=name, pepper=settings.auth_pepper)
+            return create_owner(
+                session, name=name, pepper=settings.auth_pepper, expires_at=expires_at
+            )
     finally:
         engine.dispose()
 
 
 @app.command("create-owner")
-def create_owner(name: Annotated[str, typer.Argument(help="Unique owner name.")]) -> None:
+def create_owner(
+    name: Annotated[str, typer.Argument(help="Unique owner name.")],
+    expires_in_days: Annotated[
+        float | None,
+        typer.Option(min=0, help="The key is refused (401) this many days from now."),
+    ] = None,
+) -> None:
     """Create an owner and print its API key. The key is shown only this once."""
     from api.errors import ServiceError
     from api.settings import get_settings
 
     try:
-        created = new_owner(get_settings(), name)
+        created = new_owner(get_settings(), name, expires_in_days)
     except ServiceError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
