@@ -6,7 +6,9 @@
 A search strategy other than DARTS is a preset of settings (`SEARCH_PRESETS`) applied to
 the profile before the user's overrides: the `paper` values are the reference
 implementation's defaults, `fast` and `smoke` scale them down. Smoke RobustDARTS runs
-first order to stay within CPU seconds (the reference unrolls).
+first order to stay within CPU seconds (the reference unrolls). DARTS-PT's fine-tuning
+between decisions is 15 steps an epoch in `fast` and one in `smoke`, its scores a few
+val batches (the reference: every val image).
 """
 
 from __future__ import annotations
@@ -131,6 +133,11 @@ _ROB_SMOKE: dict[str, Any] = {
 # {0, .2, .4, .6} (it picks per benchmark; override to choose another point).
 _REGULARISED: dict[str, Any] = {"search.weight_decay": 8.1e-3, "search.drop_path_prob": 0.6}
 
+# DARTS-PT (ruocwang/darts-pt, exp_scripts/darts-proj-sota.sh): a first-order DARTS
+# supernet of 50 epochs, then a decision every 5 fine-tuning epochs at lr / 10, each scored
+# on the whole val set.
+_PT: dict[str, Any] = {"search.projection": True}
+
 # search choice -> profile -> dotted settings, applied before the user's overrides.
 SEARCH_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "darts-1st": {},
@@ -157,6 +164,21 @@ SEARCH_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "fast": {**_ROB_FAST, **_REGULARISED},
         "smoke": {**_ROB_SMOKE, **_REGULARISED},
     },
+    "dartspt": {
+        "paper": {**_PT, "search.epochs": 50, "search.proj_interval": 5, "search.proj_lr": 0.0025},
+        "fast": {
+            **_PT,
+            "search.proj_interval": 1,
+            "search.proj_steps_per_epoch": 15,
+            "search.proj_eval_batches": 4,
+        },
+        "smoke": {
+            **_PT,
+            "search.proj_interval": 1,
+            "search.proj_steps_per_epoch": 1,
+            "search.proj_eval_batches": 1,
+        },
+    },
 }
 # search choice -> profile -> the order of the architecture gradient.
 SEARCH_ORDERS: dict[str, dict[str, Order]] = {
@@ -165,6 +187,7 @@ SEARCH_ORDERS: dict[str, dict[str, Order]] = {
     "pcdarts": dict.fromkeys(PROFILES, "first"),
     "robdarts": {"paper": "second", "fast": "second", "smoke": "first"},
     "robdarts-reg": {"paper": "second", "fast": "second", "smoke": "first"},
+    "dartspt": dict.fromkeys(PROFILES, "first"),
 }
 
 
