@@ -8,7 +8,7 @@ the profile before the user's overrides: the `paper` values are the reference
 implementation's defaults, `fast` and `smoke` scale them down. Smoke RobustDARTS runs
 first order to stay within CPU seconds (the reference unrolls). DARTS-PT's fine-tuning
 between decisions is 15 steps an epoch in `fast` and one in `smoke`, its scores a few
-val batches (the reference: every val image).
+val batches (the reference: every val image); smoke DARTS-PT searches two-node cells.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ class NetSize:
     auxiliary: bool = False  # auxiliary head (evaluation network only)
     partial_channels: int = 1  # PC-DARTS's K (search network only)
     edge_normalization: bool = False  # PC-DARTS's betas (search network only)
+    steps: int = 4  # intermediate nodes per cell (search network only; DARTS: 4)
+    multiplier: int = 4  # last nodes concatenated into a cell's output (search network only)
 
     def __post_init__(self) -> None:
         # Checked here too, so a bad plan is refused when the job is created, not mid-run.
@@ -39,6 +41,17 @@ class NetSize:
             raise RepairInputError(
                 f"search_net.init_channels {self.init_channels} must be a multiple of "
                 f"partial_channels {k} (a positive integer)"
+            )
+        steps, multiplier = self.steps, self.multiplier
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 16:
+            raise RepairInputError(f"search_net.steps must be an integer in [1, 16], got {steps}")
+        if (
+            isinstance(multiplier, bool)
+            or not isinstance(multiplier, int)
+            or not (1 <= multiplier <= steps)
+        ):
+            raise RepairInputError(
+                f"search_net.multiplier must be an integer in [1, steps={steps}], got {multiplier}"
             )
 
 
@@ -174,6 +187,11 @@ SEARCH_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
         "smoke": {
             **_PT,
+            # Two-node cells: 6 decision points of 76 removal scores instead of 17 of 220,
+            # each scoring a smaller supernet (the scores are the phase's main cost).
+            "search_net.steps": 2,
+            "search_net.multiplier": 2,
+            "search.batch_size": 16,
             "search.proj_interval": 1,
             "search.proj_steps_per_epoch": 1,
             "search.proj_eval_batches": 1,
