@@ -3,6 +3,7 @@ alpha; the phase ends in the decided genotype and resumes mid-selection exactly.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -148,6 +149,7 @@ def test_a_search_with_projection_ends_in_its_decisions_and_records_them(
         assert [i for _, i in genotype] == [r - starts[0 if r < 2 else 1] for r in rows]
     assert [h.phase for h in result.history] == ["search"] + ["projection"] * 5
     assert (reports[-1].step, reports[-1].total) == (2 + 5, 2 + 5)
+    assert json.loads(json.dumps(result.perturbation)) == result.perturbation  # ledger-ready
     health = search_health(result)
     assert health["perturbation_decisions"] == len(decisions)
     assert len(health["skip_per_epoch"]) == 6
