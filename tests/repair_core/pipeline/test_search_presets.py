@@ -67,3 +67,12 @@ def test_user_overrides_beat_the_preset_and_order_stays_the_strategys() -> None:
         build_plan("smoke", {"search.order": "second"}, search="pcdarts", seed=0)
     with pytest.raises(RepairInputError, match="must be a multiple of"):
         build_plan("smoke", {"search_net.init_channels": 6}, search="pcdarts", seed=0)
+
+
+def test_the_searched_cell_size_is_checked_when_the_plan_is_built() -> None:
+    plan = build_plan("smoke", {}, search="dartspt", seed=0)
+    assert (plan.search_net.steps, plan.search_net.multiplier) == (2, 2)
+    with pytest.raises(RepairInputError, match=r"search_net\.multiplier must be"):
+        build_plan("smoke", {"search_net.multiplier": 3}, search="dartspt", seed=0)
+    with pytest.raises(RepairInputError, match=r"search_net\.steps must be"):
+        build_plan("smoke", {"search_net.steps": 0}, search="darts-1st", seed=0)
