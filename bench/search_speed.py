@@ -10,8 +10,12 @@ Random 32x32 inputs. On CUDA it also times bf16 autocast + channels_last.
 `--search pcdarts robdarts ...` instead times each strategy at its `paper` plan (its
 batch, K, order, drop path): a search step (PC-DARTS also its weights-only warm-up
 step) and, for RobustDARTS, one Hessian-vector product of the eigenvalue (times
-`power_iters` for a whole eigenvalue). Each strategy runs in a child process, so its
-peak memory (CPU: max RSS; CUDA: max allocated) is its own.
+`power_iters` for a whole eigenvalue) and, for DARTS-PT, one op decision of its selection
+(seven removal scores on `--eval-batches` val batches, extrapolated to a decision point of
+both cells scored on the 25,000 CIFAR-10 val images of the DARTS split, as the reference
+scores). Each strategy runs in a child process, so its peak memory (CPU: max RSS; CUDA: max
+allocated) is its own. The load average and thread settings are printed with the figures:
+CPU timings on a shared machine mean little without them.
 
 Prints a table; writes nothing unless --json is given.
 """
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import resource
 import subprocess
 import sys
@@ -37,6 +43,8 @@ from repair_core.precision import autocast, to_channels_last
 from repair_core.search.genotype import DARTS_V2
 from repair_core.search.hessian import dominant_eigenvalue
 from repair_core.search.network import EvalNetwork, NetworkConfig
+from repair_core.search.ops import PRIMITIVES
+from repair_core.search.perturbation import choose_op
 from repair_core.search.step import Order, search_step
 from repair_core.search.supernet import SearchConfig, SuperNet
 
@@ -85,15 +93,22 @@ def time_search_step(
     return _time(step, device, warmup, steps)
 
 
+# Validation images DARTS-PT scores every removal on at CIFAR-10 (half of the training set).
+PAPER_VAL_IMAGES = 25_000
+
+
 def measure_strategy(
-    search: str, device: torch.device, *, size: int, warmup: int, steps: int, power_iters: int
-) -> dict[str, object]:
-    """Seconds per search step (and per warm-up step, per HVP) at the paper plan."""
+    search: str, device: torch.device, *, size: int, warmup: int, steps: int, power_iters: int,
+    eval_batches: int = 1,
+) -> dict[str, object]:  # fmt: skip
+    """Seconds per search step (and per warm-up step, per HVP, per decision) at the paper
+    plan."""
     plan = build_plan("paper", {}, search=search, seed=0)
     s, net = plan.search, plan.search_net
     config = SearchConfig(
-        init_channels=net.init_channels, layers=net.layers,
-        partial_channels=net.partial_channels, edge_normalization=net.edge_normalization,
+        init_channels=net.init_channels, layers=net.layers, steps=net.steps,
+        multiplier=net.multiplier, partial_channels=net.partial_channels,
+        edge_normalization=net.edge_normalization,
     )  # fmt: skip
     g = torch.Generator().manual_seed(0)
     model = SuperNet(config, generator=g).to(device)
@@ -136,34 +151,75 @@ def measure_strategy(
         out["eigen_seconds"] = seconds
         out["eigen_iters"] = power_iters
         out["eigen_seconds_paper"] = seconds / power_iters * s.power_iters
+    if s.projection:
+        out.update(_time_decision(model, val, device, eval_batches, s.batch_size))
     if device.type == "cuda":
         out["peak_bytes"] = torch.cuda.max_memory_allocated(device)
     else:
         out["peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out["load_after"] = os.getloadavg()[0]
     return out
+
+
+def _time_decision(
+    model: SuperNet,
+    val: tuple[torch.Tensor, torch.Tensor],
+    device: torch.device,
+    eval_batches: int,
+    batch: int,
+) -> dict[str, object]:
+    """One DARTS-PT op decision (one edge, one cell) on `eval_batches` copies of a val batch,
+    and what a decision point (both cells) costs when every paper val image is scored."""
+    candidates = [k for k in range(len(PRIMITIVES)) if PRIMITIVES[k] != "none"]
+    batches = [val] * eval_batches
+    seconds = _time(
+        lambda: choose_op(model, batches, reduction=False, row=0, candidates=candidates),
+        device, 0, 1,
+    )  # fmt: skip
+    per_batch = seconds / (len(candidates) * eval_batches)
+    point = per_batch * len(candidates) * 2 * math.ceil(PAPER_VAL_IMAGES / batch)
+    return {
+        "decision_seconds": seconds,
+        "decision_eval_batches": eval_batches,
+        "decision_point_seconds_paper": point,
+    }
 
 
 def _strategies(args: argparse.Namespace) -> list[dict[str, object]]:
     results = []
     print(f"{'strategy':<14}{'batch':>6}{'K':>3}{'order':>7}{'s/step':>10}{'warm-up':>9}"
-          f"{'λ s (paper)':>13}{'peak GiB':>10}")  # fmt: skip
+          f"{'λ s (paper)':>13}{'PT point s (paper)':>20}{'peak GiB':>10}{'load':>6}")  # fmt: skip
     for search in args.search:
         cmd = [sys.executable, "-m", "bench.search_speed", "--child", search,
                "--device", args.device, "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--image-size", str(args.image_size),
-               "--power-iters", str(args.power_iters)]  # fmt: skip
+               "--power-iters", str(args.power_iters),
+               "--eval-batches", str(args.eval_batches)]  # fmt: skip
         line = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         r = json.loads(line.strip().splitlines()[-1])
         results.append(r)
         warm = r.get("warmup_step_seconds")
         eig = r.get("eigen_seconds_paper")
+        point = r.get("decision_point_seconds_paper")
         print(
             f"{search:<14}{r['batch']:>6}{r['partial_channels']:>3}{r['order']:>7}"
             f"{r['step_seconds']:>10.2f}{'—' if warm is None else f'{warm:.2f}':>9}"
-            f"{'—' if eig is None else f'{eig:.1f}':>13}{int(r['peak_bytes']) / 2**30:>10.2f}",
+            f"{'—' if eig is None else f'{eig:.1f}':>13}"
+            f"{'—' if point is None else f'{point:.0f}':>20}"
+            f"{int(r['peak_bytes']) / 2**30:>10.2f}{r['load_after']:>6.1f}",
             flush=True,
         )
     return results
+
+
+def _machine() -> str:
+    """Load average, cores and thread settings: the context of every CPU figure."""
+    one, five, fifteen = os.getloadavg()
+    return (
+        f"load average {one:.1f} {five:.1f} {fifteen:.1f} on {os.cpu_count()} cores; "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
 
 
 def time_retrain_step(
@@ -207,6 +263,9 @@ def main(argv: list[str] | None = None) -> None:
         "--search", nargs="+", choices=SEARCH_CHOICES, help="time these strategies' paper plans"
     )
     parser.add_argument("--power-iters", type=int, default=2, help="HVPs timed per eigenvalue")
+    parser.add_argument(
+        "--eval-batches", type=int, default=1, help="val batches per DARTS-PT removal score"
+    )
     parser.add_argument("--child", choices=SEARCH_CHOICES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -214,16 +273,22 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         r = measure_strategy(
             args.child, device, size=args.image_size, warmup=args.warmup, steps=args.steps,
-            power_iters=args.power_iters,
+            power_iters=args.power_iters, eval_batches=args.eval_batches,
         )  # fmt: skip
         print(json.dumps(r))
         return
     if args.search:
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-        print(f"device: {name}; torch {torch.__version__}; threads {torch.get_num_threads()}")
+        machine = _machine()
+        print(f"device: {name}; torch {torch.__version__}; {machine}")
         strategies = _strategies(args)
+        machine_after = _machine()
+        print(f"after: {machine_after}")
         if args.json:
-            args.json.write_text(json.dumps({"device": name, "strategies": strategies}, indent=2))
+            args.json.write_text(json.dumps(
+                {"device": name, "before": machine, "after": machine_after,
+                 "image_size": args.image_size, "strategies": strategies}, indent=2,
+            ))  # fmt: skip
         return
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

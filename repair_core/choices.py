@@ -14,8 +14,11 @@ DEFAULT_SELECTION = "kcenter"
 
 # The search strategy: DARTS (first order, or second order by unrolling), PC-DARTS
 # (partial channels, edge normalisation), RobustDARTS's DARTS-ES (eigenvalue early stop)
-# and its regularised variant (larger weight decay, drop path).
-SEARCH_CHOICES: tuple[str, ...] = ("darts-1st", "darts-2nd", "pcdarts", "robdarts", "robdarts-reg")
+# and its regularised variant (larger weight decay, drop path), DARTS-PT (perturbation-based
+# selection of ops and inputs after the supernet's training).
+SEARCH_CHOICES: tuple[str, ...] = (
+    "darts-1st", "darts-2nd", "pcdarts", "robdarts", "robdarts-reg", "dartspt",
+)  # fmt: skip
 DEFAULT_SEARCH = "darts-1st"
 # The paper's name of each strategy in a variant name (CF-DARTS, RF-PCDARTSE, ...).
 SEARCH_NAMES: dict[str, str] = {
@@ -24,7 +27,11 @@ SEARCH_NAMES: dict[str, str] = {
     "pcdarts": "PCDARTS",
     "robdarts": "RobDARTS",
     "robdarts-reg": "RobDARTSReg",
+    "dartspt": "DARTSPT",
 }
+# Strategies whose search ends in a discrete selection phase: a second iteration would have
+# to continue a supernet that was already discretised, so they run one iteration.
+ONE_ITERATION_SEARCHES: tuple[str, ...] = ("dartspt",)
 
 # What the searched network is retrained on: D_train, or D_train ∪ C (the "E" variants).
 RETRAIN_CHOICES: tuple[str, ...] = ("clean", "with-failures")

@@ -84,7 +84,7 @@ def search_metrics(report: EvaluationReport) -> dict[str, float]:
         if not isinstance(health, dict):
             continue
         for key in ("skip_connections_normal", "parameter_free_normal", "eigenvalue_last",
-                    "eigenvalue_max", "early_stopped_epoch"):  # fmt: skip
+                    "eigenvalue_max", "early_stopped_epoch", "perturbation_decisions"):  # fmt: skip
             value = health.get(key)
             if isinstance(value, int | float) and math.isfinite(value):
                 metrics[f"search.{key}"] = float(value)

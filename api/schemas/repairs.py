@@ -6,7 +6,14 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from api.db.models import JobStatus
 from repair_core import choices
@@ -66,6 +73,18 @@ class RepairConfig(BaseModel):
         max_length=32,
         description='per-run settings, e.g. {"search.epochs": 5, "train.epochs": 20}',
     )
+
+    @field_validator("iterations")
+    @classmethod
+    def _one_iteration_for_selection_searches(cls, value: int, info: ValidationInfo) -> int:
+        # Refused here (422) rather than by the worker after the job was queued.
+        search = info.data.get("search")
+        if search in choices.ONE_ITERATION_SEARCHES and value != 1:
+            raise ValueError(
+                f"iterations must be 1 for the {search} search: its selection phase "
+                "discretises the supernet, so there is no search to continue"
+            )
+        return value
 
 
 class RepairCreate(BaseModel):

@@ -59,6 +59,11 @@ class RepairConfig:
                     f"config.overrides[{key!r}] must be a number, bool or string"
                 )
         object.__setattr__(self, "overrides", dict(self.overrides))
+        if self.search in choices.ONE_ITERATION_SEARCHES and self.iterations != 1:
+            raise RepairInputError(
+                f"config.iterations must be 1 for the {self.search} search (its selection "
+                "phase discretises the supernet, so there is no search to continue)"
+            )
         if self.baseline != choices.DEFAULT_BASELINE and self.iterations != 1:
             raise RepairInputError(
                 f"config.iterations must be 1 for the {self.baseline} baseline (it has no search)"

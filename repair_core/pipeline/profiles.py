@@ -6,7 +6,9 @@
 A search strategy other than DARTS is a preset of settings (`SEARCH_PRESETS`) applied to
 the profile before the user's overrides: the `paper` values are the reference
 implementation's defaults, `fast` and `smoke` scale them down. Smoke RobustDARTS runs
-first order to stay within CPU seconds (the reference unrolls).
+first order to stay within CPU seconds (the reference unrolls). DARTS-PT's fine-tuning
+between decisions is 15 steps an epoch in `fast` and one in `smoke`, its scores a few
+val batches (the reference: every val image); smoke DARTS-PT searches two-node cells.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class NetSize:
     auxiliary: bool = False  # auxiliary head (evaluation network only)
     partial_channels: int = 1  # PC-DARTS's K (search network only)
     edge_normalization: bool = False  # PC-DARTS's betas (search network only)
+    steps: int = 4  # intermediate nodes per cell (search network only; DARTS: 4)
+    multiplier: int = 4  # last nodes concatenated into a cell's output (search network only)
 
     def __post_init__(self) -> None:
         # Checked here too, so a bad plan is refused when the job is created, not mid-run.
@@ -37,6 +41,17 @@ class NetSize:
             raise RepairInputError(
                 f"search_net.init_channels {self.init_channels} must be a multiple of "
                 f"partial_channels {k} (a positive integer)"
+            )
+        steps, multiplier = self.steps, self.multiplier
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 16:
+            raise RepairInputError(f"search_net.steps must be an integer in [1, 16], got {steps}")
+        if (
+            isinstance(multiplier, bool)
+            or not isinstance(multiplier, int)
+            or not (1 <= multiplier <= steps)
+        ):
+            raise RepairInputError(
+                f"search_net.multiplier must be an integer in [1, steps={steps}], got {multiplier}"
             )
 
 
@@ -133,6 +148,11 @@ _ROB_SMOKE: dict[str, Any] = {
 # {0, .2, .4, .6} (it picks per benchmark; override to choose another point).
 _REGULARISED: dict[str, Any] = {"search.weight_decay": 8.1e-3, "search.drop_path_prob": 0.6}
 
+# DARTS-PT (ruocwang/darts-pt, exp_scripts/darts-proj-sota.sh): a first-order DARTS
+# supernet of 50 epochs, then a decision every 5 fine-tuning epochs at lr / 10, each scored
+# on the whole val set.
+_PT: dict[str, Any] = {"search.projection": True}
+
 # search choice -> profile -> dotted settings, applied before the user's overrides.
 SEARCH_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "darts-1st": {},
@@ -159,6 +179,26 @@ SEARCH_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "fast": {**_ROB_FAST, **_REGULARISED},
         "smoke": {**_ROB_SMOKE, **_REGULARISED},
     },
+    "dartspt": {
+        "paper": {**_PT, "search.epochs": 50, "search.proj_interval": 5, "search.proj_lr": 0.0025},
+        "fast": {
+            **_PT,
+            "search.proj_interval": 1,
+            "search.proj_steps_per_epoch": 15,
+            "search.proj_eval_batches": 4,
+        },
+        "smoke": {
+            **_PT,
+            # Two-node cells: 6 decision points of 76 removal scores instead of 17 of 220,
+            # each scoring a smaller supernet (the scores are the phase's main cost).
+            "search_net.steps": 2,
+            "search_net.multiplier": 2,
+            "search.batch_size": 16,
+            "search.proj_interval": 1,
+            "search.proj_steps_per_epoch": 1,
+            "search.proj_eval_batches": 1,
+        },
+    },
 }
 # search choice -> profile -> the order of the architecture gradient.
 SEARCH_ORDERS: dict[str, dict[str, Order]] = {
@@ -167,6 +207,7 @@ SEARCH_ORDERS: dict[str, dict[str, Order]] = {
     "pcdarts": dict.fromkeys(PROFILES, "first"),
     "robdarts": {"paper": "second", "fast": "second", "smoke": "first"},
     "robdarts-reg": {"paper": "second", "fast": "second", "smoke": "first"},
+    "dartspt": dict.fromkeys(PROFILES, "first"),
 }
 
 

@@ -78,6 +78,8 @@ def run_search(
     config = SearchConfig(
         init_channels=plan.search_net.init_channels,
         layers=plan.search_net.layers,
+        steps=plan.search_net.steps,
+        multiplier=plan.search_net.multiplier,
         partial_channels=plan.search_net.partial_channels,
         edge_normalization=plan.search_net.edge_normalization,
         num_classes=reference.num_classes,

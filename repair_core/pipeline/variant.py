@@ -245,7 +245,7 @@ def _search_iteration(
             key,
             {"genotype": result.genotype.to_dict(), "seconds": time.perf_counter() - started,
              "final_loss": result.history[-1].loss if result.history else None,
-             "health": search_health(result)},
+             "health": search_health(result), "perturbation": result.perturbation},
         )  # fmt: skip
     return Genotype.from_dict(work.result(key)["genotype"])
 

@@ -56,6 +56,8 @@ class _Searched(Protocol):
     def history(self) -> Sequence[_Epoch]: ...
     @property
     def stopped_epoch(self) -> int | None: ...
+    @property
+    def perturbation(self) -> dict[str, Any] | None: ...
 
 
 def search_health(result: _Searched) -> dict[str, Any]:
@@ -69,6 +71,20 @@ def search_health(result: _Searched) -> dict[str, Any]:
         "eigenvalue_last": values[-1] if values else None,
         "eigenvalue_max": max(values) if values else None,
         "early_stopped_epoch": result.stopped_epoch,
+        **_perturbation_health(result),
+    }
+
+
+def _perturbation_health(result: _Searched) -> dict[str, Any]:
+    """DARTS-PT: how many decisions it took, and whether argmax-alpha would have differed."""
+    chosen = result.perturbation
+    if chosen is None:
+        return {"perturbation_decisions": None}
+    argmax = Genotype.from_dict(chosen["argmax_genotype"])
+    return {
+        "perturbation_decisions": len(chosen["decisions"]),
+        "argmax_genotype": argmax.to_dict(),
+        "argmax_differs": argmax != result.genotype,
     }
 
 

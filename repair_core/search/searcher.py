@@ -30,11 +30,13 @@ from repair_core.progress import CancelToken, Progress, ProgressCallback, ignore
 from repair_core.rng import seeded_generator
 from repair_core.search.batches import EpochBatches
 from repair_core.search.collapse import skip_count
+from repair_core.search.dartspt import select_architecture, tuning_epochs
 from repair_core.search.early_stop import EarlyStopRule, early_stop_epoch
+from repair_core.search.epoch import run_epoch
 from repair_core.search.genotype import Genotype
 from repair_core.search.hessian import dominant_eigenvalue
+from repair_core.search.record import EpochRecord
 from repair_core.search.search_state import load_search_state, save_search_state
-from repair_core.search.step import search_step
 from repair_core.search.supernet import SearchConfig, SuperNet
 from repair_core.train.schedule import cosine_lr
 
@@ -68,6 +70,11 @@ class SearchSettings:
     es_factor: float = 1.3  # stop when the ratio exceeds this
     es_start_epoch: int = 10  # 0-based; never return an architecture from before it
     max_skip_normal: int | None = None  # collapse guard: cap on normal-cell skips (P-DARTS: 2)
+    projection: bool = False  # DARTS-PT: perturbation-based selection after the epochs
+    proj_interval: int = 5  # fine-tuning epochs between two decision points (reference: 5)
+    proj_lr: float = 0.0025  # fine-tuning weight lr, cosine to lr_min (reference: lr / 10)
+    proj_steps_per_epoch: int | None = None  # steps of a fine-tuning epoch; None: as searching
+    proj_eval_batches: int | None = None  # val batches per removal score; None: all of val
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "report_every"):
@@ -100,10 +107,30 @@ class SearchSettings:
             raise RepairInputError(
                 "SearchSettings.early_stop needs eigenvalues: set hessian_every >= 1"
             )
+        self._check_projection()
         if self.max_skip_normal is not None and (
             isinstance(self.max_skip_normal, bool) or self.max_skip_normal < 0
         ):
             raise RepairInputError("SearchSettings.max_skip_normal must be >= 0 or None")
+
+    def _check_projection(self) -> None:
+        if (
+            isinstance(self.proj_interval, bool)
+            or not isinstance(self.proj_interval, int)
+            or (self.proj_interval < 0)
+        ):
+            raise RepairInputError("SearchSettings.proj_interval must be a non-negative integer")
+        for name in ("proj_steps_per_epoch", "proj_eval_batches"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value < 1):
+                raise RepairInputError(f"SearchSettings.{name} must be positive or None")
+        if not self.proj_lr > 0:
+            raise RepairInputError("SearchSettings.proj_lr must be positive")
+        if self.projection and self.early_stop:
+            raise RepairInputError(
+                "SearchSettings: projection (DARTS-PT) and early_stop (DARTS-ES) exclude "
+                "each other: choose one way to end the search"
+            )
 
     @property
     def early_stop_rule(self) -> EarlyStopRule:
@@ -113,31 +140,14 @@ class SearchSettings:
 
 
 @dataclass(frozen=True)
-class EpochRecord:
-    epoch: int  # 1-based
-    lr: float  # weight learning rate used in this epoch
-    loss: float  # mean train cross entropy of the weight steps
-    val_loss: float | None  # mean val cross entropy of the alpha steps; None in warm-up
-    train_acc: float  # fraction of train batch images classified correctly
-    genotype: Genotype  # discretized at the end of the epoch (skip cap applied)
-    eigenvalue: float | None = None  # dominant Hessian eigenvalue, where computed
-    skip_normal: int = 0  # skip connections in the normal cell before any cap
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "genotype": self.genotype.to_json()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EpochRecord:
-        return cls(**{**data, "genotype": Genotype.from_json(data["genotype"])})
-
-
-@dataclass(frozen=True)
 class SearchResult:
     genotype: Genotype
     alphas_normal: torch.Tensor  # (edges, primitives), CPU, detached
     alphas_reduce: torch.Tensor
     history: tuple[EpochRecord, ...]
     stopped_epoch: int | None = None  # 1-based epoch whose architecture early stop returned
+    # DARTS-PT: its decisions (with the removal scores behind them) and the argmax genotype.
+    perturbation: dict[str, Any] | None = None
 
 
 def _check_data(train: ImageDataset, val: ImageDataset, config: SearchConfig) -> None:
@@ -185,58 +195,10 @@ _DEFAULTS = asdict(SearchSettings())
 _LATER_SETTINGS = (
     "warmup_epochs", "drop_path_prob", "hessian_every", "power_iters", "early_stop",
     "es_window", "es_delta", "es_factor", "es_start_epoch", "max_skip_normal",
+    "projection", "proj_interval", "proj_lr", "proj_steps_per_epoch", "proj_eval_batches",
 )  # fmt: skip
 _DEFAULT_CONFIG = SearchConfig()
 _LATER_CONFIG = ("partial_channels", "edge_normalization")
-
-
-def _run_epoch(
-    model: SuperNet,
-    weight_opt: torch.optim.SGD,
-    alpha_opt: torch.optim.Optimizer,
-    batches: EpochBatches,
-    settings: SearchSettings,
-    *,
-    first_step: int,
-    steps: int,
-    total: int,
-    batch_size: int,
-    on_progress: ProgressCallback,
-    cancel: CancelToken | None,
-    extra: dict[str, float],
-    arch_step: bool,
-) -> tuple[float, float | None, float]:
-    """One epoch of search steps; returns mean (loss, val_loss or None in warm-up, acc)."""
-    model.train()
-    # Running sums stay on the device: read only when reporting (each read is a host sync).
-    device = model.alphas_normal.device
-    epoch_sums = torch.zeros(3, device=device, dtype=torch.float64)
-    window_sums = torch.zeros(3, device=device, dtype=torch.float64)
-    window_steps = 0
-    for step in range(steps):
-        if cancel is not None:
-            cancel.check()
-        result = search_step(
-            model, weight_opt, alpha_opt, batches.train(step), batches.val(step),
-            order=settings.order, grad_clip=settings.grad_clip, bf16=settings.bf16,
-            arch_step=arch_step,
-        )  # fmt: skip
-        sums = torch.stack(
-            [result.train_loss, result.val_loss, result.train_correct / batch_size]
-        ).double()
-        epoch_sums += sums
-        window_sums += sums
-        window_steps += 1
-        if window_steps == settings.report_every or step == steps - 1:
-            loss, val_loss, acc = (window_sums / window_steps).tolist()
-            metrics = {"loss": loss, "train_acc": acc, **extra}
-            if arch_step:
-                metrics["val_loss"] = val_loss
-            on_progress(Progress("searching", first_step + step + 1, total, metrics))
-            window_sums.zero_()
-            window_steps = 0
-    loss, val_loss, acc = (epoch_sums / steps).tolist()
-    return loss, val_loss if arch_step else None, acc
 
 
 def search(
@@ -289,10 +251,28 @@ def search(
             drop_gen.set_state(extra["drop_generator"])
     snapshots: list[list[torch.Tensor]] = list(extra.get("arch_snapshots", []))
     stopped: int | None = extra.get("stopped")
+    if "projection" in extra and start < settings.epochs:
+        raise RepairInputError(
+            f"search state {state_path} is in DARTS-PT's selection after {start} epochs: "
+            f"it cannot continue for {settings.epochs}"
+        )
+
+    def state_extra() -> dict[str, Any]:
+        out: dict[str, Any] = {"stopped": stopped}
+        if drop_gen is not None:
+            out["drop_generator"] = drop_gen.get_state()
+        if settings.early_stop:
+            out["arch_snapshots"] = snapshots
+        return out
 
     train_bs, val_bs = min(settings.batch_size, len(train)), min(settings.batch_size, len(val))
     steps = settings.steps_per_epoch or max(1, len(train) // train_bs)
-    total = settings.epochs * steps
+    search_total = settings.epochs * steps
+    total = search_total
+    if settings.projection:
+        total += tuning_epochs(config.steps, settings.proj_interval) * (
+            settings.proj_steps_per_epoch or steps
+        )
     train_dev, val_dev = train.to(dev), val.to(dev)
     # A search stopped early stays stopped, also when continued for more epochs.
     for epoch in range(start, settings.epochs if stopped is None else start):
@@ -305,7 +285,7 @@ def search(
         )  # fmt: skip
         model.drop_path_prob = settings.drop_path_prob * epoch / max(1, settings.epochs - 1)
         try:
-            loss, val_loss, acc = _run_epoch(
+            loss, val_loss, acc = run_epoch(
                 model, weight_opt, alpha_opt, batches, settings,
                 first_step=epoch * steps, steps=steps, total=total, batch_size=train_bs,
                 on_progress=on_progress, cancel=cancel, extra={"epoch": epoch + 1.0, "lr": lr},
@@ -344,11 +324,6 @@ def search(
                 ]
                 stopped = early_stop_epoch(series, settings.early_stop_rule)
         if state_path is not None:
-            state_extra: dict[str, Any] = {"stopped": stopped}
-            if drop_gen is not None:
-                state_extra["drop_generator"] = drop_gen.get_state()
-            if settings.early_stop:
-                state_extra["arch_snapshots"] = snapshots
             save_search_state(
                 state_path,
                 model=model,
@@ -358,7 +333,7 @@ def search(
                 epoch=epoch + 1,
                 history=history,
                 fingerprint=fingerprint,
-                extra=state_extra,
+                extra=state_extra(),
             )
         if stopped is not None:
             on_progress(Progress("searching", total, total, {"stopped_epoch": stopped + 1.0}))
@@ -373,11 +348,35 @@ def search(
             history=records,
             stopped_epoch=stopped + 1,
         )
+    perturbation = None
+    if settings.projection:
+
+        def save_phase(phase: dict[str, Any]) -> None:
+            if state_path is not None:
+                save_search_state(
+                    state_path, model=model, weight_optimizer=weight_opt,
+                    alpha_optimizer=alpha_opt, generator=generator, epoch=settings.epochs,
+                    history=history, fingerprint=fingerprint,
+                    extra={**state_extra(), "projection": phase},
+                )  # fmt: skip
+
+        phase = select_architecture(
+            model, alpha_opt, train_dev, val_dev, settings,
+            generator=generator, history=history, saved=extra.get("projection"),
+            save=save_phase, first_step=search_total, total=total,
+            on_progress=on_progress, cancel=cancel,
+        )  # fmt: skip
+        records = tuple(EpochRecord.from_dict(h) for h in history)
+        perturbation = {
+            "decisions": list(phase.decisions),
+            "argmax_genotype": Genotype.from_json(phase.argmax_genotype).to_dict(),
+        }
     return SearchResult(
         genotype=model.genotype(settings.max_skip_normal),
         alphas_normal=model.alphas_normal.detach().cpu().clone(),
         alphas_reduce=model.alphas_reduce.detach().cpu().clone(),
         history=records,
+        perturbation=perturbation,
     )
 
 

@@ -17,11 +17,12 @@ from torch import nn
 
 from repair_core.errors import RepairInputError
 from repair_core.search.config_checks import check_int
-from repair_core.search.discretize import discretize, num_edges
+from repair_core.search.discretize import discretize, discretize_weights, num_edges
 from repair_core.search.genotype import Genotype
 from repair_core.search.normalize import CIFAR10_MEAN, CIFAR10_STD, Normalize, check_normalization
 from repair_core.search.ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN, drop_path
 from repair_core.search.partial import PartialMixedOp, edge_softmax
+from repair_core.search.projection import Projection
 from repair_core.search.weight_init import init_weights_
 
 ALPHA_NAMES = ("alphas_normal", "alphas_reduce")
@@ -159,6 +160,9 @@ class SuperNet(nn.Module):
     # Scheduled by the searcher for weight steps only (RobustDARTS's regularised variant).
     drop_path_prob: float = 0.0
     drop_generator: torch.Generator | None = None
+    # DARTS-PT's decisions (set by its selection phase); None: the plain DARTS mixture.
+    projection: Projection | None = None
+    _mask_cache: tuple[Projection, dict[tuple[bool, str], tuple[torch.Tensor, torch.Tensor]]]
 
     def __init__(self, config: SearchConfig, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -209,7 +213,26 @@ class SuperNet(nn.Module):
         alphas = self.alphas_reduce if reduction else self.alphas_normal
         betas = self.betas_reduce if reduction else self.betas_normal
         edge = None if betas is None else edge_softmax(betas, self.config.steps)
-        return F.softmax(alphas, dim=-1), edge
+        weights = F.softmax(alphas, dim=-1)
+        if self.projection is not None:
+            keep, fixed = self._masks(self.projection, reduction, weights)
+            weights = weights * keep + fixed
+        return weights, edge
+
+    def _masks(
+        self, projection: Projection, reduction: bool, like: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # Built once per projection and device: a host-to-device copy every forward would
+        # be a sync point on CUDA.
+        cache = getattr(self, "_mask_cache", None)
+        if cache is None or cache[0] is not projection:
+            masks: dict[tuple[bool, str], tuple[torch.Tensor, torch.Tensor]] = {}
+            cache = (projection, masks)
+            self._mask_cache = cache
+        key = (reduction, f"{like.device}:{like.dtype}")
+        if key not in cache[1]:
+            cache[1][key] = projection.masks(reduction, like)
+        return cache[1][key]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (N, D): globally pooled output of the last cell."""
@@ -224,10 +247,23 @@ class SuperNet(nn.Module):
         return self.classifier(self.features(x))  # type: ignore[no-any-return]
 
     def genotype(self, max_skip_normal: int | None = None) -> Genotype:
+        if self.projection is not None:
+            return self._projected_genotype(max_skip_normal)
         return discretize(
             self.alphas_normal, self.alphas_reduce, self.config.steps, self.config.multiplier,
             betas_normal=self.betas_normal, betas_reduce=self.betas_reduce,
             max_skip_normal=max_skip_normal,
+        )  # fmt: skip
+
+    def _projected_genotype(self, max_skip_normal: int | None) -> Genotype:
+        # The DARTS rule on the projected weights: decided edges weigh 1, given-up inputs 0.
+        with torch.no_grad():
+            (wn, en), (wr, er) = self.cell_weights(False), self.cell_weights(True)
+        rows = [w.detach().double().cpu().tolist() for w in (wn, wr)]
+        edges = [None if e is None else e.detach().double().cpu().tolist() for e in (en, er)]
+        return discretize_weights(
+            rows[0], rows[1], self.config.steps, self.config.multiplier,
+            edge_normal=edges[0], edge_reduce=edges[1], max_skip_normal=max_skip_normal,
         )  # fmt: skip
 
     def new(self) -> SuperNet:

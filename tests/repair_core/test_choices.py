@@ -78,5 +78,8 @@ def test_variant_names_carry_the_search_strategy() -> None:
     assert fields == {"selection": "random", "retrain": "with-failures", "baseline": "none",
                       "search": "pcdarts"}  # fmt: skip
     assert RepairConfig(**fields).variant_name == "RF-PCDARTSE"  # type: ignore[arg-type]
+    assert parse_variant("CF-DARTSPT")["search"] == "dartspt"
+    assert parse_variant("CF-DARTSE") == {"selection": "kcenter", "retrain": "with-failures",
+                                          "baseline": "none"}  # fmt: skip
     assert "search" not in parse_variant("CF-DARTS")  # both DARTS orders keep their name
     assert variant_name("kcenter", "clean", "none", "robdarts-reg") == "CF-RobDARTSReg"

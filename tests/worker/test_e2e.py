@@ -252,7 +252,7 @@ def test_a_smoke_repair_runs_through_its_stages_to_success_and_its_model_downloa
     assert final["clean_accuracy_dropped"] is (original - ours > 1.0)
 
 
-@pytest.mark.parametrize("strategy", ["pcdarts", "robdarts", "robdarts-reg"])
+@pytest.mark.parametrize("strategy", ["pcdarts", "robdarts", "robdarts-reg", "dartspt"])
 def test_each_search_strategy_repairs_through_the_api_and_reports_its_search_health(
     stack: Stack, uploaded: Uploaded, strategy: str
 ) -> None:
@@ -272,6 +272,8 @@ def test_each_search_strategy_repairs_through_the_api_and_reports_its_search_hea
         )
         if strategy.startswith("robdarts"):
             assert "search.eigenvalue_last" in final["metrics"]
+        if strategy == "dartspt":  # smoke's two-node cells: 5 edges and 1 node, in 2 cells
+            assert final["metrics"]["search.perturbation_decisions"] == 2 * (5 + 1)
 
 
 def test_a_job_whose_worker_is_killed_mid_search_resumes_on_another_worker(

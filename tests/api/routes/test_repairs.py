@@ -86,6 +86,7 @@ def test_a_repair_can_name_a_subset_of_failure_batches_and_a_config(
     [
         ({"budget": 0}, "budget"),
         ({"iterations": 4}, "iterations"),
+        ({"search": "dartspt", "iterations": 2}, "iterations"),
         ({"selection": "best"}, "selection"),
         ({"surprise": True}, "surprise"),
         ({"overrides": {"../x": 1}}, "overrides"),

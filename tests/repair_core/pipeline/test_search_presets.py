@@ -47,6 +47,17 @@ def test_paper_plans_carry_the_reference_settings() -> None:
     )
     reg = build_plan("paper", {}, search="robdarts-reg", seed=0)
     assert (reg.search.weight_decay, reg.search.drop_path_prob) == (8.1e-3, 0.6)
+    pt = build_plan("paper", {}, search="dartspt", seed=0)
+    assert pt.search.projection and (pt.search.epochs, pt.search.order) == (50, "first")
+    assert (pt.search.proj_interval, pt.search.proj_lr) == (5, pt.search.lr / 10)
+    assert pt.search.proj_eval_batches is None  # every val image, as the reference scores
+
+
+def test_dartspt_runs_one_iteration_and_is_named_dartspt() -> None:
+    assert RepairConfig(search="dartspt", selection="random",
+                        retrain="with-failures").variant_name == "RF-DARTSPTE"  # fmt: skip
+    with pytest.raises(RepairInputError, match="iterations must be 1 for the dartspt search"):
+        RepairConfig(search="dartspt", iterations=2)
 
 
 def test_user_overrides_beat_the_preset_and_order_stays_the_strategys() -> None:
@@ -56,3 +67,12 @@ def test_user_overrides_beat_the_preset_and_order_stays_the_strategys() -> None:
         build_plan("smoke", {"search.order": "second"}, search="pcdarts", seed=0)
     with pytest.raises(RepairInputError, match="must be a multiple of"):
         build_plan("smoke", {"search_net.init_channels": 6}, search="pcdarts", seed=0)
+
+
+def test_the_searched_cell_size_is_checked_when_the_plan_is_built() -> None:
+    plan = build_plan("smoke", {}, search="dartspt", seed=0)
+    assert (plan.search_net.steps, plan.search_net.multiplier) == (2, 2)
+    with pytest.raises(RepairInputError, match=r"search_net\.multiplier must be"):
+        build_plan("smoke", {"search_net.multiplier": 3}, search="dartspt", seed=0)
+    with pytest.raises(RepairInputError, match=r"search_net\.steps must be"):
+        build_plan("smoke", {"search_net.steps": 0}, search="darts-1st", seed=0)
