@@ -106,12 +106,16 @@ def reserve_storage(
     total_bytes: int,
     limit: int,
     ttl_seconds: float,
-) -> uuid.UUID:
-    """Hold `total_bytes` of an upload in flight against the quota (creating or growing
-    the reservation `reservation_id`), for `ttl_seconds` from now; commits. 413
-    `quota_exceeded` (and the reservation left as it was) when it does not fit."""
+    headroom_bytes: int = 0,
+) -> tuple[uuid.UUID, int]:
+    """Hold `total_bytes` of an upload in flight against the quota, plus up to
+    `headroom_bytes` more where the quota leaves room (so a growing upload need not come
+    back for every chunk), creating or resizing the reservation `reservation_id`, for
+    `ttl_seconds` from now; commits. Returns (reservation id, bytes held). 413
+    `quota_exceeded` (and the reservation left as it was) when `total_bytes` do not fit."""
     lock_owner(session, owner_id)
     try:
+        used = storage_used(session, owner_id, exclude_reservation=reservation_id)
         check_storage(
             session, owner_id=owner_id, incoming=total_bytes, limit=limit,
             exclude_reservation=reservation_id,
@@ -119,18 +123,19 @@ def reserve_storage(
     except QuotaExceededError:
         session.rollback()
         raise
+    held = min(total_bytes + headroom_bytes, limit - used)
     expires_at = utcnow() + timedelta(seconds=ttl_seconds)
     row = session.get(StorageReservation, reservation_id) if reservation_id else None
     if row is None:
         row = StorageReservation(
-            id=reservation_id or uuid.uuid4(), owner_id=owner_id, bytes=total_bytes,
+            id=reservation_id or uuid.uuid4(), owner_id=owner_id, bytes=held,
             expires_at=expires_at,
         )  # fmt: skip
         session.add(row)
     else:
-        row.bytes, row.expires_at = total_bytes, expires_at
+        row.bytes, row.expires_at = held, expires_at
     session.commit()
-    return row.id
+    return row.id, held
 
 
 def release_storage(session: Session, reservation_id: uuid.UUID) -> None:

@@ -41,21 +41,20 @@ class UploadReservation:
         stale = time.monotonic() - self._renewed_at > self._quotas.reservation_seconds / 3
         if self.id is not None and nbytes <= self.reserved and not stale:
             return
-        target = self.reserved if nbytes <= self.reserved else nbytes
-        if nbytes > self.reserved and self.id is not None:
-            # Chunked (or longer than declared): grow in steps, not per chunk.
-            target = nbytes + self._quotas.reservation_step_bytes
-        await self._reserve(target)
+        # A chunked body (first call: 0 bytes declared) grows in steps, not per chunk.
+        growing = self.id is not None and nbytes > self.reserved
+        headroom = self._quotas.reservation_step_bytes if growing else 0
+        await self._reserve(max(nbytes, self.reserved), headroom)
 
-    async def _reserve(self, total: int) -> None:
-        def write(session: Session) -> uuid.UUID:
+    async def _reserve(self, total: int, headroom: int) -> None:
+        def write(session: Session) -> tuple[uuid.UUID, int]:
             return reserve_storage(
                 session, owner_id=self._owner_id, reservation_id=self.id, total_bytes=total,
                 limit=self._quotas.storage_bytes, ttl_seconds=self._quotas.reservation_seconds,
+                headroom_bytes=headroom,
             )  # fmt: skip
 
-        self.id = await self._gate.in_thread(write, self._session, upload=True)
-        self.reserved = total
+        self.id, self.reserved = await self._gate.in_thread(write, self._session, upload=True)
         self._renewed_at = time.monotonic()
 
     async def release(self) -> None:
