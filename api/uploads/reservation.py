@@ -16,6 +16,7 @@ import time
 import uuid
 
 import anyio
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from api.db.gate import DbGate
@@ -64,9 +65,15 @@ class UploadReservation:
         reservation_id = self.id
 
         def drop(session: Session) -> None:
-            session.rollback()  # the upload may have failed mid-transaction
-            release_storage(session, reservation_id)
-            session.commit()
+            # No rollback first when the transaction is usable: it would expire the rows the
+            # upload returns (a replayed dataset is served after this).
+            try:
+                release_storage(session, reservation_id)
+                session.commit()
+            except SQLAlchemyError:
+                session.rollback()  # the upload failed mid-transaction
+                release_storage(session, reservation_id)
+                session.commit()
 
         with anyio.CancelScope(shield=True):
             await self._gate.in_thread(drop, self._session, upload=True)
