@@ -24,7 +24,7 @@ from api.limits import Limits
 from api.problems import install_problem_handlers, problem_response
 from api.queue import CeleryJobQueue, JobQueue
 from api.routes import datasets, failures, health, models, repairs
-from api.services.orphans import sweep_orphans
+from api.services.upkeep import run_upkeep
 from api.settings import Settings, check_secrets, get_settings
 from api.storage import ArtifactStore
 from api.uploads.sandbox_plan import log_sandbox_plan
@@ -32,7 +32,6 @@ from api.uploads.sandbox_plan import log_sandbox_plan
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1"
-ORPHAN_TEMP_AGE_SECONDS = 3600.0
 # Routes that stream their own (large, capped per kind) bodies.
 _UPLOAD_ROUTE = re.compile(r"^/v1/(datasets|models|models/[^/]+/failure-batches)/?$")
 
@@ -118,20 +117,12 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     )
 
     def sweep() -> None:
-        # Temp files of uploads cut short by a crash (docs/upload-safety.md, fault 7), and files
-        # published whose row never committed (case 29).
-        store.sweep_temp(ORPHAN_TEMP_AGE_SECONDS)
+        # Once at start-up; the workers' timers run it periodically (docs/upkeep.md).
         try:
-            removed = sweep_orphans(
-                session_factory, store, older_than_seconds=ORPHAN_TEMP_AGE_SECONDS
-            )
+            run_upkeep(session_factory, store, settings.upkeep)
         except SQLAlchemyError:
-            # The API must come up with the database down (it answers 503 meanwhile);
-            # the next start-up sweeps.
-            log.warning("orphan sweep skipped: database unavailable", exc_info=True)
-            return
-        if removed:
-            log.info("orphan sweep removed %d artifact files with no row", removed)
+            # The API must come up with the database down (it answers 503 meanwhile).
+            log.warning("upkeep sweep skipped: database unavailable", exc_info=True)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

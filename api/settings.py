@@ -73,8 +73,15 @@ class UploadLimits(BaseModel):
 
 class QuotaSettings(BaseModel):
     # Per-owner abuse limits (docs/upload-safety.md fault 12, docs/job-lifecycle.md fault 33).
-    # Bytes of uploads (as received) an owner may keep stored; beyond it: 413.
+    # Bytes an owner may keep stored: uploads (as received), what their repair jobs keep
+    # (results and reduced work directories) and uploads still in flight; beyond it: 413.
     storage_bytes: int = 200 * GiB
+    # An upload in flight reserves its Content-Length (a chunked one: this much more each
+    # time it passes what it reserved) before those bytes are read; the reservation lapses
+    # this long after it was last renewed (renewed while the upload streams and before it
+    # is validated), so a process that died frees it.
+    reservation_step_bytes: int = Field(default=64 * MiB, ge=1)
+    reservation_seconds: float = Field(default=1800.0, gt=0)
     # Jobs an owner may have queued, running or cancelling at once; beyond it: 429.
     active_jobs: int = 4
     # The `Retry-After` of that 429.
@@ -113,6 +120,21 @@ class WorkerSettings(BaseModel):
     soft_shutdown_seconds: float = 60.0
     # Jobs per worker child process before it is replaced (frees GPU memory); 0: no limit.
     max_tasks_per_child: int = 1
+
+
+class UpkeepSettings(BaseModel):
+    # The upkeep sweep (docs/upkeep.md): abandoned temp files, artifact files and job
+    # folders no row points at, lapsed upload reservations, work directories of finished
+    # jobs not reduced yet. It runs on every worker's timer this often, and once at API
+    # start-up.
+    interval_seconds: float = Field(default=600.0, gt=0)
+    # Only files untouched this long are swept: a file being written is never that old
+    # (an upload's temp file is written as it streams; validation takes at most
+    # `sandbox.timeout_seconds`, which must be shorter).
+    temp_age_seconds: float = Field(default=3600.0, gt=0)
+    # Published files and job folders with no row: older than this (covers a file
+    # published whose row is about to commit).
+    orphan_age_seconds: float = Field(default=3600.0, gt=0)
 
 
 class ApiSettings(BaseModel):
@@ -177,17 +199,31 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     events: EventSettings = Field(default_factory=EventSettings)
+    upkeep: UpkeepSettings = Field(default_factory=UpkeepSettings)
     # "auto" picks CUDA when present, else CPU; or "cpu", "cuda", "cuda:1".
     device: str = "auto"
     # Server-side secret mixed into API-key digests. The default is refused at start-up
     # unless the embedded default (SQLite and a serverless broker) is in use.
     auth_pepper: str = DEFAULT_AUTH_PEPPER
+    # Test-only: the named point where the process kills itself with SIGKILL (a crash
+    # between two steps, e.g. "upload_published": file published, row not committed).
+    fault_point: str = ""
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.uploads.max_concurrent_total < self.uploads.max_concurrent_per_owner:
             raise ValueError(
                 "uploads.max_concurrent_total must be >= uploads.max_concurrent_per_owner"
+            )
+        if self.upkeep.temp_age_seconds <= self.sandbox.timeout_seconds:
+            raise ValueError(
+                "upkeep.temp_age_seconds must exceed sandbox.timeout_seconds: an upload's "
+                "temp file sits untouched while it is validated"
+            )
+        if self.quotas.reservation_seconds <= self.sandbox.timeout_seconds:
+            raise ValueError(
+                "quotas.reservation_seconds must exceed sandbox.timeout_seconds: a "
+                "reservation must outlast the validation of its upload"
             )
         limits_url = self.limits.redis_url or self.broker.url
         in_memory = self.limits.backend == "memory" or (

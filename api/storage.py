@@ -2,8 +2,9 @@
 
 Writers fill a temp file under `root/.tmp` (same file system, so `os.replace` is atomic),
 fsync it, and only then move it to its key; rows are committed after the move. A crash
-in between leaves a file without a row, which `sweep_temp` and `sweep_orphans` (run at
-API start-up) remove; it never leaves a row pointing at a half-written file.
+in between leaves a file without a row, which `sweep_temp` and `sweep_orphans` (the
+upkeep sweep, `api.services.upkeep`) remove; it never leaves a row pointing at a
+half-written file.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Collection
@@ -25,6 +27,11 @@ from repair_core.atomic import fsync_folder, fsync_path
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Bytes of the upload kept in memory for magic-byte sniffing.
 HEAD_BYTES = 512
+
+
+def job_folder_key(owner_id: uuid.UUID, job_id: uuid.UUID) -> str:
+    """The key of a job's folder: its work directory (`work/`) and journal."""
+    return f"{owner_id}/jobs/{job_id}"
 
 
 class ArtifactStore:
@@ -67,19 +74,31 @@ class ArtifactStore:
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
+    def delete_tree(self, key: str) -> None:
+        """Remove the folder behind `key` and everything in it (a job's folder)."""
+        path = self.path(key)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
     def sweep_temp(self, older_than_seconds: float = 3600.0) -> int:
-        """Remove temp files left by crashed or abandoned uploads; returns how many."""
+        """Remove temp files and folders left by crashed or abandoned uploads and sandbox
+        runs, untouched for `older_than_seconds`; returns how many."""
         if not self.tmp_dir.is_dir():
             return 0
         cutoff = time.time() - older_than_seconds
         removed = 0
         for entry in self.tmp_dir.iterdir():
             try:
-                if entry.is_file() and entry.stat().st_mtime < cutoff:
-                    entry.unlink()
+                if entry.is_symlink() or entry.is_file():
+                    if entry.lstat().st_mtime < cutoff:
+                        entry.unlink()
+                        removed += 1
+                elif entry.is_dir() and _newest_mtime(entry) < cutoff:
+                    # A scratch folder (a sandbox's): only once nothing in it is recent.
+                    shutil.rmtree(entry)
                     removed += 1
             except FileNotFoundError:
                 continue
@@ -98,6 +117,23 @@ class ArtifactStore:
                 try:
                     if entry.is_file() and not entry.is_symlink():
                         found.append((f"{owner_dir.name}/{entry.name}", entry.stat().st_mtime))
+                except FileNotFoundError:
+                    continue
+        return found
+
+    def job_folders(self) -> list[tuple[str, float]]:
+        """(key, mtime) of every job folder `<owner>/jobs/<job id>`."""
+        if not self.root.is_dir():
+            return []
+        found: list[tuple[str, float]] = []
+        for jobs in self.root.glob("*/jobs"):
+            if jobs.parent.name == self.tmp_dir.name or not jobs.is_dir():
+                continue
+            for entry in jobs.iterdir():
+                try:
+                    if entry.is_dir() and not entry.is_symlink():
+                        key = f"{jobs.parent.name}/jobs/{entry.name}"
+                        found.append((key, entry.stat().st_mtime))
                 except FileNotFoundError:
                     continue
         return found
@@ -126,6 +162,17 @@ class ArtifactStore:
                 except (FileNotFoundError, ValueError):
                     continue
         return removed
+
+
+def _newest_mtime(folder: Path) -> float:
+    newest = folder.lstat().st_mtime
+    for parent, dirs, files in os.walk(folder):
+        for name in (*dirs, *files):
+            try:
+                newest = max(newest, os.lstat(os.path.join(parent, name)).st_mtime)
+            except FileNotFoundError:
+                continue
+    return newest
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,22 @@ class RepairClient:
     def list_failures(self, model_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/models/{model_id}/failure-batches")
 
+    def delete(self, path: str) -> None:
+        """DELETE a resource (`/v1/datasets/<id>`, ...): 204, or an `ApiError` (404, 409)."""
+        self._check(self._http.request("DELETE", path))
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        self.delete(f"/v1/datasets/{dataset_id}")
+
+    def delete_model(self, model_id: str) -> None:
+        self.delete(f"/v1/models/{model_id}")
+
+    def delete_failures(self, model_id: str, batch_id: str) -> None:
+        self.delete(f"/v1/models/{model_id}/failure-batches/{batch_id}")
+
+    def delete_repair(self, job_id: str) -> None:
+        self.delete(f"/v1/repairs/{job_id}")
+
     # -- repairs ----------------------------------------------------------------------
 
     def create_repair(

@@ -20,6 +20,7 @@ from api.settings import BrokerSettings, Settings, get_settings
 from worker.sweeper import SweeperStep
 from worker.tasks import register_tasks
 from worker.timing import time_limits
+from worker.upkeep import UpkeepStep
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -91,6 +92,7 @@ def create_celery_app(settings: Settings | None = None) -> RepairCelery:
     app.add_defaults(configure)
     register_tasks(app)
     app.steps["worker"].add(SweeperStep)
+    app.steps["worker"].add(UpkeepStep)
     worker_process_init.connect(preload_pipeline, weak=False, dispatch_uid="repair-preload")
     return app
 

@@ -11,7 +11,9 @@ Outcomes, and what they write (always fenced by the lease):
   propagates, so the task retries it with backoff;
 - lost: the lease went to another worker (or ran out): nothing is written;
 - skipped: another delivery of a job that is running, finished or out of attempts.
-The work directory survives every outcome, so the next attempt resumes from it.
+The work directory survives every outcome that may run again, so the next attempt
+resumes from it; once the job has finished it is reduced to what the results need
+(`api.services.upkeep.reduce_job`: resume state deleted, bytes counted on the row).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from pathlib import Path
 from celery.exceptions import SoftTimeLimitExceeded
 
 from api.db.models import JobStatus, RepairJob
-from api.storage import ArtifactStore
+from api.services.upkeep import reduce_job
+from api.storage import ArtifactStore, job_folder_key
 from repair_core.errors import RepairInputError
 from repair_core.pipeline import RepairResult, repair
 from repair_core.progress import RepairCancelled
@@ -61,7 +64,7 @@ class JobPaths:
 
     @classmethod
     def of(cls, store: ArtifactStore, owner_id: uuid.UUID, job_id: uuid.UUID) -> JobPaths:
-        key = f"{owner_id}/jobs/{job_id}/work"
+        key = f"{job_folder_key(owner_id, job_id)}/work"
         work_dir = store.path(key)
         return cls(key, work_dir, work_dir.parent / JOURNAL_NAME)
 
@@ -109,7 +112,23 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID, *, worker: str) -> Outcome:
         _free_device_memory()
     journal.write("finished", outcome=outcome.value)
     log.info("job %s: %s", job_id, outcome.value)
+    if outcome in _FINISHED:
+        _reduce(ctx, job_id)
     return outcome
+
+
+# Outcomes after which the job never runs again: its resume state is scratch.
+_FINISHED = frozenset({Outcome.succeeded, Outcome.failed, Outcome.cancelled})
+
+
+def _reduce(ctx: WorkerContext, job_id: uuid.UUID) -> None:
+    try:
+        freed = reduce_job(ctx.sessions, ctx.store, job_id)
+    except Exception:
+        log.warning("job %s: work directory not reduced; upkeep will", job_id, exc_info=True)
+        return
+    if freed is not None:
+        log.info("job %s: work directory reduced, %d bytes freed", job_id, freed)
 
 
 def _execute(ctx: WorkerContext, keeper: JobKeeper, paths: JobPaths) -> RepairResult:

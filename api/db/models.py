@@ -228,6 +228,14 @@ class RepairJob(Base):
     result_torchscript_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     report_key: Mapped[str | None] = mapped_column(sa.String(255))
     report_png_key: Mapped[str | None] = mapped_column(sa.String(255))
+    # Bytes the job keeps in the artifact store (results and its reduced work directory),
+    # counted against the owner's storage quota; measured once the job has finished.
+    stored_bytes: Mapped[int] = mapped_column(
+        sa.BigInteger, nullable=False, default=0, server_default="0"
+    )
+    # Bytes of resume state and scratch deleted from the work directory once the job
+    # finished; None until that was done (the upkeep sweep retries it).
+    work_bytes_freed: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     created_at: Mapped[datetime] = _created_at()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -290,4 +298,18 @@ class Metric(Base):
     job_id: Mapped[uuid.UUID] = _parent_fk("repair_jobs.id")
     name: Mapped[str] = mapped_column(sa.String(128), nullable=False)
     value: Mapped[float] = mapped_column(sa.Float, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class StorageReservation(Base):
+    """Bytes of an upload in flight, held against the owner's storage quota until the
+    upload's row is committed or it failed (docs/upkeep.md, "Quota"). A process that dies
+    mid-upload leaves a row that stops counting at `expires_at` and is swept after."""
+
+    __tablename__ = "storage_reservations"
+
+    id: Mapped[uuid.UUID] = _id()
+    owner_id: Mapped[uuid.UUID] = _owner_fk()
+    bytes: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     created_at: Mapped[datetime] = _created_at()

@@ -1,4 +1,4 @@
-"""`/v1/datasets`: upload (streamed multipart), list, get."""
+"""`/v1/datasets`: upload (streamed multipart), list, get, delete."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import OwnerDep, SessionDep, UploadDep
+from api.deps import OwnerDep, SessionDep, StoreDep, UploadDep
 from api.schemas.common import problem_responses
 from api.schemas.datasets import DatasetPublic, DatasetsPublic
-from api.services import datasets
+from api.services import datasets, deletion
 from api.uploads.forms import DATASET_FORM
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -46,3 +46,17 @@ def list_datasets(owner: OwnerDep, session: SessionDep) -> DatasetsPublic:
 def get_dataset(dataset_id: uuid.UUID, owner: OwnerDep, session: SessionDep) -> DatasetPublic:
     row = datasets.get_dataset(session, owner_id=owner.id, dataset_id=dataset_id)
     return DatasetPublic.model_validate(row)
+
+
+@router.delete(
+    "/{dataset_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 404, 409, 503),
+)
+def delete_dataset(
+    dataset_id: uuid.UUID, owner: OwnerDep, session: SessionDep, store: StoreDep
+) -> Response:
+    """Delete the dataset with the models trained on it, their failure batches and their
+    finished repairs, and free their storage; 409 while a repair job uses any of them."""
+    deletion.delete_dataset(session, store, owner_id=owner.id, dataset_id=dataset_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

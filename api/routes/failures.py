@@ -1,15 +1,16 @@
-"""`/v1/models/{model_id}/failure-batches`: upload images the model gets wrong, list."""
+"""`/v1/models/{model_id}/failure-batches`: upload images the model gets wrong, list,
+delete."""
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Response, status
 
-from api.deps import OwnerDep, SessionDep, UploadDep
+from api.deps import OwnerDep, SessionDep, StoreDep, UploadDep
 from api.schemas.common import problem_responses
 from api.schemas.failures import FailureBatchesPublic, FailureBatchPublic
-from api.services import failures
+from api.services import deletion, failures
 from api.uploads.forms import FAILURE_BATCH_FORM
 
 router = APIRouter(prefix="/models/{model_id}/failure-batches", tags=["failure batches"])
@@ -55,3 +56,18 @@ def get_failure_batch(
         session, owner_id=owner.id, model_id=model_id, batch_id=batch_id
     )
     return FailureBatchPublic.model_validate(batch)
+
+
+@router.delete(
+    "/{batch_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 404, 409, 503),
+)
+def delete_failure_batch(
+    model_id: uuid.UUID, batch_id: uuid.UUID, owner: OwnerDep, session: SessionDep, store: StoreDep
+) -> Response:
+    """Delete the batch and free its storage; 409 while a repair job uses it."""
+    deletion.delete_failure_batch(
+        session, store, owner_id=owner.id, model_id=model_id, batch_id=batch_id
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

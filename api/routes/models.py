@@ -1,15 +1,16 @@
-"""`/v1/models`: upload a deployed checkpoint (streamed multipart), list, get."""
+"""`/v1/models`: upload a deployed checkpoint (streamed multipart), list, get,
+delete."""
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Response, status
 
-from api.deps import OwnerDep, SessionDep, UploadDep
+from api.deps import OwnerDep, SessionDep, StoreDep, UploadDep
 from api.schemas.common import problem_responses
 from api.schemas.models import ModelPublic, ModelsPublic
-from api.services import models
+from api.services import deletion, models
 from api.uploads.forms import MODEL_FORM
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -38,3 +39,17 @@ def get_model(model_id: uuid.UUID, owner: OwnerDep, session: SessionDep) -> Mode
     return ModelPublic.model_validate(
         models.get_model(session, owner_id=owner.id, model_id=model_id)
     )
+
+
+@router.delete(
+    "/{model_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 404, 409, 503),
+)
+def delete_model(
+    model_id: uuid.UUID, owner: OwnerDep, session: SessionDep, store: StoreDep
+) -> Response:
+    """Delete the model with its failure batches and finished repairs, and free their
+    storage; 409 while a repair job uses it."""
+    deletion.delete_model(session, store, owner_id=owner.id, model_id=model_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,4 @@
-"""`/v1/repairs`: create (idempotent), list, get, cancel, and download the results."""
+"""`/v1/repairs`: create (idempotent), list, get, cancel, delete, and download the results."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from api.schemas.repairs import (
     RepairPublic,
     RepairsPublic,
 )
-from api.services import repairs
+from api.services import deletion, repairs
 from api.services.repairs import RepairView
 from repair_core import choices
 
@@ -194,6 +194,20 @@ def cancel_repair(job_id: uuid.UUID, owner: OwnerDep, session: SessionDep) -> Re
     """Queued jobs are cancelled at once; running ones become `cancelling` and stop at
     the next step boundary. Repeating is harmless; a finished job answers 409."""
     return _public(repairs.cancel_repair(session, owner_id=owner.id, job_id=job_id))
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 404, 409, 503),
+)
+def delete_repair(
+    job_id: uuid.UUID, owner: OwnerDep, session: SessionDep, store: StoreDep
+) -> Response:
+    """Delete a finished job with its results and work directory, and free their
+    storage; a queued or running job answers 409 (cancel it first)."""
+    deletion.delete_repair(session, store, owner_id=owner.id, job_id=job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 def _result_responses(

@@ -32,9 +32,7 @@ def create_dataset(
     False). Takes ownership of the upload's temp file: it is gone when this returns.
     On any failure nothing is left: no row, no file.
     """
-    with UploadStaging(
-        upload, store, DATASET_FORM, suffix=".npz", quota_bytes=settings.quotas.storage_bytes
-    ) as staging:
+    with UploadStaging(upload, store, DATASET_FORM, suffix=".npz", settings=settings) as staging:
         kind = staging.check_kind()
         name = check_name(upload.fields.get("name"), default=upload.filename)
         existing = _find_by_digest(session, owner_id=owner_id, sha256=upload.stored.sha256)

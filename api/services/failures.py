@@ -37,7 +37,7 @@ def create_failure_batch(
 ) -> FailureBatch:
     """Validate and store a failure batch. Takes ownership of the upload's temp file."""
     with UploadStaging(
-        upload, store, FAILURE_BATCH_FORM, suffix=".npz", quota_bytes=settings.quotas.storage_bytes
+        upload, store, FAILURE_BATCH_FORM, suffix=".npz", settings=settings
     ) as staging:
         model = get_owned(session, Model, owner_id=owner_id, id=model_id, what="model")
         dataset = get_owned(
@@ -71,7 +71,7 @@ def create_failure_batch(
             accepted=int(summary["accepted"]),
             rejected=rejected,
         )
-        staging.commit(session, batch)
+        staging.commit(session, batch, parent=(Model, model.id, "model"))
         return batch
 
 

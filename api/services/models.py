@@ -32,7 +32,7 @@ def create_model(
     Takes ownership of the upload's temp file. On any failure nothing is left behind.
     """
     with UploadStaging(
-        upload, store, MODEL_FORM, suffix=".safetensors", quota_bytes=settings.quotas.storage_bytes
+        upload, store, MODEL_FORM, suffix=".safetensors", settings=settings
     ) as staging:
         fields = upload.fields
         if "dataset_id" not in fields:
@@ -74,7 +74,7 @@ def create_model(
             num_classes=int(summary["num_classes"]),
             num_parameters=int(summary["num_parameters"]),
         )
-        staging.commit(session, model)
+        staging.commit(session, model, parent=(Dataset, dataset.id, "dataset"))
         return model
 
 

@@ -102,10 +102,18 @@ def create_repair(
         replay = _replay(session, owner_id=owner_id, key=idempotency_key, digest=digest)
         if replay is not None:
             return view_of(session, replay), False
-    model = get_owned(session, Model, owner_id=owner_id, id=request.model_id, what="model")
-    batch_ids = _failure_batches(
-        session, owner_id=owner_id, model=model, requested=request.failure_batch_ids
-    )
+    # The owner lock first: a concurrent delete of the model or a batch either committed
+    # before (the reads below miss it: 404) or waits until this job exists (and is then
+    # refused with 409 `in_use`), so no job ever names a deleted upload.
+    lock_owner(session, owner_id)
+    try:
+        model = get_owned(session, Model, owner_id=owner_id, id=request.model_id, what="model")
+        batch_ids = _failure_batches(
+            session, owner_id=owner_id, model=model, requested=request.failure_batch_ids
+        )
+    except Exception:
+        session.rollback()
+        raise
     job = RepairJob(
         owner_id=owner_id,
         model_id=model.id,
@@ -117,7 +125,6 @@ def create_repair(
         request_sha256=digest,
     )
     if max_active_jobs is not None:
-        lock_owner(session, owner_id)
         try:
             check_active_jobs(
                 session,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,8 @@ class ReceivedUpload:
     stored: StoredUpload
     filename: str  # the client's name, escaped: metadata only, never a path
     fields: dict[str, str] = field(default_factory=dict)
+    # The storage reservation that holds its bytes against the quota while in flight.
+    reservation_id: uuid.UUID | None = None
 
 
 def escape_filename(raw: str) -> str:
@@ -183,11 +187,15 @@ async def receive_upload(
     what: str,
     allowed_fields: frozenset[str] = frozenset(),
     file_field: str = "file",
+    on_bytes: Callable[[int], Awaitable[None]] | None = None,
 ) -> ReceivedUpload:
     """Stream a multipart/form-data body with one file part into `dest`.
 
     Raises 415 for any other media type, 413 past `max_file_bytes`, 400 for malformed
     or unexpected parts. `dest` does not exist afterwards unless this returns.
+    `on_bytes(n)` is awaited before the body is read (n: its Content-Length, 0 when
+    chunked) and after each chunk (n: bytes received so far): the quota reservation,
+    which raises to refuse the rest.
     """
     media_type, params = parse_options_header(request.headers.get("content-type"))
     if media_type != b"multipart/form-data":
@@ -213,6 +221,8 @@ async def receive_upload(
         parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
     except FormParserError as exc:
         raise BadRequestError(f"invalid multipart boundary: {exc}") from exc
+    if on_bytes is not None:
+        await on_bytes(declared or 0)
     writer = CappedHashingWriter(dest, max_bytes=max_file_bytes, what=what)
     received = 0
     epilogue = 0
@@ -226,6 +236,8 @@ async def receive_upload(
                         f"more than {MAX_EPILOGUE_BYTES} bytes after the closing boundary",
                         code="multipart_epilogue",
                     )
+            if on_bytes is not None:
+                await on_bytes(received)
             if received > max_body:
                 raise PayloadTooLargeError(
                     f"{what} is larger than the limit of {max_file_bytes} bytes",

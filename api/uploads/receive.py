@@ -3,9 +3,10 @@ it to the resource's service in a worker thread (validation blocks on a sandboxe
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -18,6 +19,9 @@ from api.settings import Settings
 from api.storage import ArtifactStore
 from api.uploads.forms import UploadForm
 from api.uploads.multipart import receive_upload
+from api.uploads.reservation import UploadReservation
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -46,27 +50,37 @@ class UploadReceiver:
             self.limits.upload_slot(self.owner_id),
             self.gate.session(upload=True, timeout=0, when_busy=self._busy) as session,
         ):
-            upload = await receive_upload(
-                self.request,
-                dest=self.store.temp_path(".upload"),
-                max_file_bytes=max_file_bytes,
-                what=form.what,
-                allowed_fields=form.field_names,
-            )
-
-            def run(session: Session) -> T:
-                return create(
-                    session,
-                    owner_id=self.owner_id,
-                    upload=upload,
-                    store=self.store,
-                    settings=self.settings,
-                    **kwargs,
+            reservation = UploadReservation(self.gate, session, self.owner_id, self.settings.quotas)
+            try:
+                upload = await receive_upload(
+                    self.request,
+                    dest=self.store.temp_path(".upload"),
+                    max_file_bytes=max_file_bytes,
+                    what=form.what,
+                    allowed_fields=form.field_names,
+                    on_bytes=reservation.need,
                 )
+                upload = replace(upload, reservation_id=reservation.id)
 
-            # Upload threads of their own: validation holds a sandbox child for minutes
-            # and must not take the request path's threads.
-            return await self.gate.in_thread(run, session, upload=True)
+                def run(session: Session) -> T:
+                    return create(
+                        session,
+                        owner_id=self.owner_id,
+                        upload=upload,
+                        store=self.store,
+                        settings=self.settings,
+                        **kwargs,
+                    )
+
+                # Upload threads of their own: validation holds a sandbox child for minutes
+                # and must not take the request path's threads.
+                return await self.gate.in_thread(run, session, upload=True)
+            finally:
+                try:
+                    await reservation.release()
+                except Exception:
+                    # The database is gone: the reservation lapses on its own.
+                    log.warning("upload reservation not released; it lapses", exc_info=True)
 
     def _busy(self) -> Exception:
         # This process's upload connections are all in use (the limit store failed open,

@@ -8,9 +8,12 @@ deleted, so a failure at any step leaves no row and no file.
 Untrusted bytes are only ever parsed by `api.uploads.validation` functions running in the
 resource-limited child of `api.uploads.sandbox`; this module never imports torch.
 
-With a `quota_bytes`, the owner's storage quota is checked twice: early (`check_quota`,
-before the costly validation) and again in the committing transaction under the owner
-lock, so concurrent uploads cannot overshoot it together.
+The owner's storage quota is checked three times: while the body streams (the
+upload's reservation, `api.uploads.reservation`), before the costly validation
+(`check_quota`, which also shrinks the reservation to the received size and renews it
+for the validation) and in the committing transaction under the owner lock, which drops
+the reservation as the row takes over its bytes; concurrent uploads, in any API
+process, cannot overshoot it together.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from api.db.base import Base
-from api.errors import InsufficientStorageError, InvalidInputError
-from api.services.quotas import check_storage, lock_owner
-from api.settings import SandboxSettings, UploadLimits
+from api.errors import ConflictError, InsufficientStorageError, InvalidInputError
+from api.faults import reach
+from api.services.quotas import check_storage, lock_owner, release_storage, reserve_storage
+from api.settings import SandboxSettings, Settings, UploadLimits
 from api.storage import ArtifactStore
 from api.uploads.filekinds import check_upload
 from api.uploads.forms import UploadForm
@@ -91,13 +96,14 @@ class UploadStaging:
         form: UploadForm,
         *,
         suffix: str,
-        quota_bytes: int | None = None,
+        settings: Settings,
     ) -> None:
         self.upload = upload
         self.store = store
         self.form = form
         self.suffix = suffix  # of the validated file, e.g. ".npz"
-        self.quota_bytes = quota_bytes
+        self.quotas = settings.quotas
+        self.fault_point = settings.fault_point
         self._out: Path | None = None
         self._workdir: Path | None = None
         self._key: str | None = None
@@ -129,12 +135,20 @@ class UploadStaging:
         )
 
     def check_quota(self, session: Session, owner_id: uuid.UUID) -> None:
-        """413 `quota_exceeded` now if the upload cannot fit the owner's quota."""
-        if self.quota_bytes is not None:
-            check_storage(
-                session, owner_id=owner_id, incoming=self.upload.stored.size,
-                limit=self.quota_bytes,
+        """413 `quota_exceeded` now if the upload cannot fit the owner's quota; renews the
+        upload's reservation (at its received size) for the validation that follows."""
+        reservation = self.upload.reservation_id
+        if reservation is not None:
+            reserve_storage(
+                session, owner_id=owner_id, reservation_id=reservation,
+                total_bytes=self.upload.stored.size, limit=self.quotas.storage_bytes,
+                ttl_seconds=self.quotas.reservation_seconds,
             )  # fmt: skip
+            return
+        check_storage(
+            session, owner_id=owner_id, incoming=self.upload.stored.size,
+            limit=self.quotas.storage_bytes,
+        )  # fmt: skip
 
     def validate(
         self,
@@ -202,18 +216,43 @@ class UploadStaging:
         key = self.store.new_key(owner_id, self.suffix)
         self.store.publish(self._out, key)
         self._key = key
+        reach("upload_published", self.fault_point)
         return key
 
-    def commit(self, session: Session, row: Base) -> None:
-        """Add and commit the row; the published file belongs to it from then on."""
-        if self.quota_bytes is not None:
-            owner_id: uuid.UUID = getattr(row, "owner_id")  # noqa: B009 (every upload row has one)
-            lock_owner(session, owner_id)
-            try:
-                self.check_quota(session, owner_id)
-            except Exception:
-                session.rollback()
-                raise
+    def commit(
+        self,
+        session: Session,
+        row: Base,
+        *,
+        parent: tuple[type[Base], uuid.UUID, str] | None = None,
+    ) -> None:
+        """Add and commit the row; the published file belongs to it from then on. The
+        upload's reservation goes in the same transaction: its bytes now count as the row's.
+
+        `parent` (model, id, what): the row the new one belongs to, checked again under the
+        owner lock, since a delete may have removed it while the upload was validated."""
+        owner_id: uuid.UUID = getattr(row, "owner_id")  # noqa: B009 (every upload row has one)
+        lock_owner(session, owner_id)
+        reservation = self.upload.reservation_id
+        try:
+            if parent is not None:
+                model, parent_id, what = parent
+                table = model.__table__
+                if session.scalar(sa.select(table.c.id).where(table.c.id == parent_id)) is None:
+                    raise ConflictError(
+                        f"{what} {parent_id} was deleted while this upload was being "
+                        "validated; nothing was stored",
+                        code="parent_deleted",
+                    )
+            check_storage(
+                session, owner_id=owner_id, incoming=self.upload.stored.size,
+                limit=self.quotas.storage_bytes, exclude_reservation=reservation,
+            )  # fmt: skip
+        except Exception:
+            session.rollback()
+            raise
+        if reservation is not None:
+            release_storage(session, reservation)
         session.add(row)
         session.commit()
         self._key = None

@@ -33,6 +33,7 @@ from repair_core.pipeline.stages import (
 )
 from repair_core.pipeline.workdir import WorkDir
 from repair_core.progress import CancelToken, Progress
+from repair_core.scratch import SEARCH_STATE, TRAIN_STATE
 from repair_core.search.collapse import search_health
 from repair_core.search.genotype import Genotype
 from repair_core.search.network import EvalNetwork
@@ -132,7 +133,7 @@ def run_variant(
             net, result = retrain(
                 genotype, net_config, train_set, plan,
                 seed=seed, device=device,
-                state_path=work.path(f"iter{iteration}", "train_state.pt"),
+                state_path=work.path(f"iter{iteration}", TRAIN_STATE),
                 on_progress=on, cancel=cancel,
                 train_seed=seed if baseline else None,
                 augmentation=choices.BASELINE_AUGMENTATION[config.baseline] if baseline else None,
@@ -239,7 +240,7 @@ def _search_iteration(
         result = run_search(
             train, val, deployed.config, plan,
             epochs=plan.search.epochs * iteration, device=device,
-            state_path=work.path("search_state.pt"), on_progress=on, cancel=cancel,
+            state_path=work.path(SEARCH_STATE), on_progress=on, cancel=cancel,
         )  # fmt: skip
         work.finish(
             key,

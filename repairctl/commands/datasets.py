@@ -1,4 +1,4 @@
-"""`repairctl datasets upload|list|show`."""
+"""`repairctl datasets upload|list|show|delete`."""
 
 from __future__ import annotations
 
@@ -44,3 +44,12 @@ def show(dataset_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> 
     """Show one dataset: classes, counts per split, image shape, sha256, size."""
     with connected(url, api_key) as client:
         echo_json(client.get_dataset(dataset_id))
+
+
+@app.command()
+def delete(dataset_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
+    """Delete a dataset with the models trained on it, their failure batches and finished
+    repairs (refused while a repair job uses them)."""
+    with connected(url, api_key) as client:
+        client.delete_dataset(dataset_id)
+    echo_json({"deleted": dataset_id})

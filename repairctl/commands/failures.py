@@ -1,4 +1,4 @@
-"""`repairctl failures upload|list`."""
+"""`repairctl failures upload|list|delete`."""
 
 from __future__ import annotations
 
@@ -43,3 +43,11 @@ def list_failures(model_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = No
     """List the failure batches of a model."""
     with connected(url, api_key) as client:
         echo_json(client.list_failures(model_id))
+
+
+@app.command()
+def delete(model_id: str, batch_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
+    """Delete one failure batch of a model (refused while a repair job uses it)."""
+    with connected(url, api_key) as client:
+        client.delete_failures(model_id, batch_id)
+    echo_json({"deleted": batch_id})

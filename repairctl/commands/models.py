@@ -1,4 +1,4 @@
-"""`repairctl models upload|list|show`."""
+"""`repairctl models upload|list|show|delete`."""
 
 from __future__ import annotations
 
@@ -70,3 +70,12 @@ def show(model_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> No
     """Show one model."""
     with connected(url, api_key) as client:
         echo_json(client.get_model(model_id))
+
+
+@app.command()
+def delete(model_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
+    """Delete a model with its failure batches and finished repairs (refused while a
+    repair job uses it)."""
+    with connected(url, api_key) as client:
+        client.delete_model(model_id)
+    echo_json({"deleted": model_id})

@@ -1,4 +1,4 @@
-"""`repairctl repairs create|status|watch|cancel|download|report|list`."""
+"""`repairctl repairs create|status|watch|cancel|delete|download|report|list`."""
 
 from __future__ import annotations
 
@@ -151,6 +151,15 @@ def cancel(job_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> No
     with connected(url, api_key) as client:
         job = client.cancel_repair(job_id)
     echo_json(job)
+
+
+@app.command()
+def delete(job_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
+    """Delete a finished job with its results and work directory (a queued or running
+    job is refused: cancel it first)."""
+    with connected(url, api_key) as client:
+        client.delete_repair(job_id)
+    echo_json({"deleted": job_id})
 
 
 @app.command()

@@ -215,3 +215,29 @@ def test_admin_migrate_creates_the_embedded_database_and_its_folder(
         assert "repair_jobs" in sa.inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_delete_commands_refuse_while_a_job_runs_then_remove_each_kind(
+    live_server: LiveServer, cli: tuple[CliRunner, dict[str, str], Seeded]
+) -> None:
+    runner, env, seeded = cli
+    created = runner.invoke(app, ["repairs", "create", str(seeded.model_id)], env=env)
+    job_id = json.loads(created.stdout)["id"]
+    _set_job(live_server, job_id, status=JobStatus.running)
+    refused = runner.invoke(app, ["models", "delete", str(seeded.model_id)], env=env)
+    assert refused.exit_code != 0 and "HTTP 409 in_use" in refused.output
+    assert job_id in refused.output.replace("\n", "")
+    _set_job(live_server, job_id, status=JobStatus.failed)
+
+    def delete(*args: str) -> dict[str, str]:
+        result = runner.invoke(app, [*args], env=env)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+    assert delete("repairs", "delete", job_id) == {"deleted": job_id}
+    batch = str(seeded.batch_ids[0])
+    assert delete("failures", "delete", str(seeded.model_id), batch) == {"deleted": batch}
+    assert delete("models", "delete", str(seeded.model_id))["deleted"] == str(seeded.model_id)
+    assert delete("datasets", "delete", str(seeded.dataset_id))["deleted"] == str(seeded.dataset_id)
+    gone = runner.invoke(app, ["datasets", "show", str(seeded.dataset_id)], env=env)
+    assert gone.exit_code != 0 and "HTTP 404" in gone.output

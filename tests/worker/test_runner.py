@@ -62,7 +62,7 @@ class _Background:
         return self.outcome
 
 
-def test_a_queued_job_succeeds_stores_its_results_and_ignores_a_later_delivery(
+def test_a_queued_job_succeeds_stores_its_results_reduces_its_work_dir_and_ignores_a_redelivery(
     ctx: WorkerContext, seeded: SeededModel, digits_problem: RepairProblem
 ) -> None:
     job_id = add_job(ctx.sessions, seeded)
@@ -105,6 +105,17 @@ def test_a_queued_job_succeeds_stores_its_results_and_ignores_a_later_delivery(
     assert metrics["original.held_out_failures"] == 0.0  # confirmed failures only
     events = [e["event"] for e in _journal(ctx, seeded, job_id)]
     assert events[0] == "claimed" and events[-1] == "finished"
+    # Finished: the resume state is gone, the results stay, and both are counted.
+    work = ctx.store.path(job.work_dir)
+    assert not list(work.rglob("*_state.pt")) and (work / "model.safetensors").is_file()
+    assert job.work_bytes_freed is not None and job.work_bytes_freed > 0
+    kept = sum(p.stat().st_size for p in work.parent.rglob("*") if p.is_file())
+    results = sum(
+        ctx.store.path(k).stat().st_size
+        for k in (job.result_model_key, job.report_key, job.report_png_key)
+        if k
+    )
+    assert job.stored_bytes == kept + results
 
     # Another delivery of the finished job is a no-op: no write at all.
     assert run_job(ctx, job_id, worker="test/2") is Outcome.skipped

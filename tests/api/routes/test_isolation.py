@@ -46,6 +46,8 @@ def _fill(path: str, ids: dict[str, str]) -> str:
 def _request(client: httpx.Client, method: str, url: str, body: dict[str, Any]) -> httpx.Response:
     if method == "GET":
         return client.get(url)
+    if method == "DELETE":
+        return client.delete(url)
     if url.endswith(("/v1/models", "/v1/datasets", "/failure-batches")):
         fields = {"dataset_id": body["dataset_id"]} if url.endswith("/v1/models") else {}
         return client.post(url, files={"file": ("x.safetensors", b"\0" * 16)}, data=fields)
@@ -91,7 +93,12 @@ def test_another_owners_ids_answer_404_on_every_route(
             assert set(problem) == PROBLEM_KEYS and problem["code"] == "not_found"
             assert "seeded" not in response.text  # none of A's data
             checked += 1
-    assert checked >= 11
+    assert checked >= 15
+    with live_server.client(a_key) as client:  # B's deletes removed nothing of A's
+        for path in (f"/v1/datasets/{ids['dataset_id']}", f"/v1/models/{ids['model_id']}",
+                     f"/v1/models/{ids['model_id']}/failure-batches/{ids['batch_id']}",
+                     f"/v1/repairs/{job_id}"):  # fmt: skip
+            assert client.get(path).status_code == 200, path
 
 
 def test_list_routes_never_show_another_owners_rows(
