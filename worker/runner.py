@@ -155,7 +155,7 @@ def _execute(
         return AskedForLabels(picks, listing, key)
     info = result.report.info.get("variants", {}).get(result.primary, {})
     counts = {
-        "failures_confirmed": info.get("failures_confirmed", 0) - info.get("failures_on_trust", 0),
+        "failures_confirmed": info.get("failures_misclassified", info.get("failures_confirmed")),
         "failures_on_trust": info.get("failures_on_trust", 0),
     }
     with ctx.sessions() as session:

@@ -23,7 +23,6 @@ from api.deps import (
     StoreDep,
     limit_job_creation,
 )
-from api.errors import UnsupportedMediaTypeError
 from api.events import JobStreamDep
 from api.schemas.common import problem_responses
 from api.schemas.repairs import (
@@ -326,9 +325,6 @@ def download_picks(
     return FileResponse(path, media_type="application/zip", filename=f"picks-{job_id}.zip")
 
 
-_LABEL_TYPES = ("text/csv", "application/json")
-
-
 @router.post(
     "/{job_id}/labels",
     response_model=RepairPublic,
@@ -356,10 +352,6 @@ async def submit_labels(
     (replaced by the next K-center picks, or dropped: `config.unlabeled_picks`). Any bad
     row is a 422 naming it, and nothing changes; good labels queue the job again."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in _LABEL_TYPES:
-        raise UnsupportedMediaTypeError(
-            f"labels must be sent as {' or '.join(_LABEL_TYPES)}, not {media_type or 'nothing'}"
-        )
     data = await request.body()
 
     def submit(session: Session) -> RepairPublic:

@@ -22,7 +22,12 @@ from sqlalchemy.orm import Session
 
 from api.db.jobs import transition
 from api.db.models import Dataset, JobStatus, Model, RepairJob
-from api.errors import ConflictError, InvalidInputError, NotFoundError
+from api.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    UnsupportedMediaTypeError,
+)
 from api.queue import JobQueue
 from api.services.common import get_owned
 from api.storage import ArtifactStore
@@ -31,6 +36,7 @@ from repair_core.label_rows import SHOWN, parse_label_rows
 
 log = logging.getLogger(__name__)
 
+LABEL_MEDIA_TYPES = ("text/csv", "application/json")
 # Columns of the CSV template: the owner fills in `label` (a class index or name).
 TEMPLATE_COLUMNS = ("id", "file", "label", "predicted", "predicted_name", "confidence")
 
@@ -87,9 +93,15 @@ def submit_labels(
     """Check the labels against the waiting round's picks; merge them and queue the job.
     Every problem is a 422 naming the rows; nothing is written then."""
     job = _waiting(session, owner_id=owner_id, job_id=job_id)
+    if media_type not in LABEL_MEDIA_TYPES:
+        # After the owner check: another owner's job answers 404 whatever is sent.
+        raise UnsupportedMediaTypeError(
+            f"labels must be sent as {' or '.join(LABEL_MEDIA_TYPES)}, "
+            f"not {media_type or 'nothing'}"
+        )
     model = get_owned(session, Model, owner_id=owner_id, id=job.model_id, what="model")
     dataset = get_owned(session, Dataset, owner_id=owner_id, id=model.dataset_id, what="dataset")
-    name = "labels.csv" if "csv" in media_type else "labels.json"
+    name = "labels.csv" if media_type == "text/csv" else "labels.json"
     labels = _checked_labels(name, data, tuple(dataset.class_names), job.picks)
     now = datetime.now(UTC)
     moved = transition(

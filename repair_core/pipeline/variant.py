@@ -177,6 +177,8 @@ def run_variant(
         "failures_dropped_correctly_classified": work.result("confirming")["dropped_correct"],
         # Unlabeled uploads cannot be checked against the model: taken on trust as failures.
         "failures_on_trust": work.result("confirming").get("on_trust", 0),
+        "failures_misclassified": work.result("confirming")["confirmed"]
+        - work.result("confirming").get("on_trust", 0),
         "label_rounds": 0 if labelled is None else labelled.rounds,
         "picks_labelled_by_owner": 0 if labelled is None else labelled.owner_labelled,
         "picks_given_up": 0 if labelled is None else len(labelled.given_up),

@@ -6,6 +6,7 @@ waiting; a restart of the API and the worker while waiting.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import uuid
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from typer.testing import CliRunner
 
 from api.db.models import RepairJob
 from api.db.session import make_engine, make_session_factory
@@ -30,6 +32,7 @@ from repair_core.datasets.types import UNLABELED
 from repair_core.pipeline import build_plan
 from repair_core.selection import extract_features, select_core_set
 from repairctl.client import ApiError, RepairClient
+from repairctl.main import app
 from tests.digits_problem import RepairProblem
 from tests.worker.jobs import TINY, wait_for
 from tests.worker.test_e2e import Stack, base_settings, running_stack
@@ -155,7 +158,8 @@ def test_unlabeled_failures_wait_for_labels_of_the_k_center_picks_and_then_succe
         archive_path = tmp_path / "picks.zip"
         client.download_picks(job["id"], archive_path)
         with zipfile.ZipFile(archive_path) as archive:
-            names = sorted(archive.namelist())
+            names_in_order = archive.namelist()
+            names = sorted(names_in_order)
             assert names == sorted([p["file"] for p in picks["picks"]] + ["picks.json"])
             first = picks["picks"][0]
             pixels = np.array(Image.open(io.BytesIO(archive.read(first["file"]))))
@@ -168,9 +172,27 @@ def test_unlabeled_failures_wait_for_labels_of_the_k_center_picks_and_then_succe
     with running_stack(base_settings, tmp_path) as stack, stack.client(uploads.key) as client:
         assert client.get_repair(job["id"])["status"] == "awaiting_labels"
         stack.start_worker("b")
-        labels = tmp_path / "labels.csv"
-        labels.write_bytes(_csv(_true_labels(uploads, picks["picks"])))
-        queued = client.submit_labels(job["id"], labels)
+        # The owner's way: the CLI downloads the picks and a template, fills it, uploads it.
+        cli, env = CliRunner(), {"REPAIR_URL": stack.url, "REPAIR_API_KEY": uploads.key}
+        template = tmp_path / "labels.csv"
+        got = cli.invoke(
+            app, ["repairs", "labels", job["id"], "-o", str(tmp_path / "dl.zip"),
+                  "--template", str(template)], env=env,
+        )  # fmt: skip
+        assert got.exit_code == 0, got.output
+        assert json.loads(got.stdout)["picks"] == picks["picks"]
+        assert zipfile.ZipFile(tmp_path / "dl.zip").namelist() == names_in_order
+        with template.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        for row in rows:
+            row["label"] = str(int(uploads.labels[int(row["id"])]))
+        with template.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        sent = cli.invoke(app, ["repairs", "label", job["id"], str(template)], env=env)
+        assert sent.exit_code == 0, sent.output
+        queued = json.loads(sent.stdout)
         assert queued["status"] == "queued" and queued["label_rounds"] == 1
         final = _until(client, job["id"], set())
         assert final["status"] == "succeeded", final
