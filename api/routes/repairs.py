@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy.orm import Session
 
@@ -293,7 +293,7 @@ def get_picks(job_id: uuid.UUID, owner: OwnerDep, session: SessionDep) -> PicksP
 
 @router.get(
     "/{job_id}/picks.csv",
-    response_class=PlainTextResponse,
+    # No text response class: FastAPI would document the problem documents as text/plain.
     responses={
         200: {"content": {"text/csv": {}}, "description": "A labels template"},
         **problem_responses(401, 404, 409, 503),
