@@ -82,7 +82,7 @@ class QuotaSettings(BaseModel):
     # is validated), so a process that died frees it.
     reservation_step_bytes: int = Field(default=64 * MiB, ge=1)
     reservation_seconds: float = Field(default=1800.0, gt=0)
-    # Jobs an owner may have queued, running or cancelling at once; beyond it: 429.
+    # Jobs an owner may have active (queued, running, cancelling, awaiting labels) at once; beyond it: 429.
     active_jobs: int = 4
     # The `Retry-After` of that 429.
     retry_after_seconds: int = 60
@@ -113,6 +113,8 @@ class WorkerSettings(BaseModel):
     # jobs untouched this long -> their message is sent again (lost broker messages).
     sweep_seconds: float = 60.0
     requeue_queued_after_seconds: float = 120.0
+    # A job awaiting labels this long is cancelled by the sweeper (7 days).
+    labels_wait_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
     progress_min_interval_seconds: float = 0.3
     # How often a running job looks for a cancel request (a cheap primary-key read).
     cancel_poll_seconds: float = 1.0

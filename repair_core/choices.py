@@ -37,6 +37,11 @@ ONE_ITERATION_SEARCHES: tuple[str, ...] = ("dartspt",)
 RETRAIN_CHOICES: tuple[str, ...] = ("clean", "with-failures")
 DEFAULT_RETRAIN = "clean"
 
+# What becomes of picked failures the owner left unlabeled (label on demand, §3.3):
+# replaced by the next K-center picks (asked again), or dropped from C.
+UNLABELED_PICKS_CHOICES: tuple[str, ...] = ("replace", "drop")
+DEFAULT_UNLABELED_PICKS = "replace"
+
 # Budget profiles (sizes and epochs of every stage), see `repair_core.pipeline.profiles`.
 PROFILE_CHOICES: tuple[str, ...] = ("smoke", "fast", "paper")
 DEFAULT_PROFILE = "fast"
@@ -130,6 +135,7 @@ CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
     "search": (SEARCH_CHOICES, DEFAULT_SEARCH),
     "retrain": (RETRAIN_CHOICES, DEFAULT_RETRAIN),
     "profile": (PROFILE_CHOICES, DEFAULT_PROFILE),
+    "unlabeled_picks": (UNLABELED_PICKS_CHOICES, DEFAULT_UNLABELED_PICKS),
 }
 
 

@@ -21,6 +21,8 @@ from repair_core.choices import DEFAULT_MODEL_FORMAT
 
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+# Where following a job stops: it finished, or it waits for the owner's labels.
+STOPS = TERMINAL | {"awaiting_labels"}
 DOWNLOAD_CHUNK = 1024 * 1024
 
 
@@ -300,7 +302,7 @@ class RepairClient:
         timeout: float | None = None,
         stream: bool = True,
     ) -> dict[str, Any]:
-        """Follow the job until it reaches a terminal state; returns its last state.
+        """Follow the job until it finishes or awaits labels; returns its last state.
         Uses the event stream (reconnecting with Last-Event-ID up to 3 times), and polls
         with If-None-Match when the stream is unavailable."""
         if stream:
@@ -311,7 +313,7 @@ class RepairClient:
                         last_id = event.id or last_id
                         if on_update is not None:
                             on_update(event.data)
-                        if event.event == "end":
+                        if event.event == "end" or event.data.get("status") in STOPS:
                             final: dict[str, Any] = event.data
                             return final
                 except ApiError as exc:
@@ -337,7 +339,7 @@ class RepairClient:
             job = self.get_repair(job_id)
             if on_update is not None:
                 on_update(job)
-            if job["status"] in TERMINAL:
+            if job["status"] in STOPS:
                 return job
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"repair job {job_id} still {job['status']} after {timeout} s")
@@ -381,6 +383,27 @@ class RepairClient:
                         },
                     )
         return digest.hexdigest()
+
+    def get_picks(self, job_id: str) -> dict[str, Any]:
+        """The picks of a job awaiting labels: ids, files, the model's guesses."""
+        return self._json("GET", f"/v1/repairs/{job_id}/picks")
+
+    def picks_template(self, job_id: str) -> str:
+        """A labels CSV with one row per pick and an empty label column."""
+        return self._check(self._http.get(f"/v1/repairs/{job_id}/picks.csv")).text
+
+    def download_picks(self, job_id: str, dest: Path) -> None:
+        """The picked images (`<id>.png`) and `picks.json`, as a zip at `dest`."""
+        response = self._check(self._http.get(f"/v1/repairs/{job_id}/picks.zip"))
+        write_bytes_atomic(dest, response.content)
+
+    def submit_labels(self, job_id: str, labels: Path) -> dict[str, Any]:
+        """Upload labels for the picks (a .csv, or .json); the job is queued again."""
+        media_type = "text/csv" if Path(labels).suffix.lower() == ".csv" else "application/json"
+        return self._json(
+            "POST", f"/v1/repairs/{job_id}/labels",
+            content=Path(labels).read_bytes(), headers={"Content-Type": media_type},
+        )  # fmt: skip
 
     def get_report(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/repairs/{job_id}/report")

@@ -24,7 +24,7 @@ from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.datasets.ingest.npz import read_npz_images, read_npz_splits
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
-from repair_core.pipeline import RepairConfig
+from repair_core.pipeline import OwnerLabels, RepairConfig
 
 T = TypeVar("T", Model, Dataset, FailureBatch)
 
@@ -35,6 +35,7 @@ class InputFiles:
     dataset: Path
     failure_batches: tuple[Path, ...]
     config: RepairConfig
+    labels: OwnerLabels  # the owner's answers to the picks asked so far
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class JobInputs:
     data: DatasetSplits
     failures: ImageDataset
     config: RepairConfig
+    labels: OwnerLabels
 
 
 def input_files(session: Session, job: RepairJob, store: ArtifactStore) -> InputFiles:
@@ -73,6 +75,9 @@ def input_files(session: Session, job: RepairJob, store: ArtifactStore) -> Input
             _file(store, b.storage_key, f"failure batch {b.id}") for b in batches
         ),
         config=config,
+        labels=OwnerLabels(
+            {int(row): int(label) for row, label in job.labels.items()}, job.label_rounds
+        ),
     )
 
 
@@ -86,7 +91,7 @@ def load_inputs(files: InputFiles, limits: IngestLimits | None = None) -> JobInp
         images.append(x)
         labels.append(y)
     failures = ImageDataset(torch.cat(images), torch.cat(labels), data.class_names)
-    return JobInputs(deployed, data, failures, files.config)
+    return JobInputs(deployed, data, failures, files.config, files.labels)
 
 
 def _owned(

@@ -3,6 +3,9 @@ it ended. Everything the Celery task does, without Celery (tests call it directl
 
 Outcomes, and what they write (always fenced by the lease):
 - succeeded: result files, genotype and metric rows, status `succeeded`;
+- awaiting labels: selection picked unlabeled failures; the picks archive is published
+  and the job moves to `awaiting_labels` with no lease (no worker waits for the owner;
+  the labels upload queues it again, docs/label-on-demand.md);
 - cancelled: the user asked (`cancelling`), the pipeline stopped at a step boundary;
 - failed: bad input (`RepairInputError`), out of memory, a bug, the soft time limit:
   error class and a readable message, no retry (retrying a deterministic error only
@@ -25,14 +28,17 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from api.db.jobs import transition
 from api.db.models import JobStatus, RepairJob
 from api.services.upkeep import reduce_job
 from api.storage import ArtifactStore, job_folder_key
 from repair_core.errors import RepairInputError
-from repair_core.pipeline import RepairResult, repair
+from repair_core.pipeline import LabelsNeeded, Picks, RepairResult, repair
+from repair_core.pipeline.picks_archive import picks_listing, write_picks_archive
 from repair_core.progress import RepairCancelled
 from worker.context import WorkerContext
 from worker.inputs import input_files, load_inputs
@@ -49,11 +55,21 @@ MAX_ERROR_CHARS = 4000
 
 class Outcome(enum.StrEnum):
     succeeded = "succeeded"
+    awaiting_labels = "awaiting_labels"
     failed = "failed"
     cancelled = "cancelled"
     requeued = "requeued"
     lost = "lost"
     skipped = "skipped"
+
+
+@dataclass(frozen=True)
+class AskedForLabels:
+    """The pipeline stopped for labels; its picks are published at `picks_key`."""
+
+    picks: Picks
+    listing: list[dict[str, Any]]
+    picks_key: str
 
 
 @dataclass(frozen=True)
@@ -107,7 +123,10 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID, *, worker: str) -> Outcome:
         journal.write("finished", outcome="interrupted")
         raise
     else:
-        outcome = _succeeded(ctx, keeper, owner_id, result)
+        if isinstance(result, AskedForLabels):
+            outcome = _awaiting_labels(ctx, keeper, result)
+        else:
+            outcome = _succeeded(ctx, keeper, owner_id, result)
     finally:
         _free_device_memory()
     journal.write("finished", outcome=outcome.value)
@@ -131,7 +150,9 @@ def _reduce(ctx: WorkerContext, job_id: uuid.UUID) -> None:
         log.info("job %s: work directory reduced, %d bytes freed", job_id, freed)
 
 
-def _execute(ctx: WorkerContext, keeper: JobKeeper, paths: JobPaths) -> RepairResult:
+def _execute(
+    ctx: WorkerContext, keeper: JobKeeper, paths: JobPaths
+) -> RepairResult | AskedForLabels:
     lease = keeper.lease
     with ctx.sessions() as session:
         files = input_files(session, session.get_one(RepairJob, lease.job_id), ctx.store)
@@ -139,11 +160,27 @@ def _execute(ctx: WorkerContext, keeper: JobKeeper, paths: JobPaths) -> RepairRe
         session.commit()
     inputs = load_inputs(files)
     keeper.cancel_token.check()
-    return repair(
-        inputs.deployed, inputs.data, inputs.failures, inputs.config,
-        work_dir=paths.work_dir, device=ctx.settings.device,
-        on_progress=keeper.report, cancel=keeper.cancel_token,
-    )  # fmt: skip
+    try:
+        result = repair(
+            inputs.deployed, inputs.data, inputs.failures, inputs.config,
+            work_dir=paths.work_dir, device=ctx.settings.device,
+            on_progress=keeper.report, cancel=keeper.cancel_token, labels=inputs.labels,
+        )  # fmt: skip
+    except LabelsNeeded as stop:
+        picks = stop.picks
+        listing = picks_listing(picks, inputs.data.class_names)
+        key = f"{paths.work_key.rsplit('/', 1)[0]}/picks-round{picks.round}.zip"
+        write_picks_archive(ctx.store.path(key), inputs.failures, listing, round_=picks.round)
+        return AskedForLabels(picks, listing, key)
+    info = result.report.info.get("variants", {}).get(result.primary, {})
+    counts = {
+        "failures_confirmed": info.get("failures_misclassified", info.get("failures_confirmed")),
+        "failures_on_trust": info.get("failures_on_trust", 0),
+    }
+    with ctx.sessions() as session:
+        update_fenced(session, lease, counts)
+        session.commit()
+    return result
 
 
 def _succeeded(
@@ -153,6 +190,44 @@ def _succeeded(
         return Outcome.lost
     stored = store_results(ctx.sessions, ctx.store, keeper.lease, owner_id, result)
     return Outcome.succeeded if stored else Outcome.lost
+
+
+def _awaiting_labels(ctx: WorkerContext, keeper: JobKeeper, asked: AskedForLabels) -> Outcome:
+    """Hand the job to the owner: `awaiting_labels` with the picks, no lease; a job whose
+    cancel was asked meanwhile is cancelled instead (nobody would ask for labels)."""
+    if keeper.lost:
+        return Outcome.lost
+    lease, picks = keeper.lease, asked.picks
+
+    def write() -> Outcome | None:
+        now = utcnow()
+        with ctx.sessions() as session:
+            values = {
+                "lease_token": None, "lease_expires_at": None, "eta_seconds": None,
+                "updated_at": now, "labels_requested_at": now, "picks": asked.listing,
+                "picks_key": asked.picks_key, "failures_confirmed": picks.failures_confirmed,
+                "failures_on_trust": picks.failures_on_trust,
+            }  # fmt: skip
+            if transition(
+                session, lease.job_id, to=JobStatus.awaiting_labels,
+                from_=frozenset({JobStatus.running}), where=RepairJob.lease_token == lease.token,
+                values=values,
+            ):  # fmt: skip
+                session.commit()
+                return Outcome.awaiting_labels
+            if finish(session, lease, JobStatus.cancelled):
+                session.commit()
+                return Outcome.cancelled
+            return None
+
+    outcome = retry_transient(write, what=f"asking labels for job {lease.job_id}")
+    if outcome is None:
+        log.warning("job %s: lease lost before it could ask for labels", lease.job_id)
+        return Outcome.lost
+    log.info(
+        "job %s: %d picks wait for labels (round %d)", lease.job_id, len(picks.rows), picks.round
+    )
+    return outcome
 
 
 def _stopped(ctx: WorkerContext, keeper: JobKeeper) -> Outcome:

@@ -9,6 +9,8 @@
   again (the broker lost it: Redis restart, FLUSHALL, the serverless broker's files).
   The gap doubles each time (2, 4, 8, ... minutes), so jobs waiting behind long ones
   add only a handful of duplicate messages, each of them a no-op.
+- A job `awaiting_labels` holds no lease (nothing to re-queue); one that waited longer
+  than `labels_wait_seconds` for its labels is cancelled, saying so.
 
 It runs in every worker's main process, on the worker's timer, rather than as Celery
 beat: there is no extra process to deploy or to keep exactly one of, the embedded
@@ -63,6 +65,7 @@ def sweep(
     with sessions() as session:
         _expired_leases(session, now, report)
         _stale_queued(session, now, settings.requeue_queued_after_seconds, report)
+        _labels_overdue(session, now, settings.labels_wait_seconds, report)
         session.commit()
     for job_id in [*report.requeued, *report.resent]:
         try:
@@ -164,6 +167,35 @@ def _stale_queued(
         )
         if getattr(touched, "rowcount", 0):
             report.resent.append(row.id)
+
+
+def _labels_overdue(
+    session: Session, now: datetime, wait_seconds: float, report: SweepReport
+) -> None:
+    waiting = JobStatus.awaiting_labels
+    rows = session.execute(
+        sa.select(RepairJob.id, RepairJob.labels_requested_at, RepairJob.version)
+        .where(
+            RepairJob.status == waiting,
+            RepairJob.labels_requested_at < now - timedelta(seconds=wait_seconds),
+        )
+        .order_by(RepairJob.labels_requested_at)
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        error = (
+            f"no labels came for the picked failures within {wait_seconds:.0f} s "
+            f"(worker.labels_wait_seconds; asked at {_iso(row.labels_requested_at)})"
+        )
+        values = {
+            "finished_at": now, "updated_at": now, "error": error, "error_type": "LabelsTimeout",
+        }  # fmt: skip
+        if transition(
+            session, row.id, to=JobStatus.cancelled, from_=frozenset({waiting}),
+            where=RepairJob.version == row.version, values=values,
+        ):  # fmt: skip
+            report.cancelled.append(row.id)
 
 
 def _iso(value: datetime | None) -> str:

@@ -23,7 +23,11 @@ ALLOWED_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
     # queued -> failed: the sweeper gives up on a job that can never start.
     S.queued: frozenset({S.running, S.cancelled, S.failed}),
     # running -> queued: a lease expired and the sweeper hands the job to another worker.
-    S.running: frozenset({S.queued, S.cancelling, S.succeeded, S.failed}),
+    # running -> awaiting_labels: selection picked unlabeled failures; the worker lets go.
+    S.running: frozenset({S.queued, S.cancelling, S.awaiting_labels, S.succeeded, S.failed}),
+    # awaiting_labels -> queued: the labels came; -> cancelled: the owner, or the wait
+    # ran out (the sweeper).
+    S.awaiting_labels: frozenset({S.queued, S.cancelled}),
     # A job may finish (or fail) before it notices the cancel request.
     S.cancelling: frozenset({S.cancelled, S.succeeded, S.failed}),
     S.succeeded: frozenset(),
@@ -33,11 +37,14 @@ ALLOWED_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
 
 # Finished: no move leads out of these.
 TERMINAL_STATUSES = frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if not targets)
-# Not finished yet: what counts against an owner's active-jobs quota.
+# Not finished yet: what counts against an owner's active-jobs quota (a job awaiting
+# labels included: it holds its work directory and will run again).
 ACTIVE_STATUSES = frozenset(JobStatus) - TERMINAL_STATUSES
 # Held by a worker's lease: someone is working on the job (the sweeper re-queues it
 # when the lease expires).
 LEASED_STATUSES = frozenset({S.running, S.cancelling})
+# Cancelled at once, with no worker to tell.
+CANCEL_AT_ONCE_STATUSES = frozenset({S.queued, S.awaiting_labels})
 # A cancel was asked for: asking again changes nothing.
 CANCEL_REQUESTED_STATUSES = frozenset({S.cancelling, S.cancelled})
 

@@ -51,6 +51,9 @@ class JobStatus(enum.StrEnum):
     queued = "queued"
     running = "running"
     cancelling = "cancelling"
+    # Selection done, the picked unlabeled failures wait for the owner's labels; no worker
+    # and no lease hold the job meanwhile.
+    awaiting_labels = "awaiting_labels"
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
@@ -153,6 +156,8 @@ class FailureBatch(_Upload, Base):
     owner_id: Mapped[uuid.UUID] = _owner_fk()
     model_id: Mapped[uuid.UUID] = _parent_fk("models.id")
     accepted: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    # Accepted images that came without a label (taken on trust as failures).
+    unlabeled: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
     # [{"file": name, "reason": why}] for every image that was not accepted.
     rejected: Mapped[list[dict[str, str]]] = mapped_column(sa.JSON, nullable=False, default=list)
     created_at: Mapped[datetime] = _created_at()
@@ -219,6 +224,19 @@ class RepairJob(Base):
     request_sha256: Mapped[str] = mapped_column(sa.String(64), nullable=False)
 
     work_dir: Mapped[str | None] = mapped_column(sa.String(255))
+
+    # Label on demand (docs/label-on-demand.md). The owner's labels so far, failure row
+    # (as a string) -> class index; how many label uploads were taken; the picks of the
+    # round that waits: [{"id", "file", "predicted", "confidence"}], and their archive.
+    labels: Mapped[dict[str, int]] = mapped_column(sa.JSON, nullable=False, default=dict)
+    label_rounds: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    picks: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, nullable=False, default=list)
+    picks_key: Mapped[str | None] = mapped_column(sa.String(255))
+    labels_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Failures the deployed model was seen to misclassify (labelled), and those taken on
+    # trust (no label to check them against); set once the failures were confirmed.
+    failures_confirmed: Mapped[int | None] = mapped_column(sa.Integer)
+    failures_on_trust: Mapped[int | None] = mapped_column(sa.Integer)
     result_model_key: Mapped[str | None] = mapped_column(sa.String(255))
     result_model_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     # The repaired model's exports (null when a format's export failed its check).

@@ -28,11 +28,13 @@ from api.schemas.common import problem_responses
 from api.schemas.repairs import (
     ModelFormatName,
     ModelSizes,
+    PickPublic,
+    PicksPublic,
     RepairCreate,
     RepairPublic,
     RepairsPublic,
 )
-from api.services import deletion, repairs
+from api.services import deletion, labels, repairs
 from api.services.repairs import RepairView
 from repair_core import choices
 
@@ -65,6 +67,11 @@ def _public(view: RepairView) -> RepairPublic:
         model_size=None if view.model_size is None else ModelSizes.model_validate(view.model_size),
         export_max_abs_diff=view.export_max_abs_diff,
         clean_accuracy_dropped=view.clean_accuracy_dropped,
+        picks_to_label=len(job.picks),
+        label_rounds=job.label_rounds,
+        labels_requested_at=job.labels_requested_at,
+        failures_confirmed=job.failures_confirmed,
+        failures_on_trust=job.failures_on_trust,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
@@ -301,3 +308,91 @@ def get_report_png(
         session, owner_id=owner.id, job_id=job_id, kind="report_png", store=store
     )
     return FileResponse(path, media_type="image/png", filename=f"report-{job_id}.png")
+
+
+@router.get(
+    "/{job_id}/picks",
+    response_model=PicksPublic,
+    responses=problem_responses(401, 404, 409, 503),
+)
+def get_picks(job_id: uuid.UUID, owner: OwnerDep, session: SessionDep) -> PicksPublic:
+    """The failures picked for labelling (while `awaiting_labels`): their ids, archive file
+    names, and the deployed model's class and confidence for each as a hint."""
+    job, picks = labels.picks_of(session, owner_id=owner.id, job_id=job_id)
+    return PicksPublic(
+        job_id=job.id, round=job.label_rounds + 1, picks=[PickPublic(**p) for p in picks]
+    )
+
+
+@router.get(
+    "/{job_id}/picks.csv",
+    # No text response class: FastAPI would document the problem documents as text/plain.
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "A labels template"},
+        **problem_responses(401, 404, 409, 503),
+    },
+)
+def get_picks_template(job_id: uuid.UUID, owner: OwnerDep, session: SessionDep) -> Response:
+    """A CSV template: one row per pick with an empty `label` column to fill in."""
+    _job, picks = labels.picks_of(session, owner_id=owner.id, job_id=job_id)
+    return Response(
+        labels.template_csv(picks),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="labels-{job_id}.csv"'},
+    )
+
+
+@router.get(
+    "/{job_id}/picks.zip",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "<id>.png + picks.json"},
+        **problem_responses(401, 404, 409, 503),
+    },
+)
+def download_picks(
+    job_id: uuid.UUID, owner: OwnerDep, session: SessionDep, store: StoreDep
+) -> FileResponse:
+    """The picked images (`<id>.png`, stable names) and `picks.json` with the hints."""
+    path = labels.picks_archive(session, owner_id=owner.id, job_id=job_id, store=store)
+    return FileResponse(path, media_type="application/zip", filename=f"picks-{job_id}.zip")
+
+
+@router.post(
+    "/{job_id}/labels",
+    response_model=RepairPublic,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {"schema": {}},
+            },
+        }
+    },
+    responses=problem_responses(401, 404, 409, 413, 415, 503),
+)
+async def submit_labels(
+    job_id: uuid.UUID,
+    request: Request,
+    owner: OwnerDep,
+    gate: GateDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+) -> JSONResponse:
+    """Labels for this round's picks, as CSV (`id,label`) or JSON (`[{"id", "label"}]` or
+    `{id: label}`); a label is a class index or name. Picks left out are given up
+    (replaced by the next K-center picks, or dropped: `config.unlabeled_picks`). Any bad
+    row is a 422 naming it, and nothing changes; good labels queue the job again."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    data = await request.body()
+
+    def submit(session: Session) -> RepairPublic:
+        job = labels.submit_labels(
+            session, owner_id=owner.id, job_id=job_id, data=data, media_type=media_type,
+            queue=queue, max_attempts=settings.worker.max_attempts,
+        )  # fmt: skip
+        return _public(repairs.view_of(session, job))
+
+    public = await gate.run(submit)
+    return JSONResponse(public.model_dump(mode="json"))

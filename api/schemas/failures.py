@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import Rejected
 
@@ -24,6 +24,7 @@ class FailureBatchPublic(BaseModel):
                     "sha256": "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9",
                     "size_bytes": 2048000,
                     "accepted": 998,
+                    "unlabeled": 0,
                     "rejected": [{"file": "img_17.png", "reason": "label 12 outside [0, 10)"}],
                     "created_at": "2026-11-26T10:10:00Z",
                 }
@@ -39,6 +40,7 @@ class FailureBatchPublic(BaseModel):
     sha256: str
     size_bytes: int
     accepted: int
+    unlabeled: int = Field(0, description="accepted images without a label, taken on trust")
     rejected: list[Rejected]
     created_at: datetime
 

@@ -27,12 +27,14 @@ if TYPE_CHECKING:
     RetrainName = str
     ProfileName = str
     ModelFormatName = str
+    UnlabeledPicksName = str
 else:
     SelectionName = Literal[choices.SELECTION_CHOICES]
     SearchName = Literal[choices.SEARCH_CHOICES]
     RetrainName = Literal[choices.RETRAIN_CHOICES]
     ProfileName = Literal[choices.PROFILE_CHOICES]
     ModelFormatName = Literal[choices.MODEL_FORMAT_CHOICES]
+    UnlabeledPicksName = Literal[choices.UNLABELED_PICKS_CHOICES]
 
 OverrideKey = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=64)
@@ -73,6 +75,9 @@ class RepairConfig(BaseModel):
         max_length=32,
         description='per-run settings, e.g. {"search.epochs": 5, "train.epochs": 20}',
     )
+    # Picked failures the owner leaves unlabeled: replaced by the next K-center picks
+    # (asked again) or dropped from C.
+    unlabeled_picks: UnlabeledPicksName = choices.DEFAULT_UNLABELED_PICKS
 
     @field_validator("iterations")
     @classmethod
@@ -189,6 +194,16 @@ class RepairPublic(BaseModel):
         description="true when the repaired model's clean accuracy is more than 1 point "
         "below the deployed model's (the report says so in words)",
     )
+    # Label on demand (docs/label-on-demand.md).
+    picks_to_label: int = Field(0, description="picks waiting for labels (awaiting_labels)")
+    label_rounds: int = Field(0, description="label uploads taken so far")
+    labels_requested_at: datetime | None = None
+    failures_confirmed: int | None = Field(
+        None, description="labelled failures the deployed model was seen to misclassify"
+    )
+    failures_on_trust: int | None = Field(
+        None, description="unlabeled failures, taken on trust as misclassified"
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -200,3 +215,17 @@ class RepairsPublic(BaseModel):
     count: int = Field(description="jobs matching the filter, over all pages")
     limit: int
     offset: int
+
+
+class PickPublic(BaseModel):
+    id: int = Field(description="the failure's row in the job's failure batches; stable")
+    file: str = Field(description="its file name in the picks archive")
+    predicted: int = Field(description="the deployed model's class, a hint")
+    predicted_name: str
+    confidence: float = Field(description="the model's softmax probability of that class")
+
+
+class PicksPublic(BaseModel):
+    job_id: uuid.UUID
+    round: int = Field(description="1 for the first request, 2 when replacements are asked")
+    picks: list[PickPublic]

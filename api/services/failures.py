@@ -1,4 +1,5 @@
-"""Failure batches: images + true labels from the field, attached to a model.
+"""Failure batches: images from the field (with their true labels where known), attached
+to a model; unlabeled images are labelled on demand (docs/label-on-demand.md).
 
 The sandboxed child decodes them against the model's dataset (class names, image
 shape) and reports every rejected file with its reason; accepted images are stored as
@@ -69,6 +70,7 @@ def create_failure_batch(
             **staging.upload_columns(owner_id=owner_id, name=name, kind=kind),
             model_id=model.id,
             accepted=int(summary["accepted"]),
+            unlabeled=int(summary.get("unlabeled", 0)),
             rejected=rejected,
         )
         staging.commit(session, batch, parent=(Model, model.id, "model"))

@@ -15,7 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.db.jobs import CANCEL_REQUESTED_STATUSES, TERMINAL_STATUSES, transition
+from api.db.jobs import (
+    CANCEL_AT_ONCE_STATUSES,
+    CANCEL_REQUESTED_STATUSES,
+    TERMINAL_STATUSES,
+    transition,
+)
 from api.db.models import (
     CLEAN_DROP_METRIC,
     MODEL_FILE_COLUMNS,
@@ -277,8 +282,9 @@ def job_version(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -> 
 
 
 def cancel_repair(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -> RepairView:
-    """queued -> cancelled now; running -> cancelling (the worker stops at the next step
-    boundary); cancelling/cancelled -> unchanged; succeeded/failed -> 409."""
+    """queued or awaiting_labels -> cancelled now (no worker holds it); running ->
+    cancelling (the worker stops at the next step boundary); cancelling/cancelled ->
+    unchanged; succeeded/failed -> 409."""
     for _ in range(3):
         job = get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
         status = job.status
@@ -286,12 +292,12 @@ def cancel_repair(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -
             return view_of(session, job)
         if status in TERMINAL_STATUSES:
             raise ConflictError(
-                f"repair job {job_id} has {status.value}; only queued or running jobs "
-                "can be cancelled",
+                f"repair job {job_id} has {status.value}; only queued, running or "
+                "awaiting_labels jobs can be cancelled",
                 code="job_finished",
             )
         now = datetime.now(UTC)
-        if status == JobStatus.queued:
+        if status in CANCEL_AT_ONCE_STATUSES:
             moved = transition(
                 session,
                 job_id,

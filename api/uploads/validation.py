@@ -52,7 +52,8 @@ def ingest_failure_batch(
     limits: dict[str, int],
 ) -> dict[str, Any]:
     """Decode field images + labels against the model's dataset; store the accepted ones
-    as npz (`x` uint8 NCHW, `y` int64) and report every rejected file with its reason."""
+    as npz (`x` uint8 NCHW, `y` int64, -1 where unlabeled) and report every rejected file
+    with its reason."""
     from repair_core.datasets.ingest import ingest_failure_batch as ingest
 
     summary = ingest(
@@ -62,7 +63,11 @@ def ingest_failure_batch(
         image_shape=(int(image_shape[0]), int(image_shape[1]), int(image_shape[2])),
         limits=_ingest_limits(limits),
     )
-    return {"accepted": int(summary.accepted), "rejected": _rejected(summary.rejected)}
+    return {
+        "accepted": int(summary.accepted),
+        "unlabeled": int(summary.unlabeled),
+        "rejected": _rejected(summary.rejected),
+    }
 
 
 @validator

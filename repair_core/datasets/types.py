@@ -2,6 +2,8 @@
 
 Images are uint8 tensors (N, C, H, W) with values 0..255; labels are int64 (N,).
 Models take float input in [0, 1] (`images.float() / 255`) and normalise internally.
+A failure set may hold `UNLABELED` images (reported failures without a label); the
+pipeline labels or drops them before anything trains on them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from repair_core.errors import RepairInputError
+
+# The label of an image nobody labelled yet.
+UNLABELED = -1
 
 
 @dataclass(frozen=True)
@@ -30,14 +35,19 @@ class ImageDataset:
                 f"labels must be (N,) with N={self.images.shape[0]}, got {tuple(self.labels.shape)}"
             )
         if self.labels.numel() and (
-            int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.class_names)
+            int(self.labels.min()) < UNLABELED or int(self.labels.max()) >= len(self.class_names)
         ):
-            bad = ((self.labels < 0) | (self.labels >= len(self.class_names))).nonzero()
+            bad = ((self.labels < UNLABELED) | (self.labels >= len(self.class_names))).nonzero()
             first = [int(i) for i in bad[:20, 0]]
             raise RepairInputError(f"labels outside [0, {len(self.class_names)}) at rows {first}")
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    @property
+    def labelled(self) -> torch.Tensor:
+        """bool (N,): which images have a label."""
+        return self.labels != UNLABELED
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -10,6 +10,8 @@ without gradients, and get their mode back afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -54,13 +56,56 @@ def predict(
     `device` defaults to where the model's parameters are (the model is moved there);
     `bf16` runs the forward under bfloat16 autocast, `channels_last` feeds NHWC batches.
     """
+    return _per_image(
+        model, images, lambda logits: logits.argmax(dim=1), torch.int64,
+        batch_size=batch_size, device=device, bf16=bf16, channels_last=channels_last,
+        cancel=cancel,
+    )  # fmt: skip
+
+
+def predict_with_confidence(
+    model: nn.Module,
+    images: Tensor,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The top-1 class of every image and its softmax probability (float32), on the
+    evaluation device: the hint shown beside an image an owner is asked to label."""
+    both = _per_image(
+        model, images,
+        _class_and_probability, torch.float32,
+        batch_size=batch_size, device=device, cancel=cancel,
+    )  # fmt: skip
+    return both[:, 0].long(), both[:, 1]
+
+
+def _class_and_probability(logits: Tensor) -> Tensor:
+    probability, top = logits.float().softmax(dim=1).max(dim=1)
+    return torch.stack([top.float(), probability], dim=1)  # class indices are exact in float32
+
+
+def _per_image(
+    model: nn.Module,
+    images: Tensor,
+    of_logits: Callable[[Tensor], Tensor],
+    dtype: torch.dtype,
+    *,
+    batch_size: int,
+    device: torch.device | str | None,
+    bf16: bool = False,
+    channels_last: bool = False,
+    cancel: CancelToken | None,
+) -> Tensor:
+    """`of_logits` of every batch of `images` (uint8), in eval mode, concatenated."""
     if batch_size < 1:
         raise RepairInputError(f"batch_size must be >= 1, got {batch_size}")
     target = device_of(model, device)
     model.to(target)
     was_training = model.training
     model.eval()
-    predicted: list[Tensor] = []
+    outputs: list[Tensor] = []
     try:
         with torch.no_grad():
             for start in range(0, int(images.shape[0]), batch_size):
@@ -71,12 +116,12 @@ def predict(
                 if channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 with autocast(target, bf16):
-                    predicted.append(_logits(model(batch)).argmax(dim=1))
+                    outputs.append(of_logits(_logits(model(batch))))
     finally:
         model.train(was_training)
-    if not predicted:
-        return torch.empty(0, dtype=torch.int64, device=target)
-    return torch.cat(predicted)
+    if not outputs:
+        return torch.empty(0, dtype=dtype, device=target)
+    return torch.cat(outputs)
 
 
 def count_correct(

@@ -21,7 +21,7 @@ CONTROL_SEED_OFFSET = 1000
 
 @dataclass(frozen=True)
 class RepairConfig:
-    # The four choice fields take one of `choices.CHOICES[field]`; their defaults are shared.
+    # The choice fields take one of `choices.CHOICES[field]`; their defaults are shared.
     selection: str = choices.DEFAULT_SELECTION  # "augment" is the AU baseline
     budget: int = 1000  # B: size of the core failure set
     search: str = choices.DEFAULT_SEARCH  # the search strategy, see profiles.SEARCH_PRESETS
@@ -38,6 +38,9 @@ class RepairConfig:
     baseline: str = choices.DEFAULT_BASELINE
     # Also train and score the Control row (the gain is stated against it).
     control: bool = False
+    # Picks the owner left unlabeled: "replace" (the next K-center picks, asked again) or
+    # "drop" (C gets smaller); see pipeline/labelling.py.
+    unlabeled_picks: str = choices.DEFAULT_UNLABELED_PICKS
 
     def __post_init__(self) -> None:
         for name, (names, _) in choices.CHOICES.items():

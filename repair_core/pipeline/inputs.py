@@ -32,3 +32,5 @@ def check_inputs(deployed: LoadedModel, data: DatasetSplits, failures: ImageData
             )
         if len(split) == 0:
             raise RepairInputError(f"the {name} set is empty")
+        if name != "failures" and not bool(split.labelled.all()):
+            raise RepairInputError(f"the {name} split has unlabeled images; it needs every label")

@@ -27,6 +27,7 @@ from repair_core.evaluation.scoring import evaluate_models
 from repair_core.models.stats import model_stats
 from repair_core.pipeline.config import RepairConfig
 from repair_core.pipeline.exporting import export_repaired, exported_files
+from repair_core.pipeline.labelling import OwnerLabels
 from repair_core.pipeline.profiles import build_plan
 from repair_core.pipeline.progress_map import OverallProgress, variant_share
 from repair_core.pipeline.variant import VariantResult, run_variant
@@ -60,15 +61,20 @@ def repair(
     device: torch.device | str = "auto",
     on_progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
+    labels: OwnerLabels | None = None,
 ) -> RepairResult:
     """Repair `deployed`; calling it again on the same `work_dir` resumes where it stopped.
+
+    Unlabeled failures among the picks stop it with `LabelsNeeded`; call it again with the
+    owner's answers in `labels` (pipeline/labelling.py).
 
     With `config.control` the Control row (phi0's architecture retrained with another seed,
     no failure guidance) is trained too, in `<work_dir>/Control`, and scored beside it."""
     work = WorkDir(work_dir)
     report, variants = _run(
-        deployed, data, failures, [config], work, device, on_progress, cancel, nested=False
-    )
+        deployed, data, failures, [config], work, device, on_progress, cancel, nested=False,
+        answers=labels,
+    )  # fmt: skip
     primary = variants[0]
     final = work.path("model.safetensors")
     if not final.exists():
@@ -135,6 +141,7 @@ def _run(
     cancel: CancelToken | None,
     *,
     nested: bool,
+    answers: OwnerLabels | None = None,
 ) -> tuple[EvaluationReport, list[VariantResult]]:
     """Every variant, each in its own work dir (the first in `root` itself unless `nested`),
     then one evaluation of all on the failures none of them selected."""
@@ -164,6 +171,7 @@ def _run(
                     variant_share(on_progress, k, len(configs)), config.iterations
                 ),
                 cancel=cancel,
+                answers=answers,
             )
         )
     # Every row is scored on the same images: those no variant trained or searched on.
@@ -253,6 +261,19 @@ def _evaluate(
         for v in variants
         if (w := health_warning(v.name, v.info.get("search_health", {}))) is not None
     ]
+    if held is None:
+        # Unlabeled failures cannot be scored: the <X>_fail column needs labelled held-out
+        # failures; the corrupted test split and the corruption suite still show the gain.
+        note = (
+            "the failure column is not available: no labelled held-out failure (the failures "
+            "came unlabeled or were all selected); see the corrupted test split "
+            f"({config.failure_name}_all when named after a corruption) and the corruption "
+            "columns"
+        )
+        info["failure_column"] = "not available"
+        warnings.append(note)
+    else:
+        info["failure_column"] = f"{len(held)} labelled held-out failures"
     if warnings:
         info["warnings"] = warnings
     report = EvaluationReport(report.models, report.failure_corruption, {**report.info, **info})

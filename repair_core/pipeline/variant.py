@@ -1,6 +1,7 @@
 """One repair variant up to its repaired checkpoint(s), resumable stage by stage.
 
-Stages: confirm failures -> select C (the rest are held out) -> per iteration: search
+Stages: confirm failures -> select C (the rest are held out) -> label the unlabeled picks
+(stops with `LabelsNeeded` until the owner answered, see labelling.py) -> per iteration: search
 (continuing the previous iteration's search) -> discretize -> retrain. Each finished
 stage is recorded in the work directory's ledger and read back, not redone, on a resume.
 """
@@ -22,6 +23,7 @@ from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
 from repair_core.pipeline.config import CONTROL_SEED_OFFSET, RepairConfig
 from repair_core.pipeline.inputs import check_inputs
+from repair_core.pipeline.labelling import LabelledSelection, OwnerLabels, resolve_picks
 from repair_core.pipeline.profiles import StagePlan, build_plan
 from repair_core.pipeline.progress_map import OverallProgress
 from repair_core.pipeline.stages import (
@@ -46,7 +48,8 @@ class VariantResult:
     config: RepairConfig
     genotypes: tuple[Genotype, ...]  # one per iteration
     checkpoints: tuple[Path, ...]  # one per iteration, the last is the repaired model
-    held_out: torch.Tensor  # rows of the uploaded failures that are confirmed and not in C
+    # Rows of the uploaded failures that are confirmed, labelled, not in C and not given up.
+    held_out: torch.Tensor
     info: dict[str, Any]  # counts and choices, JSON-native
     timings: dict[str, float]  # seconds per stage
 
@@ -61,8 +64,10 @@ def run_variant(
     device: torch.device,
     progress: OverallProgress,
     cancel: CancelToken | None,
+    answers: OwnerLabels | None = None,
 ) -> VariantResult:
-    """Every stage up to the repaired checkpoint(s); finished stages are read back, not redone."""
+    """Every stage up to the repaired checkpoint(s); finished stages are read back, not redone.
+    Raises `LabelsNeeded` while unlabeled picks wait for the owner's `answers`."""
     check_inputs(deployed, data, failures)
     plan = build_plan(config.profile, config.overrides, search=config.search, seed=config.seed)
     work.bind("config", config.to_json())
@@ -82,7 +87,10 @@ def run_variant(
                 f"none of the {len(failures)} uploaded failures is misclassified by the deployed "
                 "model: there is nothing to repair"
             )
-        on_done = {"total": len(failures), "confirmed": len(kept)}
+        on_done = {
+            "total": len(failures), "confirmed": len(kept),
+            "on_trust": int((~failures.labelled).sum()),
+        }  # fmt: skip
         work.finish(
             "confirming",
             {**on_done, "dropped_correct": len(failures) - len(kept),
@@ -93,12 +101,19 @@ def run_variant(
 
     confirmed_rows = work.load_tensors("confirmed.safetensors")["rows"]
     selection: Selection | None = None
-    held_out = confirmed_rows  # a variant that selects nothing holds every failure out
+    labelled: LabelledSelection | None = None
+    # A variant that selects nothing holds every failure out; only labelled ones can be scored.
+    held = confirmed.labelled.clone()
     if config.uses_failures:
         selection = _select(work, model, train, confirmed, config, plan, device, progress, cancel)
-        held = torch.ones(len(confirmed), dtype=torch.bool)
+        labelled = _label(
+            work, model, train, confirmed, confirmed_rows, selection, config, plan, device,
+            answers or OwnerLabels(), cancel,
+        )  # fmt: skip
+        selection = labelled.selection
         held[selection.selected] = False
-        held_out = confirmed_rows[held]
+        held[labelled.given_up] = False
+    held_out = confirmed_rows[held]
 
     genotypes, checkpoints = [], []
     net_config = network_config(deployed.config, plan)
@@ -161,6 +176,13 @@ def run_variant(
         "failures_uploaded": work.result("confirming")["total"],
         "failures_confirmed": work.result("confirming")["confirmed"],
         "failures_dropped_correctly_classified": work.result("confirming")["dropped_correct"],
+        # Unlabeled uploads cannot be checked against the model: taken on trust as failures.
+        "failures_on_trust": work.result("confirming").get("on_trust", 0),
+        "failures_misclassified": work.result("confirming")["confirmed"]
+        - work.result("confirming").get("on_trust", 0),
+        "label_rounds": 0 if labelled is None else labelled.rounds,
+        "picks_labelled_by_owner": 0 if labelled is None else labelled.owner_labelled,
+        "picks_given_up": 0 if labelled is None else len(labelled.given_up),
         "core_set_size": len(selection.core) if selection is not None else 0,
         "budget_clipped": bool(selection is not None and selection.budget_clipped),
         "held_out_failures": len(held_out),
@@ -211,6 +233,54 @@ def _select(
              "budget_clipped": chosen.budget_clipped, "seconds": time.perf_counter() - started},
         )  # fmt: skip
     return _load_selection(work, confirmed)
+
+
+def _label(
+    work: WorkDir,
+    model: EvalNetwork,
+    train: ImageDataset,
+    confirmed: ImageDataset,
+    confirmed_rows: torch.Tensor,
+    selection: Selection,
+    config: RepairConfig,
+    plan: StagePlan,
+    device: torch.device,
+    answers: OwnerLabels,
+    cancel: CancelToken | None,
+) -> LabelledSelection:
+    """C with every label known; fully labelled failures need no stage of their own."""
+    if bool(confirmed.labelled.all()):
+        return LabelledSelection(selection, torch.empty(0, dtype=torch.int64), 0, 0)
+    if not work.done("labelling"):
+        started = time.perf_counter()
+        result = resolve_picks(
+            model, confirmed, confirmed_rows, train, selection, answers,
+            policy=config.unlabeled_picks, seed=config.seed, device=device,
+            batch_size=plan.data.feature_batch_size, cancel=cancel,
+        )  # fmt: skip
+        chosen = result.selection
+        work.save_tensors(
+            "labelled.safetensors",
+            {"core_labels": chosen.core.labels, "core_train": chosen.core_train,
+             "core_val": chosen.core_val, "selected": chosen.selected, "radii": chosen.radii,
+             "given_up": result.given_up},
+        )  # fmt: skip
+        work.finish(
+            "labelling",
+            {"policy": config.unlabeled_picks, "rounds": result.rounds,
+             "owner_labelled": result.owner_labelled, "given_up": len(result.given_up),
+             "size": len(chosen.core), "seconds": time.perf_counter() - started},
+        )  # fmt: skip
+    t = work.load_tensors("labelled.safetensors")
+    core = ImageDataset(confirmed.images[t["selected"]], t["core_labels"], confirmed.class_names)
+    done = work.result("labelling")
+    return LabelledSelection(
+        Selection(
+            core, t["core_train"], t["core_val"], t["selected"], t["radii"],
+            selection.budget_clipped,
+        ),
+        t["given_up"], int(done["rounds"]), int(done["owner_labelled"]),
+    )  # fmt: skip
 
 
 def _selected(selection: Selection | None) -> Selection:

@@ -1,4 +1,4 @@
-"""`repairctl repairs create|status|watch|cancel|delete|download|report|list`."""
+"""`repairctl repairs create|status|watch|cancel|delete|download|report|list|labels|label`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn
 
 from repair_core import choices
+from repair_core.atomic import write_bytes_atomic
 from repairctl.client import RepairClient
 from repairctl.commands._common import (
     DEFAULT_URL,
@@ -137,10 +138,16 @@ def watch(
     url: UrlOpt = DEFAULT_URL,
     api_key: KeyOpt = None,
 ) -> None:
-    """Follow a job with a progress bar until it finishes; exit 0 only if it succeeded."""
+    """Follow a job with a progress bar until it finishes (or awaits labels); exit 0 only
+    if it succeeded."""
     with connected(url, api_key) as client:
         job = follow(client, job_id, interval=interval)
     echo_json(job)
+    if job["status"] == "awaiting_labels":
+        err_console.print(
+            f"{job['picks_to_label']} picked failures need labels: "
+            f"repairctl repairs labels {job_id} --template labels.csv"
+        )
     if job["status"] != "succeeded":
         raise typer.Exit(1)
 
@@ -210,3 +217,45 @@ def report(
         if png is not None:
             client.download_report_png(job_id, png)
             typer.echo(f"figure saved to {png}", err=True)
+
+
+@app.command()
+def labels(
+    job_id: str,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="The picks archive; default picks-<id>.zip"),
+    ] = None,
+    template: Annotated[
+        Path | None, typer.Option(help="Also write a labels CSV template here.")
+    ] = None,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Download the failures a job waits to have labelled (`<id>.png` + picks.json) and
+    print their ids with the deployed model's guesses."""
+    dest = output or Path(f"picks-{job_id}.zip")
+    with connected(url, api_key) as client:
+        picks = client.get_picks(job_id)
+        client.download_picks(job_id, dest)
+        if template is not None:
+            write_bytes_atomic(template, client.picks_template(job_id).encode())
+    echo_json(picks)
+    err_console.print(f"{len(picks['picks'])} picks saved to {dest}")
+    if template is not None:
+        err_console.print(f"fill in the label column of {template}, then: "
+                          f"repairctl repairs label {job_id} {template}")  # fmt: skip
+
+
+@app.command()
+def label(
+    job_id: str,
+    labels_file: Annotated[Path, typer.Argument(help="labels.csv (id,label) or labels.json")],
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Upload labels for the picks of a job awaiting labels; the job goes on."""
+    if not labels_file.is_file():
+        fail_message(f"no such file: {labels_file}")
+    with connected(url, api_key) as client:
+        echo_json(client.submit_labels(job_id, labels_file))

@@ -35,7 +35,7 @@ def test_openapi_enums_of_the_repair_config_equal_the_core_choice_lists(
             "type": "string",
             "enum": list(choices),
             "default": default,
-            "title": field.capitalize(),
+            "title": field.replace("_", " ").title(),
         }
 
 

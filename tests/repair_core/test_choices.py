@@ -34,7 +34,8 @@ def test_the_registries_of_the_core_are_the_choice_lists() -> None:
 
 def test_every_choice_field_of_the_repair_config_has_a_list() -> None:
     fields = {f.name for f in dataclasses.fields(RepairConfig)}
-    assert set(CHOICES) == {"selection", "search", "retrain", "profile"} <= fields
+    assert set(CHOICES) == {"selection", "search", "retrain", "profile", "unlabeled_picks"}
+    assert set(CHOICES) <= fields
     assert help_text("retrain") == "clean | with-failures"
 
 

@@ -128,3 +128,40 @@ def test_a_queued_job_out_of_attempts_fails(
     later = get_job(sessions, job_id).created_at + timedelta(seconds=121)
     assert sweep(sessions, queue, SETTINGS, now=later).failed == [job_id]
     assert get_job(sessions, job_id).error_type == "AttemptsExhausted"
+
+
+def _awaiting_labels(sessions: sessionmaker[Session], *, asked_ago: timedelta) -> uuid.UUID:
+    """A job that stopped for labels: no lease, asked `asked_ago`."""
+    job_id = queued_job(sessions)
+    asked = utcnow() - asked_ago
+    set_job(
+        sessions, job_id, status=JobStatus.awaiting_labels, attempts=1, lease_token=None,
+        lease_expires_at=None, labels_requested_at=asked, updated_at=asked,
+    )  # fmt: skip
+    return job_id
+
+
+def test_a_job_awaiting_labels_is_neither_requeued_nor_failed_as_a_lost_lease(
+    sessions: sessionmaker[Session], queue: CeleryJobQueue, broker: BrokerSettings
+) -> None:
+    job_id = _awaiting_labels(sessions, asked_ago=timedelta(hours=5))
+    report = sweep(sessions, queue, SETTINGS)
+    assert report == type(report)()
+    assert get_job(sessions, job_id).status == JobStatus.awaiting_labels
+    assert _messages(broker) == []
+
+
+def test_a_job_awaiting_labels_past_labels_wait_seconds_is_cancelled_saying_why(
+    sessions: sessionmaker[Session], queue: CeleryJobQueue, broker: BrokerSettings
+) -> None:
+    patient = _awaiting_labels(sessions, asked_ago=timedelta(minutes=1))
+    overdue = _awaiting_labels(sessions, asked_ago=timedelta(hours=2))
+    settings = SETTINGS.model_copy(update={"labels_wait_seconds": 3600.0})
+    report = sweep(sessions, queue, settings)
+    assert report.cancelled == [overdue] and not report.requeued and not report.resent
+    job = get_job(sessions, overdue)
+    assert job.status == JobStatus.cancelled and job.error_type == "LabelsTimeout"
+    assert job.error is not None and "within 3600 s" in job.error
+    assert job.finished_at is not None
+    assert get_job(sessions, patient).status == JobStatus.awaiting_labels
+    assert _messages(broker) == []

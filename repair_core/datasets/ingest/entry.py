@@ -29,6 +29,7 @@ class DatasetSummary:
 @dataclass(frozen=True)
 class FailureBatchSummary:
     accepted: int
+    unlabeled: int  # accepted images without a label (taken on trust)
     image_shape: tuple[int, int, int]
     rejected: list[Rejected]
 
@@ -64,4 +65,4 @@ def ingest_failure_batch(
         source, class_names=class_names, image_shape=image_shape, limits=limits
     )
     write_npz_images(dest, result.dataset.images, result.dataset.labels)
-    return FailureBatchSummary(len(result.dataset), image_shape, result.rejected)
+    return FailureBatchSummary(len(result.dataset), result.unlabeled, image_shape, result.rejected)

@@ -1,13 +1,15 @@
-"""Failure batches: images a deployed model got wrong, with their true labels.
+"""Failure batches: images a deployed model got wrong, with their true labels if known.
 
-Two upload forms: an `.npz` with `x` (images) and `y` (labels), or an archive
-(tar, tar.gz, zip) of images plus a `labels.csv` / `labels.json` manifest (see
-manifest.py) whose file names are relative to the manifest's folder.
+Two upload forms: an `.npz` with `x` (images) and maybe `y` (labels, `UNLABELED` = -1
+for an image without one), or an archive (tar, tar.gz, zip) of images plus maybe a
+`labels.csv` / `labels.json` manifest (see manifest.py) whose file names are relative to
+the manifest's folder. An image without a label is a reported failure taken on trust:
+the repair asks the owner to label only those it picks (docs/label-on-demand.md).
 
-Problems with the labels (missing manifest, bad or out-of-range labels, rows
-without an image, images without a row) refuse the whole batch: a wrong label
-would silently teach the repair the wrong thing. Images that cannot be decoded or
-do not match the model's input shape are left out one by one and reported.
+Problems with the labels that are given (bad or out-of-range labels, rows without an
+image, two rows for one image) refuse the whole batch: a wrong label would silently
+teach the repair the wrong thing. Images that cannot be decoded or do not match the
+model's input shape are left out one by one and reported.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.datasets.ingest.manifest import MANIFEST_NAMES, ManifestRow, parse_manifest, report
 from repair_core.datasets.ingest.npz import check_labels, read_npz_images
 from repair_core.datasets.ingest.rejected import Rejected, is_junk
-from repair_core.datasets.types import ImageDataset
+from repair_core.datasets.types import UNLABELED, ImageDataset
 from repair_core.errors import ImageDecodeError, RepairInputError
 
 
@@ -36,6 +38,10 @@ from repair_core.errors import ImageDecodeError, RepairInputError
 class FailureBatchResult:
     dataset: ImageDataset
     rejected: list[Rejected]  # images left out, with the reason
+
+    @property
+    def unlabeled(self) -> int:
+        return int((self.dataset.labels == UNLABELED).sum())
 
 
 def read_failure_batch(
@@ -69,7 +75,9 @@ def _from_npz(
         )
     if len(images) == 0:
         raise RepairInputError(f"{path.name}: x holds no images")
-    check_labels(labels.numpy(), len(images), len(class_names), where=f"{path.name}: y")
+    check_labels(
+        labels.numpy(), len(images), len(class_names), where=f"{path.name}: y", unlabeled_ok=True
+    )
     return FailureBatchResult(ImageDataset(images, labels, class_names), [])
 
 
@@ -100,13 +108,15 @@ def _from_archive(
             rejected.append(Rejected(item.name, problem))
         else:
             accepted.append(item.name)
-    if manifest is None:
-        raise RepairInputError(f"{path.name}: no labels.csv or labels.json in the archive")
-    labels_by_file = _match_manifest(manifest, images, class_names, limits)
+    labels_by_file = (
+        {} if manifest is None else _match_manifest(manifest, images, class_names, limits)
+    )
     if not accepted:
         reasons = "; ".join(f"{r.file}: {r.reason}" for r in rejected[:5])
         raise RepairInputError(f"{path.name}: no usable image ({reasons or 'no image files'})")
-    labels = torch.from_numpy(np.array([labels_by_file[name] for name in accepted], np.int64))
+    labels = torch.from_numpy(
+        np.array([labels_by_file.get(name, UNLABELED) for name in accepted], np.int64)
+    )
     return FailureBatchResult(ImageDataset(buffer.finish(), labels, class_names), rejected)
 
 
@@ -136,7 +146,7 @@ def _match_manifest(
     class_names: tuple[str, ...],
     limits: IngestLimits,
 ) -> dict[str, int]:
-    """Label per image file; refuses label problems and rows and images that do not pair."""
+    """Label per labelled image file; refuses label problems and rows without an image."""
     name, data = manifest
     rows, problems = parse_manifest(name, data, class_names)
     if problems:
@@ -155,9 +165,6 @@ def _match_manifest(
             labels[file] = row.label
     if unmatched:
         raise report(name, "rows without an image", unmatched)
-    unlabelled = [image for image in images if image not in labels]
-    if unlabelled:
-        raise report(name, "images without a labels row", unlabelled)
     return labels
 
 

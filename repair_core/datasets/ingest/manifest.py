@@ -1,131 +1,23 @@
 """The labels manifest of a failure batch: `labels.csv` or `labels.json`.
 
 CSV: a header with `file` and `label` columns, one row per image. JSON: a list of
-`{"file": ..., "label": ...}` objects or one `{file: label}` map. A label is a class
-index (an int, or a string of digits in CSV) or a class name; a string that is a
-class name wins over its reading as a number. Every problem is collected and the
-first 20 are reported together, so one upload round-trip shows what to fix.
+`{"file": ..., "label": ...}` objects or one `{file: label}` map. The table format and
+the label rules are `repair_core.label_rows` (shared with the labels an owner uploads
+for the picks of a repair). An image without a row is an unlabeled failure.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import re
-from dataclasses import dataclass
-
-from repair_core.errors import RepairInputError
+from repair_core.label_rows import LabelRow, parse_label_rows, report, resolve_label
 
 MANIFEST_NAMES = ("labels.csv", "labels.json")
-_INTEGER = re.compile(r"^[+-]?\d{1,18}$")
-_SHOWN = 20
-# (where, file, label, problem with the row's shape or "") as parsed, before checks.
-_Raw = tuple[str, object, object, str]
+ManifestRow = LabelRow
 
-
-@dataclass(frozen=True)
-class ManifestRow:
-    where: str  # "row 3" (CSV line) or "entry 2" / "key 'a.png'" (JSON), for messages
-    file: str
-    label: int
+__all__ = ["MANIFEST_NAMES", "ManifestRow", "parse_manifest", "report", "resolve_label"]
 
 
 def parse_manifest(
     name: str, data: bytes, class_names: tuple[str, ...]
 ) -> tuple[list[ManifestRow], list[str]]:
     """Rows with resolved labels, and one message per offending row."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise RepairInputError(f"{name}: not UTF-8 text ({e})") from e
-    raw = _csv_rows(name, text) if name.endswith(".csv") else _json_rows(name, text)
-    rows, problems = [], []
-    for where, file, value, shape_problem in raw:
-        if shape_problem:
-            problems.append(f"{where}: {shape_problem}")
-            continue
-        if not isinstance(file, str) or not file.strip():
-            problems.append(f"{where}: 'file' must be a non-empty string")
-            continue
-        label, problem = resolve_label(value, class_names)
-        if problem:
-            problems.append(f"{where} ({file}): {problem}")
-        else:
-            rows.append(ManifestRow(where, file.strip(), label))
-    return rows, problems
-
-
-def resolve_label(value: object, class_names: tuple[str, ...]) -> tuple[int, str]:
-    """(label, "") or (-1, why the value is not a label in [0, len(class_names)))."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        return -1, f"label {value!r} is not an integer or a class name"
-    if isinstance(value, str):
-        text = value.strip()
-        if text in class_names:
-            return class_names.index(text), ""
-        if not _INTEGER.match(text):
-            return -1, f"label {value!r} is neither an integer nor a known class name"
-        value = int(text)
-    if not 0 <= value < len(class_names):
-        return -1, f"label {value} outside [0, {len(class_names)})"
-    return value, ""
-
-
-def report(name: str, what: str, problems: list[str]) -> RepairInputError:
-    shown = "; ".join(problems[:_SHOWN])
-    more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
-    return RepairInputError(f"{name}: {len(problems)} {what}: {shown}{more}")
-
-
-def _csv_rows(name: str, text: str) -> list[_Raw]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [column.strip().lower() for column in next(reader, [])]
-        if "file" not in header or "label" not in header:
-            raise RepairInputError(f"{name}: the header must name 'file' and 'label' columns")
-        file_at, label_at = header.index("file"), header.index("label")
-        rows: list[_Raw] = []
-        for record in reader:
-            if not any(cell.strip() for cell in record):
-                continue
-            where = f"row {reader.line_num}"
-            if len(record) != len(header):
-                problem = f"{len(record)} columns, the header has {len(header)}"
-                rows.append((where, None, None, problem))
-                continue
-            rows.append((where, record[file_at], record[label_at], ""))
-    except csv.Error as e:
-        raise RepairInputError(f"{name}: not valid CSV ({e})") from e
-    return rows
-
-
-def _json_rows(name: str, text: str) -> list[_Raw]:
-    try:
-        document = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except RecursionError as e:
-        raise RepairInputError(f"{name}: JSON nested too deeply") from e
-    except ValueError as e:  # JSONDecodeError, or a duplicate key from the hook
-        raise RepairInputError(f"{name}: not valid JSON ({e})") from e
-    if isinstance(document, dict):
-        return [(f"key {file!r}", file, label, "") for file, label in document.items()]
-    if not isinstance(document, list):
-        raise RepairInputError(
-            f'{name}: expected a list of {{"file", "label"}} objects or a {{file: label}} map'
-        )
-    rows: list[_Raw] = []
-    for i, entry in enumerate(document):
-        if isinstance(entry, dict) and "file" in entry and "label" in entry:
-            rows.append((f"entry {i}", entry["file"], entry["label"], ""))
-        else:
-            rows.append((f"entry {i}", None, None, 'not an object with "file" and "label"'))
-    return rows
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
+    return parse_label_rows(name, data, class_names, key="file")

@@ -24,7 +24,7 @@ import torch
 from repair_core.atomic import atomic_open
 from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.datasets.ingest.npy import read_npz_arrays
-from repair_core.datasets.types import DatasetSplits, ImageDataset
+from repair_core.datasets.types import UNLABELED, DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
 
 _SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
@@ -97,18 +97,19 @@ def read_npz_split(
 
 
 def read_npz_images(path: Path, limits: IngestLimits) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (N, C, H, W) images and int64 (N,) labels from an npz with `x` and `y`.
+    """uint8 (N, C, H, W) images and int64 (N,) labels from an npz with `x` and maybe `y`.
 
     Labels are checked to be integers, one per image; their range is the caller's to
-    check (it knows the class count).
+    check (it knows the class count). Without `y` every label is `UNLABELED`.
     """
     arrays = read_npz_arrays(path, limits, ("x", "y", "layout"))
-    missing = [key for key in ("x", "y") if key not in arrays]
-    if missing:
+    if "x" not in arrays:
         raise RepairInputError(
-            f"{path.name}: missing arrays {missing} (found {sorted(arrays) or 'none'})"
+            f"{path.name}: missing arrays ['x'] (found {sorted(arrays) or 'none'})"
         )
     images = to_nchw(arrays["x"], "x", path.name, _layout(arrays, path.name))
+    if "y" not in arrays:
+        return torch.from_numpy(images), torch.full((len(images),), UNLABELED, dtype=torch.int64)
     labels = _labels(arrays["y"], "y", path.name)
     if labels.shape[0] != images.shape[0]:
         raise RepairInputError(
@@ -176,14 +177,22 @@ def to_nchw(x: np.ndarray, key: str, source: str, layout: str | None) -> np.ndar
     return np.ascontiguousarray(x)
 
 
-def check_labels(labels: np.ndarray, count: int, num_classes: int, *, where: str) -> None:
-    """One label per image, each in [0, num_classes); names the first 20 bad rows."""
+def check_labels(
+    labels: np.ndarray, count: int, num_classes: int, *, where: str, unlabeled_ok: bool = False
+) -> None:
+    """One label per image, each in [0, num_classes) (or `UNLABELED` where `unlabeled_ok`);
+    names the first 20 bad rows."""
     if labels.shape[0] != count:
         raise RepairInputError(f"{where}: {labels.shape[0]} labels for {count} images")
-    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-    if bad.size:
-        rows = ", ".join(f"row {i}: {labels[i]}" for i in bad[:20])
-        raise RepairInputError(f"{where}: {bad.size} labels outside [0, {num_classes}) ({rows})")
+    bad = (labels < 0) | (labels >= num_classes)
+    if unlabeled_ok:
+        bad &= labels != UNLABELED
+    offending = np.flatnonzero(bad)
+    if offending.size:
+        rows = ", ".join(f"row {i}: {labels[i]}" for i in offending[:20])
+        raise RepairInputError(
+            f"{where}: {offending.size} labels outside [0, {num_classes}) ({rows})"
+        )
 
 
 def _labels(y: np.ndarray, key: str, source: str) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from api.db.jobs import (
     ACTIVE_STATUSES,
     ALLOWED_TRANSITIONS,
+    CANCEL_AT_ONCE_STATUSES,
     CANCEL_REQUESTED_STATUSES,
     LEASED_STATUSES,
     TERMINAL_STATUSES,
@@ -30,3 +31,12 @@ def test_a_cancel_request_ends_in_cancelled() -> None:
     assert JobStatus.cancelled in CANCEL_REQUESTED_STATUSES
     for status in CANCEL_REQUESTED_STATUSES - TERMINAL_STATUSES:
         assert JobStatus.cancelled in ALLOWED_TRANSITIONS[status]
+
+
+def test_awaiting_labels_is_active_holds_no_lease_and_leads_only_to_queued_or_cancelled() -> None:
+    waiting = JobStatus.awaiting_labels
+    assert waiting in ACTIVE_STATUSES and waiting not in LEASED_STATUSES
+    assert waiting in ALLOWED_TRANSITIONS[JobStatus.running]
+    assert ALLOWED_TRANSITIONS[waiting] == {JobStatus.queued, JobStatus.cancelled}
+    assert waiting in CANCEL_AT_ONCE_STATUSES and JobStatus.queued in CANCEL_AT_ONCE_STATUSES
+    assert not CANCEL_AT_ONCE_STATUSES & LEASED_STATUSES

@@ -12,6 +12,7 @@ import torch
 
 from repair_core.datasets.ingest.failures import read_failure_batch
 from repair_core.datasets.ingest.limits import IngestLimits
+from repair_core.datasets.ingest.npz import UNLABELED
 from repair_core.errors import RepairInputError
 from tests.repair_core.datasets.ingest.builders import png_bytes, write_tar, write_zip
 
@@ -76,9 +77,34 @@ def test_wrong_size_or_undecodable_images_are_rejected_one_by_one(tmp_path: Path
     assert "8x8" in reasons["big.png"] and "1 channel" in reasons["gray.png"]
 
 
-def test_missing_manifest_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(RepairInputError, match=r"no labels\.csv or labels\.json"):
-        read(write_tar(tmp_path / "b.tar", pngs(2)))
+def test_an_archive_without_a_manifest_is_a_batch_of_unlabeled_failures(tmp_path: Path) -> None:
+    result = read(write_tar(tmp_path / "b.tar", pngs(2)))
+    assert result.dataset.labels.tolist() == [UNLABELED, UNLABELED]
+    assert result.unlabeled == 2
+
+
+def test_images_without_a_manifest_row_are_unlabeled_the_others_keep_their_label(
+    tmp_path: Path,
+) -> None:
+    manifest = csv_manifest([("img1.png", "emu")])
+    result = read(write_zip(tmp_path / "b.zip", [*pngs(3), ("labels.csv", manifest)]))
+    assert result.dataset.labels.tolist() == [UNLABELED, 2, UNLABELED]
+    assert result.unlabeled == 2
+
+
+def test_an_npz_without_y_or_with_minus_one_labels_is_unlabeled_there(tmp_path: Path) -> None:
+    x = np.zeros((3, 4, 4, 3), np.uint8)
+    with open(tmp_path / "none.npz", "wb") as f:
+        np.savez(f, x=x)
+    assert read(tmp_path / "none.npz").dataset.labels.tolist() == [UNLABELED] * 3
+    with open(tmp_path / "part.npz", "wb") as f:
+        np.savez(f, x=x, y=np.array([1, -1, 0]))
+    part = read(tmp_path / "part.npz")
+    assert part.dataset.labels.tolist() == [1, UNLABELED, 0] and part.unlabeled == 1
+    with open(tmp_path / "bad.npz", "wb") as f:
+        np.savez(f, x=x, y=np.array([1, -2, 0]))
+    with pytest.raises(RepairInputError, match=r"row 1: -2"):
+        read(tmp_path / "bad.npz")
 
 
 @pytest.mark.parametrize(
@@ -87,7 +113,6 @@ def test_missing_manifest_is_refused(tmp_path: Path) -> None:
         ([("img0.png", 3), ("img1.png", -1)], r"2 rows with bad labels.*row 2.*outside \[0, 3\)"),
         ([("img0.png", "3.5"), ("img1.png", 0)], "neither an integer nor a known class"),
         ([("img0.png", "zebra"), ("img1.png", 0)], "zebra"),
-        ([("img0.png", 0)], r"images without a labels row: img1\.png"),
         ([("img0.png", 0), ("img1.png", 1), ("ghost.png", 1)], "ghost.png.*no such image"),
         ([("img0.png", 0), ("img1.png", 1), ("img1.png", 2)], "second row"),
         ([("img0.png", 0), ("../img1.png", 1)], "no such image"),
