@@ -82,7 +82,8 @@ class QuotaSettings(BaseModel):
     # is validated), so a process that died frees it.
     reservation_step_bytes: int = Field(default=64 * MiB, ge=1)
     reservation_seconds: float = Field(default=1800.0, gt=0)
-    # Jobs an owner may have active (queued, running, cancelling, awaiting labels) at once; beyond it: 429.
+    # Jobs an owner may have active at once (queued, running, cancelling, awaiting
+    # labels); beyond it: 429.
     active_jobs: int = 4
     # The `Retry-After` of that 429.
     retry_after_seconds: int = 60
