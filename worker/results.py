@@ -1,10 +1,10 @@
 """Storing a finished repair: files first, then one fenced transaction for the rows.
 
-The repaired checkpoint, report.json and report.png are published to the artifact store
-(temp file, fsync, atomic rename). Only then does one transaction insert the genotype
-and metric rows and move the job to `succeeded` with the result keys, fenced by the
-lease. A crash in between leaves files without a row (garbage), never a row that points
-at a half-written file; a worker that lost its lease deletes what it published.
+The repaired checkpoint, report.json, report.png and the report figures are published to
+the artifact store (temp file, fsync, atomic rename). Only then does one transaction
+insert the genotype and metric rows and move the job to `succeeded` with the result keys,
+fenced by the lease. A crash in between leaves files without a row (garbage), never a row
+that points at a half-written file; a worker that lost its lease deletes what it published.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from api.db.models import Genotype, JobStatus, Metric, RepairJob
 from api.storage import ArtifactStore
 from repair_core.evaluation.report import EvaluationReport
 from repair_core.pipeline import RepairResult
+from worker.figures import publish_figures
 from worker.lease import Lease, finish
 from worker.transient import retry_transient
 
@@ -33,15 +34,9 @@ def metric_prefixes(report: EvaluationReport) -> dict[str, str]:
     """Row name -> metric prefix, by role: `original`, `control`, `repaired` (the primary
     variant's last row), `iteration<k>` (its earlier rows); other variants keep their name.
     A report without roles (written before the control existed) is read by position."""
-    names = list(report.models)
-    rows = report.info.get("rows")
-    primary = report.info.get("primary")
-    prefixes = {name: name for name in names}
+    prefixes = {name: name for name in report.models}
     prefixes["original"] = "original"
-    if isinstance(rows, dict) and isinstance(primary, str) and primary in rows:
-        primary_rows = list(rows[primary])
-    else:
-        primary_rows = [n for n in names if n != "original"]
+    primary_rows = [n for n in report.primary_rows() if n != "original"]
     for k, name in enumerate(primary_rows, start=1):
         prefixes[name] = "repaired" if k == len(primary_rows) else f"iteration{k}"
     control = report.control
@@ -134,7 +129,9 @@ def store_results(
     if png.is_file():
         copy_hashed(store, str(png), png_key)
         published.append(png_key)
+    figures = publish_figures(store, owner_id, lease.job_id, result)
     values = {
+        "figures": figures,
         "result_model_key": model_key,
         "result_model_sha256": sha256,
         "report_key": report_key,

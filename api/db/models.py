@@ -223,6 +223,9 @@ class RepairJob(Base):
     result_model_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     report_key: Mapped[str | None] = mapped_column(sa.String(255))
     report_png_key: Mapped[str | None] = mapped_column(sa.String(255))
+    # File names of the report figures published beside the job (`ArtifactStore.figure_key`),
+    # e.g. ["robustness-heatmap.png", ...]; None for jobs finished before figures existed.
+    figures: Mapped[list[str] | None] = mapped_column(sa.JSON)
 
     created_at: Mapped[datetime] = _created_at()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -264,3 +267,14 @@ class Metric(Base):
     name: Mapped[str] = mapped_column(sa.String(128), nullable=False)
     value: Mapped[float] = mapped_column(sa.Float, nullable=False)
     created_at: Mapped[datetime] = _created_at()
+
+
+class WorkerHeartbeat(Base):
+    """The last sign of life of each worker (its main process, every `worker.sweep_seconds`),
+    so the API's `/metrics` can report workers, idle ones too."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)  # Celery's hostname
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

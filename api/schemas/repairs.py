@@ -140,6 +140,10 @@ class RepairPublic(BaseModel):
     error_type: str | None
     timings: dict[str, float]
     result_sha256: str | None
+    figures: list[str] = Field(
+        default_factory=list,
+        description="report figures this job has, as `/v1/repairs/{id}/figures/<name>` names",
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

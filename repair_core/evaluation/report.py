@@ -120,6 +120,15 @@ class EvaluationReport:
         name = self.info.get("control")
         return name if isinstance(name, str) and name in self.models else None
 
+    def primary_rows(self) -> list[str]:
+        """The repaired variant's rows (one per iteration, the last is the repaired model);
+        a report without roles (written before the control existed) is read by position."""
+        rows = self.info.get("rows")
+        primary = self.info.get("primary")
+        if isinstance(rows, dict) and isinstance(primary, str) and primary in rows:
+            return [str(r) for r in rows[primary]]
+        return [n for n in self.models if n != "original"] or ["original"]
+
     def mean(self, model: str, severity: int | None = None) -> float | None:
         """Mean accuracy over `other_corruptions` at `severity` (None: over all severities)."""
         return self.models[model].corruption_mean(self.other_corruptions, severity)

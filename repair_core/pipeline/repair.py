@@ -21,6 +21,7 @@ from repair_core.corruptions import CORRUPTION_NAMES
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.device import resolve_device
 from repair_core.errors import RepairInputError
+from repair_core.evaluation.curves import RepairCurves, curves_of
 from repair_core.evaluation.plot import plot_report
 from repair_core.evaluation.report import EvaluationReport
 from repair_core.evaluation.scoring import evaluate_models
@@ -44,6 +45,8 @@ class RepairResult:
     primary: str = ""  # the repaired variant's name (its last row is the repaired model)
     # Every variant's last checkpoint by name, the primary's and the control's included.
     variant_checkpoints: dict[str, Path] = field(default_factory=dict)
+    deployed_genotype: Genotype | None = None  # phi0's architecture, for the report figures
+    curves: RepairCurves = field(default_factory=RepairCurves)  # the primary's, per epoch
 
 
 def repair(
@@ -80,6 +83,8 @@ def repair(
         work_dir=work.root,
         primary=primary.name,
         variant_checkpoints={v.name: v.checkpoints[-1] for v in variants},
+        deployed_genotype=deployed.genotype,
+        curves=curves_of(work.stages(), config.iterations),
     )
 
 

@@ -122,6 +122,10 @@ class EpochRecord:
     genotype: Genotype  # discretized at the end of the epoch (skip cap applied)
     eigenvalue: float | None = None  # dominant Hessian eigenvalue, where computed
     skip_normal: int = 0  # skip connections in the normal cell before any cap
+    # softmax(alpha) per edge at the end of the epoch, [edge][primitive] (the report's
+    # search curves); None in states written before they were recorded.
+    alphas_normal: list[list[float]] | None = None
+    alphas_reduce: list[list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "genotype": self.genotype.to_json()}
@@ -319,6 +323,8 @@ def search(
         record = EpochRecord(
             epoch + 1, lr, loss, val_loss, acc, genotype,
             eigenvalue=eigenvalue, skip_normal=skip_count(uncapped),
+            alphas_normal=_weights(model.alphas_normal),
+            alphas_reduce=_weights(model.alphas_reduce),
         )  # fmt: skip
         history.append(record.to_dict())
         if settings.early_stop:
@@ -379,6 +385,12 @@ def search(
         alphas_reduce=model.alphas_reduce.detach().cpu().clone(),
         history=records,
     )
+
+
+def _weights(alphas: torch.Tensor) -> list[list[float]]:
+    # Once per epoch: a host sync of (edges x primitives) numbers.
+    weights: list[list[float]] = torch.softmax(alphas.detach().float(), dim=-1).cpu().tolist()
+    return weights
 
 
 def _eigenvalue(

@@ -83,6 +83,14 @@ def test_a_queued_job_succeeds_stores_its_results_and_ignores_a_later_delivery(
     )
     assert b'"models"' in ctx.store.path(job.report_key).read_bytes()
     assert ctx.store.path(job.report_png_key).read_bytes()[:4] == b"\x89PNG"
+    # The report figures, beside the job; a search ran, so its curves are there too.
+    assert job.figures is not None
+    assert {"cell-repaired-normal.svg", "robustness-heatmap.png", "search-alphas-normal.png",
+            "retrain-curves.png"} <= set(job.figures)  # fmt: skip
+    heatmap = ctx.store.path(
+        ctx.store.figure_key(seeded.owner_id, job_id, "robustness-heatmap.png")
+    )
+    assert heatmap.read_bytes()[:4] == b"\x89PNG"
     with ctx.sessions() as session:
         genotypes = session.scalars(sa.select(Genotype).where(Genotype.job_id == job_id)).all()
         metrics = {
