@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import uvicorn
 
+from api.metrics.process import reset_multiprocess_folder
 from api.settings import get_settings
 
 
 def main() -> None:
-    settings = get_settings().api
+    everything = get_settings()
+    settings = everything.api
+    if settings.workers > 1:
+        # Counters of an earlier run's processes would be summed into this run's.
+        reset_multiprocess_folder(everything.metrics.multiproc_dir)
     uvicorn.run(
         "api.app:create_app",
         factory=True,

@@ -21,9 +21,10 @@ from api.db.session import make_engine, make_session_factory
 from api.errors import PayloadTooLargeError
 from api.events import StreamCounter
 from api.limits import Limits
+from api.metrics.process import MetricsMiddleware, ProcessMetrics
 from api.problems import install_problem_handlers, problem_response
 from api.queue import CeleryJobQueue, JobQueue
-from api.routes import datasets, failures, health, models, repairs
+from api.routes import datasets, failures, health, metrics, models, repairs
 from api.services.orphans import sweep_orphans
 from api.settings import Settings, get_settings
 from api.storage import ArtifactStore
@@ -115,6 +116,11 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
         retry_after=db.busy_retry_after_seconds,
     )
 
+    # Several API processes share their counters through files (api/metrics/process.py).
+    process_metrics = ProcessMetrics(
+        settings.metrics.multiproc_dir if settings.api.workers > 1 else None
+    )
+
     def sweep() -> None:
         # Temp files of uploads cut short by a crash (docs/upload-safety.md, fault 7), and files
         # published whose row never committed (case 29).
@@ -136,6 +142,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
         await anyio.to_thread.run_sync(sweep)
         yield
         await limits.close()
+        process_metrics.close()
         engine.dispose()
         close = getattr(job_queue, "close", None)
         if callable(close):
@@ -158,11 +165,15 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     )
     app.state.store = store
     app.state.queue = job_queue
+    app.state.metrics = process_metrics
 
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.uploads.json_bytes)
+    # Outermost: times the whole request, refusals by the body limit included.
+    app.add_middleware(MetricsMiddleware, metrics=process_metrics)
 
     app.include_router(health.router)
+    app.include_router(metrics.router)
     v1 = APIRouter(prefix=API_PREFIX)
     for module in (datasets, models, failures, repairs):
         v1.include_router(module.router)

@@ -154,6 +154,14 @@ class EventSettings(BaseModel):
     max_stream_seconds: float = Field(default=3600.0, gt=0)
 
 
+class MetricsSettings(BaseModel):
+    # With api.workers > 1 each API process writes its counters here (prometheus-client's
+    # multiprocess mode) and a scrape sums them; `python -m api` empties it at start.
+    multiproc_dir: Path = VAR_DIR / "prometheus"
+    # Set: `/metrics` asks for `Authorization: Bearer <token>`; None: open (private network).
+    token: str | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REPAIR_", env_nested_delimiter="__", extra="ignore"
@@ -170,6 +178,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     events: EventSettings = Field(default_factory=EventSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     # "auto" picks CUDA when present, else CPU; or "cpu", "cuda", "cuda:1".
     device: str = "auto"
     # Server-side secret mixed into API-key digests; set it in production.

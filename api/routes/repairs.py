@@ -272,7 +272,7 @@ def get_report_png(
 
 @router.get(
     "/{job_id}/report.md",
-    response_class=PlainTextResponse,
+    response_class=Response,
     responses=_result_responses("text/markdown", "The report's tables as markdown"),
 )
 def get_report_markdown(
