@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +29,7 @@ from api.routes import datasets, failures, health, metrics, models, repairs
 from api.services.orphans import sweep_orphans
 from api.settings import Settings, get_settings
 from api.storage import ArtifactStore
+from api.ui import routes as ui_routes
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +180,9 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     for module in (datasets, models, failures, repairs):
         v1.include_router(module.router)
     app.include_router(v1)
+    app.include_router(ui_routes.router)
+    app.mount(f"{ui_routes.UI_PREFIX}/static", StaticFiles(directory=ui_routes.STATIC_DIR))
+    app.add_exception_handler(ui_routes.LoginRequired, ui_routes.login_redirect)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
