@@ -106,6 +106,8 @@ class WorkerSettings(BaseModel):
     soft_shutdown_seconds: float = 60.0
     # Jobs per worker child process before it is replaced (frees GPU memory); 0: no limit.
     max_tasks_per_child: int = 1
+    # Draw the report figures (cells, heatmap, curves) when a job succeeds: seconds of CPU.
+    report_figures: bool = True
 
 
 class ApiSettings(BaseModel):

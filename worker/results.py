@@ -129,7 +129,7 @@ def store_results(
     if png.is_file():
         copy_hashed(store, str(png), png_key)
         published.append(png_key)
-    figures = publish_figures(store, owner_id, lease.job_id, result)
+    figures = publish_figures(store, owner_id, lease.job_id, result.work_dir)
     values = {
         "figures": figures,
         "result_model_key": model_key,

@@ -32,6 +32,7 @@ from repair_core.errors import RepairInputError
 from repair_core.pipeline import RepairResult, repair
 from repair_core.progress import RepairCancelled
 from worker.context import WorkerContext
+from worker.figures import draw_figures
 from worker.inputs import input_files, load_inputs
 from worker.journal import JOURNAL_NAME, Journal
 from worker.keeper import JobKeeper
@@ -120,11 +121,15 @@ def _execute(ctx: WorkerContext, keeper: JobKeeper, paths: JobPaths) -> RepairRe
         session.commit()
     inputs = load_inputs(files)
     keeper.cancel_token.check()
-    return repair(
+    result = repair(
         inputs.deployed, inputs.data, inputs.failures, inputs.config,
         work_dir=paths.work_dir, device=ctx.settings.device,
         on_progress=keeper.report, cancel=keeper.cancel_token,
     )  # fmt: skip
+    if ctx.settings.worker.report_figures:
+        # Here, while the keeper still renews the lease: drawing takes seconds of CPU.
+        draw_figures(result)
+    return result
 
 
 def _succeeded(

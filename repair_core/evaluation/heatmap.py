@@ -79,5 +79,6 @@ def draw_heatmaps(grid: HeatmapGrid) -> Figure:
         axis.set_title(title, fontsize=9)
         figure.colorbar(image, ax=axis, fraction=0.05)
     figure.suptitle("Top-1 accuracy (%) per corruption and severity")
-    figure.tight_layout()
+    # Fixed margins: tight_layout would draw the figure once more just to measure it.
+    figure.subplots_adjust(left=0.08, right=0.97, top=0.86, bottom=0.12, wspace=0.35)
     return figure

@@ -63,6 +63,16 @@ class _Background:
 
 
 def test_a_queued_job_succeeds_stores_its_results_and_ignores_a_later_delivery(
+    sqlite_url: str, store: ArtifactStore, seeded: SeededModel, digits_problem: RepairProblem
+) -> None:
+    ctx = build_context(worker_settings_for(sqlite_url, store.root, report_figures=True))
+    try:
+        _succeeds_and_ignores_a_later_delivery(ctx, seeded, digits_problem)
+    finally:
+        ctx.close()
+
+
+def _succeeds_and_ignores_a_later_delivery(
     ctx: WorkerContext, seeded: SeededModel, digits_problem: RepairProblem
 ) -> None:
     job_id = add_job(ctx.sessions, seeded)
