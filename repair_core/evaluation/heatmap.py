@@ -56,7 +56,7 @@ def draw_heatmaps(grid: HeatmapGrid) -> Figure:
     from matplotlib.figure import Figure
 
     rows, cols = len(grid.corruptions), len(grid.severities)
-    figure = Figure(figsize=(3.2 * 3 + 1.5, 0.38 * rows + 1.8), dpi=100)
+    figure = Figure(figsize=(3.2 * 3 + 1.5, max(3.6, 0.38 * rows + 1.8)), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, 3, squeeze=False)[0]
     difference = grid.difference

@@ -9,14 +9,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.app import create_app
 from api.db.models import JobStatus, RepairJob
 from api.metrics.database import stage_of
+from api.queue import CeleryJobQueue
+from api.settings import MetricsSettings, Settings
 from tests.api import payloads
-from tests.api.conftest import LiveServer
+from tests.api.conftest import LiveServer, serve
 from tests.api.seed import seed_job
 from tests.fresh_python import python_output
 from worker.heartbeat import record_heartbeat
@@ -197,3 +201,13 @@ def test_counters_of_several_processes_are_summed(tmp_path: Path) -> None:
         if s.name.endswith("_count")
     ]
     assert counts == [2.0]
+
+
+def test_with_a_token_metrics_ask_for_it(api_settings: Settings) -> None:
+    settings = api_settings.model_copy(update={"metrics": MetricsSettings(token="s3cret")})
+    with serve(create_app(settings, CeleryJobQueue(settings.broker))) as url:
+        missing = httpx.get(f"{url}/metrics")
+        wrong = httpx.get(f"{url}/metrics", headers={"Authorization": "Bearer nope"})
+        right = httpx.get(f"{url}/metrics", headers={"Authorization": "Bearer s3cret"})
+    assert missing.status_code == 401 and wrong.status_code == 401
+    assert right.status_code == 200 and "repair_jobs" in right.text
