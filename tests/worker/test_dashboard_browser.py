@@ -1,7 +1,7 @@
 """The dashboard in headless Chromium against real processes (uvicorn, a Celery worker,
 Postgres, Redis): log in, upload a dataset, a model and failures, start a smoke repair,
-watch it reach 100 %, open the cell graph and the heatmap, download the model; another
-owner sees nothing of it. Screenshots of the main pages go to a folder the test prints.
+watch it reach 100 %, open the cell graph and the heatmap, download the model, cancel a
+second repair; another owner sees nothing of it. Screenshots of the main pages go to a folder the test prints.
 
 Chromium is the system's (`make browser` installs Debian's package); Playwright drives
 it and downloads no browser of its own.
@@ -152,6 +152,14 @@ def test_an_owner_repairs_a_model_from_the_dashboard_and_another_sees_nothing(
             job = page.request.get(f"{stack.url}/v1/repairs/{job_id}").json()
             assert hashlib.sha256(saved.read_bytes()).hexdigest() == job["result_sha256"]
             assert load_model(saved).genotype.to_dict() == job["genotype"]
+            # A second repair, cancelled from its page: the stream shows it end cancelled.
+            page.goto(f"{stack.url}/ui/models/{job['model_id']}")
+            page.fill("#start-repair input[name=overrides]", json.dumps(TINY))
+            page.click("#start-repair button")
+            page.wait_for_url("**/ui/jobs/*")
+            page.click("#cancel")
+            expect(page.locator("[data-result]")).to_contain_text("job is cancel")
+            expect(page.locator(".progress .status")).to_have_text("cancelled")
             page.goto(f"{stack.url}/ui/")
             expect(page.locator("#jobs")).to_contain_text(job_id[:8])
             shot(page, "06-jobs")
