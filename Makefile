@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-unit lint venv serve clean
+.PHONY: demo test test-unit lint venv serve clean browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,16 @@ venv: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m repairctl demo
 
-# The whole suite: format, lint, types, then every test (real Postgres, Redis, processes).
-test: $(VENV)/.installed lint
+# The whole suite: format, lint, types, then every test (real Postgres, Redis, processes,
+# the dashboard in headless Chromium).
+test: $(VENV)/.installed lint browser
 	$(PY) -m pytest
+
+# The browser the dashboard tests drive: Debian's chromium, installed when missing
+# (Playwright drives it; no browser is downloaded by Playwright itself).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium)
 
 # Fast unit tests only (no database, broker or subprocesses).
 test-unit: $(VENV)/.installed

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import uvicorn
 
+from api.metrics.process import reset_multiprocess_folder
 from api.settings import InsecureSettingsError, check_secrets, get_settings
 
 
 def main() -> None:
+    everything = get_settings()
     try:
-        check_secrets(get_settings())
+        check_secrets(everything)
     except InsecureSettingsError as exc:
         # Before uvicorn forks: its supervisor would restart refusing workers for ever.
         raise SystemExit(f"refusing to start: {exc}") from None
-    settings = get_settings().api
+    settings = everything.api
+    if settings.workers > 1:
+        # Counters of an earlier run's processes would be summed into this run's.
+        reset_multiprocess_folder(everything.metrics.multiproc_dir)
     uvicorn.run(
         "api.app:create_app",
         factory=True,

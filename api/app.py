@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,12 +22,14 @@ from api.db.session import make_engine, make_session_factory
 from api.errors import PayloadTooLargeError
 from api.events import StreamCounter
 from api.limits import Limits
+from api.metrics.process import MetricsMiddleware, ProcessMetrics
 from api.problems import install_problem_handlers, problem_response
 from api.queue import CeleryJobQueue, JobQueue
-from api.routes import datasets, failures, health, models, repairs
+from api.routes import datasets, failures, health, metrics, models, repairs
 from api.services.upkeep import run_upkeep
 from api.settings import Settings, check_secrets, get_settings
 from api.storage import ArtifactStore
+from api.ui import routes as ui_routes
 from api.uploads.sandbox_plan import log_sandbox_plan
 
 log = logging.getLogger(__name__)
@@ -116,6 +119,11 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
         retry_after=db.busy_retry_after_seconds,
     )
 
+    # Several API processes share their counters through files (api/metrics/process.py).
+    process_metrics = ProcessMetrics(
+        settings.metrics.multiproc_dir if settings.api.workers > 1 else None
+    )
+
     def sweep() -> None:
         # Once at start-up; the workers' timers run it periodically (docs/upkeep.md).
         try:
@@ -130,6 +138,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
         await anyio.to_thread.run_sync(sweep)
         yield
         await limits.close()
+        process_metrics.close()
         engine.dispose()
         close = getattr(job_queue, "close", None)
         if callable(close):
@@ -152,15 +161,22 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     )
     app.state.store = store
     app.state.queue = job_queue
+    app.state.metrics = process_metrics
 
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.uploads.json_bytes)
+    # Outermost: times the whole request, refusals by the body limit included.
+    app.add_middleware(MetricsMiddleware, metrics=process_metrics)
 
     app.include_router(health.router)
+    app.include_router(metrics.router)
     v1 = APIRouter(prefix=API_PREFIX)
     for module in (datasets, models, failures, repairs):
         v1.include_router(module.router)
     app.include_router(v1)
+    app.include_router(ui_routes.router)
+    app.mount(f"{ui_routes.UI_PREFIX}/static", StaticFiles(directory=ui_routes.STATIC_DIR))
+    app.add_exception_handler(ui_routes.LoginRequired, ui_routes.login_redirect)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -1,7 +1,8 @@
 """API keys: `rk_<8-char id>_<secret>`, shown once, stored as HMAC-SHA256(pepper, key).
 
 The id half is looked up (indexed, not secret); the digest is compared in constant time.
-Keys travel only in `Authorization: Bearer`; they never appear in logs or query strings.
+Keys travel in `Authorization: Bearer`, or (the dashboard) in an HttpOnly cookie whose
+unsafe requests also carry `csrf_token(pepper, key)`; never in logs or query strings.
 """
 
 from __future__ import annotations
@@ -45,3 +46,9 @@ def parse_key_id(key: str) -> str | None:
 
 def digest_matches(pepper: str, key: str, stored_digest: str) -> bool:
     return hmac.compare_digest(key_digest(pepper, key), stored_digest)
+
+
+def csrf_token(pepper: str, key: str) -> str:
+    """The dashboard's anti-CSRF token of a session: derived from its key, so the server
+    keeps no session state, and useless without the key's cookie beside it."""
+    return hmac.new(pepper.encode(), f"csrf:{key}".encode(), hashlib.sha256).hexdigest()

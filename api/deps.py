@@ -7,6 +7,7 @@ awaited without a thread, before it may check out a connection, so the API canno
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -14,10 +15,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.auth import key_digest
+from api.auth import csrf_token, key_digest
 from api.auth_cache import AuthCache, AuthedOwner, KeyGrant
 from api.db.gate import DbGate
-from api.errors import UnauthorizedError
+from api.errors import ForbiddenError, UnauthorizedError
 from api.limits import Limits
 from api.queue import JobQueue
 from api.services import owners
@@ -72,18 +73,15 @@ StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 
-async def get_owner(
-    request: Request,
-    settings: SettingsDep,
-    gate: GateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> AuthedOwner:
+# The dashboard's session: the API key in an HttpOnly, SameSite=Strict cookie (api/ui).
+SESSION_COOKIE = "repair_key"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def authenticate(request: Request, settings: Settings, gate: DbGate, key: str) -> AuthedOwner:
+    """The owner of `key`, from the auth cache or the database; 401 otherwise."""
     challenge = {"WWW-Authenticate": 'Bearer realm="repair"'}
-    if credentials is None:
-        raise UnauthorizedError(
-            "missing API key: send `Authorization: Bearer <key>`", headers=challenge
-        )
-    key = credentials.credentials
     cache: AuthCache = request.app.state.auth_cache
     digest = key_digest(settings.auth_pepper, key)
     owner = cache.get(digest)
@@ -106,6 +104,34 @@ async def get_owner(
         raise UnauthorizedError(grant, headers=challenge)
     cache.put(digest, grant)
     return grant.owner
+
+
+async def get_owner(
+    request: Request,
+    settings: SettingsDep,
+    gate: GateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AuthedOwner:
+    """The caller: by `Authorization: Bearer <key>`, or by the dashboard's session cookie,
+    whose unsafe requests must also send the session's CSRF token (a cross-site page can
+    neither read the token nor set the header)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    key = credentials.credentials if credentials is not None else cookie
+    if not key:
+        raise UnauthorizedError(
+            "missing API key: send `Authorization: Bearer <key>`",
+            headers={"WWW-Authenticate": 'Bearer realm="repair"'},
+        )
+    owner = await authenticate(request, settings, gate, key)
+    if credentials is None and request.method not in _SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), csrf_token(settings.auth_pepper, key).encode()):
+            raise ForbiddenError(
+                f"a request authenticated by the dashboard's cookie needs the {CSRF_HEADER} "
+                "header of its session",
+                code="csrf_failed",
+            )
+    return owner
 
 
 OwnerDep = Annotated[AuthedOwner, Depends(get_owner)]

@@ -39,6 +39,10 @@ class UnauthorizedError(ServiceError):
     code = "unauthorized"
 
 
+class ForbiddenError(ServiceError):
+    code = "forbidden"
+
+
 class NotFoundError(ServiceError):
     code = "not_found"
 

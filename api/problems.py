@@ -31,6 +31,7 @@ PROBLEM_TYPE_BASE = "/problems/"
 STATUS_OF: Mapping[type[errors.ServiceError], int] = {
     errors.BadRequestError: 400,
     errors.UnauthorizedError: 401,
+    errors.ForbiddenError: 403,
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
     errors.PayloadTooLargeError: 413,

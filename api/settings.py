@@ -123,6 +123,8 @@ class WorkerSettings(BaseModel):
     soft_shutdown_seconds: float = 60.0
     # Jobs per worker child process before it is replaced (frees GPU memory); 0: no limit.
     max_tasks_per_child: int = 1
+    # Draw the report figures (cells, heatmap, curves) when a job succeeds: seconds of CPU.
+    report_figures: bool = True
 
 
 class UpkeepSettings(BaseModel):
@@ -186,6 +188,14 @@ class EventSettings(BaseModel):
     max_stream_seconds: float = Field(default=3600.0, gt=0)
 
 
+class MetricsSettings(BaseModel):
+    # With api.workers > 1 each API process writes its counters here (prometheus-client's
+    # multiprocess mode) and a scrape sums them; `python -m api` empties it at start.
+    multiproc_dir: Path = VAR_DIR / "prometheus"
+    # Set: `/metrics` asks for `Authorization: Bearer <token>`; None: open (private network).
+    token: str | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REPAIR_", env_nested_delimiter="__", extra="ignore"
@@ -203,6 +213,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     upkeep: UpkeepSettings = Field(default_factory=UpkeepSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     # "auto" picks CUDA when present, else CPU; or "cpu", "cuda", "cuda:1".
     device: str = "auto"
     # Server-side secret mixed into API-key digests. The default is refused at start-up

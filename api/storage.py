@@ -42,6 +42,12 @@ class ArtifactStore:
     def new_key(self, owner_id: uuid.UUID, suffix: str = "") -> str:
         return f"{owner_id}/{uuid.uuid4().hex}{suffix}"
 
+    @staticmethod
+    def figure_key(owner_id: uuid.UUID, job_id: uuid.UUID, file_name: str) -> str:
+        """Where a job's report figure lives: beside its work directory, so it goes with
+        the job's folder and the orphan sweep (which skips job folders) leaves it alone."""
+        return f"{owner_id}/jobs/{job_id}/figures/{file_name}"
+
     def path(self, key: str) -> Path:
         """The file behind `key`; rejects anything that could leave the store."""
         parts = key.split("/")

@@ -142,3 +142,25 @@ CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
 def help_text(field: str, separator: str = " | ") -> str:
     """The names a `RepairConfig` field accepts, as one line for a command-line help text."""
     return separator.join(CHOICES[field][0])
+
+
+# The report's figures (`repair_core.evaluation.figures`), each written in every format;
+# the API serves them as `/v1/repairs/{id}/figures/<name>.<format>`. A job lists the ones
+# it has (a baseline searched nothing: no search curves).
+FIGURE_NAMES: tuple[str, ...] = (
+    "cell-deployed-normal",
+    "cell-deployed-reduce",
+    "cell-repaired-normal",
+    "cell-repaired-reduce",
+    "robustness-heatmap",
+    "search-curves",
+    "search-alphas-normal",
+    "search-alphas-reduce",
+    "retrain-curves",
+)
+FIGURE_FORMATS: dict[str, str] = {"png": "image/png", "svg": "image/svg+xml"}
+
+
+def figure_files() -> tuple[str, ...]:
+    """Every file name a figure may have, e.g. `robustness-heatmap.svg`."""
+    return tuple(f"{name}.{fmt}" for name in FIGURE_NAMES for fmt in FIGURE_FORMATS)

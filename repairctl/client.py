@@ -408,6 +408,14 @@ class RepairClient:
     def get_report(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/repairs/{job_id}/report")
 
+    def get_report_markdown(self, job_id: str) -> str:
+        return self._check(self._http.get(f"/v1/repairs/{job_id}/report.md")).text
+
+    def download_figure(self, job_id: str, name: str, dest: Path) -> None:
+        """One report figure (`<name>.png|svg`, from the job's `figures`) into `dest`."""
+        response = self._check(self._http.get(f"/v1/repairs/{job_id}/figures/{name}"))
+        write_bytes_atomic(dest, response.content)
+
     def download_report_png(self, job_id: str, dest: Path) -> None:
         response = self._check(self._http.get(f"/v1/repairs/{job_id}/report.png"))
         write_bytes_atomic(dest, response.content)

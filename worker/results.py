@@ -1,11 +1,11 @@
 """Storing a finished repair: files first, then one fenced transaction for the rows.
 
-The repaired checkpoint, its ONNX and TorchScript exports, report.json and report.png are
-published to the artifact store
-(temp file, fsync, atomic rename). Only then does one transaction insert the genotype
-and metric rows and move the job to `succeeded` with the result keys, fenced by the
-lease. A crash in between leaves files without a row (garbage), never a row that points
-at a half-written file; a worker that lost its lease deletes what it published.
+The repaired checkpoint, its ONNX and TorchScript exports, report.json, report.png and the
+report figures are published to the artifact store (temp file, fsync, atomic rename).
+Only then does one transaction insert the genotype and metric rows and move the job to
+`succeeded` with the result keys, fenced by the lease. A crash in between leaves files
+without a row (garbage), never a row that points at a half-written file; a worker that
+lost its lease deletes what it published.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from api.storage import ArtifactStore
 from repair_core.choices import MODEL_FORMAT_SUFFIXES
 from repair_core.evaluation.report import EvaluationReport
 from repair_core.pipeline import RepairResult
+from worker.figures import publish_figures
 from worker.lease import Lease, finish
 from worker.transient import retry_transient
 
@@ -46,7 +47,7 @@ def metric_prefixes(report: EvaluationReport) -> dict[str, str]:
     A report without roles (written before the control existed) is read by position."""
     prefixes = {name: name for name in report.models}
     prefixes["original"] = "original"
-    primary_rows = report.primary_rows
+    primary_rows = [n for n in report.primary_rows if n != "original"]
     for k, name in enumerate(primary_rows, start=1):
         prefixes[name] = "repaired" if k == len(primary_rows) else f"iteration{k}"
     control = report.control
@@ -165,8 +166,10 @@ def store_results(
         exported[sha_column] = copy_hashed(store, str(path), key)
         exported[key_column] = key
         published.append(key)
+    figures = publish_figures(store, owner_id, lease.job_id, result.work_dir)
     values = {
         **exported,
+        "figures": figures,
         "result_model_key": model_key,
         "result_model_sha256": sha256,
         "report_key": report_key,

@@ -41,6 +41,7 @@ from repair_core.pipeline import LabelsNeeded, Picks, RepairResult, repair
 from repair_core.pipeline.picks_archive import picks_listing, write_picks_archive
 from repair_core.progress import RepairCancelled
 from worker.context import WorkerContext
+from worker.figures import draw_figures
 from worker.inputs import input_files, load_inputs
 from worker.journal import JOURNAL_NAME, Journal
 from worker.keeper import JobKeeper
@@ -180,6 +181,9 @@ def _execute(
     with ctx.sessions() as session:
         update_fenced(session, lease, counts)
         session.commit()
+    if ctx.settings.worker.report_figures:
+        # Here, while the keeper still renews the lease: drawing takes seconds of CPU.
+        draw_figures(result)
     return result
 
 

@@ -37,6 +37,7 @@ from api.db.models import JobStatus, RepairJob
 from api.db.session import make_engine, make_session_factory
 from api.queue import CeleryJobQueue, JobQueue
 from api.settings import Settings, WorkerSettings
+from worker.heartbeat import record_heartbeat
 from worker.lease import utcnow
 
 log = logging.getLogger(__name__)
@@ -206,18 +207,23 @@ class Sweeper:
     """Runs `sweep` when called; keeps no database connection between calls, because the
     worker forks job processes from the process it runs in."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker_name: str | None = None) -> None:
         self._settings = settings
         self._engine: Engine | None = None
         self._queue: CeleryJobQueue | None = None
+        self._worker_name = worker_name
+        self._started_at = utcnow()
 
     def __call__(self) -> None:
         if self._engine is None:
             self._engine = make_engine(self._settings.database.url)
             self._queue = CeleryJobQueue(self._settings.broker)
         assert self._queue is not None
+        sessions = make_session_factory(self._engine)
         try:
-            sweep(make_session_factory(self._engine), self._queue, self._settings.worker)
+            if self._worker_name is not None:
+                record_heartbeat(sessions, self._worker_name, started_at=self._started_at)
+            sweep(sessions, self._queue, self._settings.worker)
         except Exception:
             log.warning("sweeper: sweep failed; trying again later", exc_info=True)
         finally:
@@ -246,7 +252,7 @@ class SweeperStep(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def start(self, parent: Any) -> None:
         settings = parent.app.repair_settings
-        self.sweeper = Sweeper(settings)
+        self.sweeper = Sweeper(settings, worker_name=str(parent.hostname))
         self.timers = [
             parent.timer.call_after(1.0, self.sweeper),  # right away, then periodically
             parent.timer.call_repeatedly(settings.worker.sweep_seconds, self.sweeper),

@@ -254,6 +254,9 @@ class RepairJob(Base):
     # Bytes of resume state and scratch deleted from the work directory once the job
     # finished; None until that was done (the upkeep sweep retries it).
     work_bytes_freed: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # File names of the report figures published beside the job (`ArtifactStore.figure_key`),
+    # e.g. ["robustness-heatmap.png", ...]; None for jobs finished before figures existed.
+    figures: Mapped[list[str] | None] = mapped_column(sa.JSON)
 
     created_at: Mapped[datetime] = _created_at()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -273,6 +276,13 @@ MODEL_FILE_COLUMNS: dict[str, tuple[str, str]] = {
     "onnx": ("result_onnx_key", "result_onnx_sha256"),
     "torchscript": ("result_torchscript_key", "result_torchscript_sha256"),
 }
+# Every column of a job that names a file in the artifact store (outside its job folder):
+# what deletes, quotas and the orphan sweep must all see.
+RESULT_KEY_COLUMNS: tuple[str, ...] = (
+    *(key for key, _ in MODEL_FILE_COLUMNS.values()),
+    "report_key",
+    "report_png_key",
+)
 
 
 class Genotype(Base):
@@ -331,3 +341,14 @@ class StorageReservation(Base):
     bytes: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     created_at: Mapped[datetime] = _created_at()
+
+
+class WorkerHeartbeat(Base):
+    """The last sign of life of each worker (its main process, every `worker.sweep_seconds`),
+    so the API's `/metrics` can report workers, idle ones too."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)  # Celery's hostname
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

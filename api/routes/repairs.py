@@ -1,4 +1,5 @@
-"""`/v1/repairs`: create (idempotent), list, get, cancel, delete, and download the results."""
+"""`/v1/repairs`: create (idempotent), list, get, cancel, delete, label, and download the
+results (model, report as JSON, markdown and PNG, the report figures)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,8 @@ from api.schemas.repairs import (
 from api.services import deletion, labels, repairs
 from api.services.repairs import RepairView
 from repair_core import choices
+from repair_core.choices import FIGURE_FORMATS
+from repair_core.evaluation.report import EvaluationReport
 
 router = APIRouter(prefix="/repairs", tags=["repairs"])
 
@@ -72,6 +75,7 @@ def _public(view: RepairView) -> RepairPublic:
         labels_requested_at=job.labels_requested_at,
         failures_confirmed=job.failures_confirmed,
         failures_on_trust=job.failures_on_trust,
+        figures=list(job.figures or []),
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
@@ -396,3 +400,44 @@ async def submit_labels(
 
     public = await gate.run(submit)
     return JSONResponse(public.model_dump(mode="json"))
+
+
+@router.get(
+    "/{job_id}/report.md",
+    response_class=Response,
+    responses=_result_responses("text/markdown", "The report's tables as markdown"),
+)
+def get_report_markdown(
+    job_id: uuid.UUID, owner: OwnerDep, session: SessionDep, store: StoreDep
+) -> PlainTextResponse:
+    """The accuracy table (paper Table 2 layout, at the highest severity), the verdicts
+    and the search health, as markdown."""
+    path, _job = repairs.result_path(
+        session, owner_id=owner.id, job_id=job_id, kind="report", store=store
+    )
+    report = EvaluationReport.from_json(path.read_bytes())
+    markdown = report.to_markdown(severity=max(report.severities) if report.severities else None)
+    return PlainTextResponse(markdown, media_type="text/markdown; charset=utf-8")
+
+
+@router.get(
+    "/{job_id}/figures/{name}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {media: {} for media in FIGURE_FORMATS.values()},
+            "description": "A report figure (PNG or SVG)",
+        },
+        **problem_responses(401, 404, 409, 503),
+    },
+)
+def get_figure(
+    job_id: uuid.UUID, name: str, owner: OwnerDep, session: SessionDep, store: StoreDep
+) -> FileResponse:
+    """A report figure by name: `<figure>.<png|svg>`, figures from
+    `cell-deployed-normal`, `cell-repaired-reduce`, `robustness-heatmap`, `search-curves`,
+    `search-alphas-normal`, `retrain-curves`, ... (the job's `figures` lists its own);
+    an unknown name answers 404 listing the valid ones."""
+    path = repairs.figure_path(session, owner_id=owner.id, job_id=job_id, name=name, store=store)
+    media = FIGURE_FORMATS[name.rsplit(".", 1)[1]]
+    return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=60"})

@@ -204,6 +204,10 @@ class RepairPublic(BaseModel):
     failures_on_trust: int | None = Field(
         None, description="unlabeled failures, taken on trust as misclassified"
     )
+    figures: list[str] = Field(
+        default_factory=list,
+        description="report figures this job has, as `/v1/repairs/{id}/figures/<name>` names",
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

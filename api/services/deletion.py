@@ -26,7 +26,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from api.db.jobs import ACTIVE_STATUSES
-from api.db.models import Dataset, FailureBatch, Genotype, Metric, Model, RepairJob
+from api.db.models import (
+    RESULT_KEY_COLUMNS,
+    Dataset,
+    FailureBatch,
+    Genotype,
+    Metric,
+    Model,
+    RepairJob,
+)
 from api.errors import ConflictError
 from api.services.common import get_owned
 from api.services.failures import get_failure_batch
@@ -101,15 +109,13 @@ def _files(session: Session, owner_id: uuid.UUID, doomed: Doomed) -> tuple[list[
             keys += _ids(session, model.storage_key, model.id.in_(ids))
     folders: list[str] = []
     if doomed.jobs:
+        columns = [getattr(RepairJob, c) for c in RESULT_KEY_COLUMNS]
         rows = session.execute(
-            sa.select(
-                RepairJob.id, RepairJob.result_model_key, RepairJob.report_key,
-                RepairJob.report_png_key,
-            ).where(RepairJob.id.in_(doomed.jobs))
-        ).all()  # fmt: skip
-        for row in rows:
-            keys += [k for k in (row.result_model_key, row.report_key, row.report_png_key) if k]
-            folders.append(job_folder_key(owner_id, row.id))
+            sa.select(RepairJob.id, *columns).where(RepairJob.id.in_(doomed.jobs))
+        ).all()
+        for job_id, *result_keys in rows:
+            keys += [k for k in result_keys if k]
+            folders.append(job_folder_key(owner_id, job_id))
     return keys, folders
 
 

@@ -15,7 +15,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db.models import MODEL_FILE_COLUMNS, Dataset, FailureBatch, Model, RepairJob
+from api.db.models import RESULT_KEY_COLUMNS, Dataset, FailureBatch, Model, RepairJob
 from api.storage import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,7 @@ def referenced_keys(session: Session) -> set[str]:
     keys: set[str] = set()
     for model in (Dataset, Model, FailureBatch):
         keys.update(session.scalars(sa.select(model.storage_key)))
-    columns = [getattr(RepairJob, key) for key, _ in MODEL_FILE_COLUMNS.values()]
-    for column in (*columns, RepairJob.report_key, RepairJob.report_png_key):
+    for column in (getattr(RepairJob, c) for c in RESULT_KEY_COLUMNS):
         keys.update(k for k in session.scalars(sa.select(column).where(column.is_not(None))) if k)
     return keys
 

@@ -40,6 +40,7 @@ from api.services.common import get_owned
 from api.services.quotas import check_active_jobs, lock_owner
 from api.storage import ArtifactStore
 from repair_core import choices
+from repair_core.choices import figure_files
 
 log = logging.getLogger(__name__)
 
@@ -384,4 +385,28 @@ def _stored(
     path = store.path(key)
     if not path.is_file():
         raise NotFoundError(f"the {what} of repair job {job.id} is missing")
+    return path
+
+
+def figure_path(
+    session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID, name: str, store: ArtifactStore
+) -> Path:
+    """A report figure of a finished job by file name (`repair_core.choices.figure_files`):
+    404 naming the valid names for an unknown one, 409 before the job has succeeded."""
+    valid = figure_files()
+    if name not in valid:
+        raise NotFoundError(f"no figure named {name!r}; valid names: {', '.join(valid)}")
+    job = get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
+    if job.status != JobStatus.succeeded:
+        raise ConflictError(
+            f"repair job {job_id} is {job.status.value}; its figures are available once the "
+            "job has succeeded",
+            code="result_not_ready",
+        )
+    if name not in (job.figures or []):
+        have = ", ".join(job.figures or []) or "none"
+        raise NotFoundError(f"repair job {job_id} has no figure {name!r}; it has: {have}")
+    path = store.path(store.figure_key(owner_id, job_id, name))
+    if not path.is_file():
+        raise NotFoundError(f"figure {name!r} of repair job {job_id} is missing")
     return path

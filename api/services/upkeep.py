@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db.jobs import TERMINAL_STATUSES
-from api.db.models import RepairJob
+from api.db.models import RESULT_KEY_COLUMNS, RepairJob
 from api.services.orphans import sweep_job_folders, sweep_orphans
 from api.services.quotas import sweep_reservations
 from api.settings import UpkeepSettings
@@ -58,8 +58,7 @@ def reduce_job(
     with sessions() as session:
         row = session.execute(
             sa.select(
-                RepairJob.owner_id, RepairJob.result_model_key, RepairJob.report_key,
-                RepairJob.report_png_key,
+                RepairJob.owner_id, *(getattr(RepairJob, c) for c in RESULT_KEY_COLUMNS)
             ).where(
                 RepairJob.id == job_id, RepairJob.status.in_(sorted(TERMINAL_STATUSES)),
                 RepairJob.work_bytes_freed.is_(None),
@@ -67,9 +66,10 @@ def reduce_job(
         ).first()  # fmt: skip
     if row is None:
         return None
-    pruned = prune_finished(store.path(job_folder_key(row.owner_id, job_id)))
+    owner_id, *result_keys = row
+    pruned = prune_finished(store.path(job_folder_key(owner_id, job_id)))
     results = 0
-    for key in (row.result_model_key, row.report_key, row.report_png_key):
+    for key in result_keys:
         if key:
             try:
                 results += store.path(key).stat().st_size

@@ -21,6 +21,7 @@ from repair_core.corruptions import CORRUPTION_NAMES
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.device import resolve_device
 from repair_core.errors import RepairInputError
+from repair_core.evaluation.curves import RepairCurves, curves_of
 from repair_core.evaluation.plot import plot_report
 from repair_core.evaluation.report import EvaluationReport
 from repair_core.evaluation.scoring import evaluate_models
@@ -49,6 +50,8 @@ class RepairResult:
     variant_checkpoints: dict[str, Path] = field(default_factory=dict)
     # The repaired model in the other formats, those whose export passed its check.
     exports: dict[str, Path] = field(default_factory=dict)
+    deployed_genotype: Genotype | None = None  # phi0's architecture, for the report figures
+    curves: RepairCurves = field(default_factory=RepairCurves)  # the primary's, per epoch
 
 
 def repair(
@@ -100,6 +103,8 @@ def repair(
         primary=primary.name,
         variant_checkpoints={v.name: v.checkpoints[-1] for v in variants},
         exports=exported_files(work, formats),
+        deployed_genotype=deployed.genotype,
+        curves=curves_of(work.stages(), config.iterations),
     )
 
 

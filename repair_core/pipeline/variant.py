@@ -21,6 +21,7 @@ from repair_core.checkpoint import LoadedModel, save_model
 from repair_core.datasets.ops import concat_datasets, data_fingerprint, seeded_subset
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
+from repair_core.evaluation.curves import search_epoch
 from repair_core.pipeline.config import CONTROL_SEED_OFFSET, RepairConfig
 from repair_core.pipeline.inputs import check_inputs
 from repair_core.pipeline.labelling import LabelledSelection, OwnerLabels, resolve_picks
@@ -164,7 +165,8 @@ def run_variant(
                 {"seconds": time.perf_counter() - started, "train_images": len(train_set),
                  "train_failure_rows": train_failure_rows, "seed": seed,
                  "style_rows": style_rows,
-                 "final_loss": last.get("loss"), "final_train_acc": last.get("train_acc")},
+                 "final_loss": last.get("loss"), "final_train_acc": last.get("train_acc"),
+                 "history": result.history},
             )  # fmt: skip
         genotypes.append(genotype)
         checkpoints.append(checkpoint)
@@ -316,7 +318,8 @@ def _search_iteration(
             key,
             {"genotype": result.genotype.to_dict(), "seconds": time.perf_counter() - started,
              "final_loss": result.history[-1].loss if result.history else None,
-             "health": search_health(result), "perturbation": result.perturbation},
+             "health": search_health(result), "perturbation": result.perturbation,
+             "history": [search_epoch(r.to_dict()) for r in result.history]},
         )  # fmt: skip
     return Genotype.from_dict(work.result(key)["genotype"])
 

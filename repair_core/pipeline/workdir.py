@@ -59,6 +59,10 @@ class WorkDir:
         self._ledger["stages"][stage] = result
         self._save()
 
+    def stages(self) -> dict[str, dict[str, Any]]:
+        """Every finished stage's recorded result, by stage key."""
+        return {k: dict(v) for k, v in self._ledger["stages"].items()}
+
     def timings(self) -> dict[str, float]:
         """Seconds each finished stage took (kept across resumes)."""
         return {

@@ -19,6 +19,10 @@ class EpochRecord:
     eigenvalue: float | None = None  # dominant Hessian eigenvalue, where computed
     skip_normal: int = 0  # skip connections in the normal cell before any cap
     phase: str = "search"  # "projection": a fine-tuning epoch of DARTS-PT's selection
+    # softmax(alpha) per edge at the end of the epoch, [edge][primitive] (the report's
+    # search curves); None in states written before they were recorded.
+    alphas_normal: list[list[float]] | None = None
+    alphas_reduce: list[list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "genotype": self.genotype.to_json()}

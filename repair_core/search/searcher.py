@@ -299,6 +299,8 @@ def search(
         record = EpochRecord(
             epoch + 1, lr, loss, val_loss, acc, genotype,
             eigenvalue=eigenvalue, skip_normal=skip_count(uncapped),
+            alphas_normal=_weights(model.alphas_normal),
+            alphas_reduce=_weights(model.alphas_reduce),
         )  # fmt: skip
         history.append(record.to_dict())
         if settings.early_stop:
@@ -378,6 +380,12 @@ def search(
         history=records,
         perturbation=perturbation,
     )
+
+
+def _weights(alphas: torch.Tensor) -> list[list[float]]:
+    # Once per epoch: a host sync of (edges x primitives) numbers.
+    weights: list[list[float]] = torch.softmax(alphas.detach().float(), dim=-1).cpu().tolist()
+    return weights
 
 
 def _eigenvalue(

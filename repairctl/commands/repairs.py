@@ -207,16 +207,36 @@ def download(
 @app.command()
 def report(
     job_id: str,
-    png: Annotated[Path | None, typer.Option(help="Also save the report figure here.")] = None,
+    figures: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the report figures (default: report-<id>/)."),
+    ] = None,
+    no_figures: Annotated[bool, typer.Option("--no-figures", help="Do not download them.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    png: Annotated[Path | None, typer.Option(help="Also save the summary bar chart here.")] = None,
     url: UrlOpt = DEFAULT_URL,
     api_key: KeyOpt = None,
 ) -> None:
-    """Print the repair report (JSON); optionally save its figure."""
+    """Print the report's table (markdown; --json: the whole report) and download the job's
+    figures (cell graphs, heatmap, search and retraining curves), saying where they are."""
     with connected(url, api_key) as client:
-        echo_json(client.get_report(job_id))
+        if as_json:
+            echo_json(client.get_report(job_id))
+        else:
+            typer.echo(client.get_report_markdown(job_id), nl=False)
         if png is not None:
             client.download_report_png(job_id, png)
             typer.echo(f"figure saved to {png}", err=True)
+        if no_figures:
+            return
+        names = list(client.get_repair(job_id).get("figures") or [])
+        if not names:
+            typer.echo("this job has no report figures", err=True)
+            return
+        folder = figures or Path(f"report-{job_id}")
+        for name in names:
+            client.download_figure(job_id, name, folder / name)
+        typer.echo(f"{len(names)} figures saved to {folder}/: {', '.join(names)}", err=True)
 
 
 @app.command()

@@ -6,6 +6,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -140,7 +141,7 @@ def test_download_checks_the_digest_and_report_saves_the_figure(
     assert hashlib.sha256(payload).hexdigest() in downloaded.stdout
 
     report = runner.invoke(
-        app, ["repairs", "report", job_id, "--png", str(tmp_path / "r.png")], env=env
+        app, ["repairs", "report", job_id, "--json", "--png", str(tmp_path / "r.png")], env=env
     )
     assert json.loads(report.stdout) == {"ok": True}
     assert (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")
@@ -241,3 +242,35 @@ def test_delete_commands_refuse_while_a_job_runs_then_remove_each_kind(
     assert delete("datasets", "delete", str(seeded.dataset_id))["deleted"] == str(seeded.dataset_id)
     gone = runner.invoke(app, ["datasets", "show", str(seeded.dataset_id)], env=env)
     assert gone.exit_code != 0 and "HTTP 404" in gone.output
+
+
+def test_report_prints_the_table_and_downloads_the_figures_saying_where(
+    live_server: LiveServer, cli: tuple[CliRunner, dict[str, str], Seeded], tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from api.storage import ArtifactStore
+    from tests.repair_core.evaluation.samples import sample_report
+
+    assert isinstance(tmp_path, Path)
+    runner, env, seeded = cli
+    job_id = json.loads(
+        runner.invoke(app, ["repairs", "create", str(seeded.model_id)], env=env).stdout
+    )["id"]
+    store = ArtifactStore(live_server.artifacts_root)
+    with live_server.session_factory() as session:
+        owner_id = session.get_one(RepairJob, uuid.UUID(job_id)).owner_id
+    store.write_bytes(f"{owner_id}/report-{job_id}.json", sample_report().to_json().encode())
+    names = ["robustness-heatmap.png", "cell-repaired-normal.svg"]
+    for name in names:
+        store.write_bytes(store.figure_key(owner_id, uuid.UUID(job_id), name), name.encode())
+    _set_job(
+        live_server, job_id, status=JobStatus.succeeded, finished_at=datetime.now(UTC),
+        report_key=f"{owner_id}/report-{job_id}.json", figures=names,
+    )  # fmt: skip
+    folder = tmp_path / "figs"
+    shown = runner.invoke(app, ["repairs", "report", job_id, "--figures", str(folder)], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == sample_report().to_markdown(severity=5)
+    assert f"2 figures saved to {folder}/" in shown.stderr
+    assert [(folder / n).read_bytes() for n in names] == [n.encode() for n in names]

@@ -163,6 +163,8 @@ def worker_settings_for(
         "cancel_poll_seconds": 0.2,
         "progress_min_interval_seconds": 0.2,
         "requeue_queued_after_seconds": 60.0,
+        # Seconds of matplotlib per succeeded job: only the tests of the figures draw them.
+        "report_figures": False,
         **worker,
     }
     return Settings(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from api.db.models import Genotype, JobStatus, Metric, Model
+from api.db.models import RESULT_KEY_COLUMNS, Genotype, JobStatus, Metric, Model
 from api.services.repairs import cancel_repair
 from api.storage import ArtifactStore
 from repair_core.checkpoint import load_model
@@ -63,6 +63,16 @@ class _Background:
 
 
 def test_a_queued_job_succeeds_stores_its_results_reduces_its_work_dir_and_ignores_a_redelivery(
+    sqlite_url: str, store: ArtifactStore, seeded: SeededModel, digits_problem: RepairProblem
+) -> None:
+    ctx = build_context(worker_settings_for(sqlite_url, store.root, report_figures=True))
+    try:
+        _succeeds_and_ignores_a_later_delivery(ctx, seeded, digits_problem)
+    finally:
+        ctx.close()
+
+
+def _succeeds_and_ignores_a_later_delivery(
     ctx: WorkerContext, seeded: SeededModel, digits_problem: RepairProblem
 ) -> None:
     job_id = add_job(ctx.sessions, seeded)
@@ -89,6 +99,14 @@ def test_a_queued_job_succeeds_stores_its_results_reduces_its_work_dir_and_ignor
         assert key is not None and key != job.result_model_key
         assert hashlib.sha256(ctx.store.path(key).read_bytes()).hexdigest() == sha
     assert ctx.store.path(job.report_png_key).read_bytes()[:4] == b"\x89PNG"
+    # The report figures, beside the job; a search ran, so its curves are there too.
+    assert job.figures is not None
+    assert {"cell-repaired-normal.svg", "robustness-heatmap.png", "search-alphas-normal.png",
+            "retrain-curves.png"} <= set(job.figures)  # fmt: skip
+    heatmap = ctx.store.path(
+        ctx.store.figure_key(seeded.owner_id, job_id, "robustness-heatmap.png")
+    )
+    assert heatmap.read_bytes()[:4] == b"\x89PNG"
     with ctx.sessions() as session:
         genotypes = session.scalars(sa.select(Genotype).where(Genotype.job_id == job_id)).all()
         metrics = {
@@ -111,9 +129,7 @@ def test_a_queued_job_succeeds_stores_its_results_reduces_its_work_dir_and_ignor
     assert job.work_bytes_freed is not None and job.work_bytes_freed > 0
     kept = sum(p.stat().st_size for p in work.parent.rglob("*") if p.is_file())
     results = sum(
-        ctx.store.path(k).stat().st_size
-        for k in (job.result_model_key, job.report_key, job.report_png_key)
-        if k
+        ctx.store.path(k).stat().st_size for k in (getattr(job, c) for c in RESULT_KEY_COLUMNS) if k
     )
     assert job.stored_bytes == kept + results
 

@@ -165,3 +165,29 @@ def test_a_job_awaiting_labels_past_labels_wait_seconds_is_cancelled_saying_why(
     assert job.finished_at is not None
     assert get_job(sessions, patient).status == JobStatus.awaiting_labels
     assert _messages(broker) == []
+
+
+def test_each_sweep_records_the_workers_heartbeat(sqlite_url: str, broker: BrokerSettings) -> None:
+    import sqlalchemy as sa
+
+    from api.db.models import WorkerHeartbeat
+    from api.db.session import make_engine, make_session_factory
+    from api.settings import DatabaseSettings, Settings
+    from worker.sweeper import Sweeper
+
+    settings = Settings(database=DatabaseSettings(url=sqlite_url), broker=broker)
+    sweeper = Sweeper(settings, worker_name="gpu0@host")
+    engine = make_engine(sqlite_url)
+    try:
+        rows = []
+        for _ in range(2):
+            sweeper()
+            with make_session_factory(engine)() as session:
+                rows.append(session.scalars(sa.select(WorkerHeartbeat)).one())
+    finally:
+        sweeper.close()
+        engine.dispose()
+    first, second = rows
+    assert first.name == second.name == "gpu0@host"
+    assert first.started_at == second.started_at <= first.seen_at <= second.seen_at
+    assert second.seen_at > first.seen_at

@@ -22,7 +22,8 @@ from tests.api.seed import Seeded, seed_model
 pytestmark = pytest.mark.integration
 
 NewOwner = Callable[[], tuple[uuid.UUID, str]]
-PUBLIC = {"/healthz", "/readyz"}
+# /metrics holds no owner data (counts, timings, worker names); `metrics.token` guards it.
+PUBLIC = {"/healthz", "/readyz", "/metrics"}
 CREATES_WITH_REFERENCE = {("POST", "/v1/models"), ("POST", "/v1/repairs")}
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "errors"}
 

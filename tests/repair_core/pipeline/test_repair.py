@@ -70,6 +70,13 @@ def test_smoke_profile_repairs_end_to_end_and_writes_genotype_checkpoint_and_rep
     markdown = (tmp_path / "report.md").read_text()
     assert "| Model | Parameters | FLOPs |" in markdown and "- onnx: max abs logit" in markdown
     assert json.loads((tmp_path / "report.json").read_text())["info"]["exports"] == exports
+    # The per-epoch curves the report figures draw, kept in the ledger.
+    assert result.deployed_genotype == digits_problem.deployed().genotype
+    assert [e["epoch"] for e in result.curves.search] == list(
+        range(1, len(result.curves.search) + 1)
+    )
+    assert result.curves.search and all(e["alphas_normal"] for e in result.curves.search)
+    assert len(result.curves.retrain) == 1 and "loss" in result.curves.retrain[0][-1]
     stages = [p.stage for p in seen]
     assert stages.index("selecting") < stages.index("searching") < stages.index("retraining")
     percents = [p.metrics["overall_percent"] for p in seen]

@@ -43,6 +43,12 @@ def test_tiny_search_runs_end_to_end_and_yields_a_valid_genotype() -> None:
     assert [h.epoch for h in result.history] == [1, 2]
     assert result.history[-1].genotype == result.genotype
     assert result.history[0].lr == pytest.approx(0.025)
+    # softmax(alpha) per edge at each epoch end, the last equal to the final alphas'.
+    last = result.history[-1]
+    assert last.alphas_normal is not None and last.alphas_reduce is not None
+    assert len(last.alphas_normal) == 14 and all(len(row) == 8 for row in last.alphas_normal)
+    final = torch.softmax(result.alphas_normal, dim=-1)
+    assert torch.tensor(last.alphas_normal) == pytest.approx(final, abs=1e-6)
     # 3 steps an epoch, reported every 2 steps and at each epoch end.
     assert [(p.step, p.total) for p in reports] == [(2, 6), (3, 6), (5, 6), (6, 6)]
     assert all(p.stage == "searching" for p in reports)
