@@ -30,6 +30,12 @@ SEARCH_NAMES: dict[str, str] = {
 RETRAIN_CHOICES: tuple[str, ...] = ("clean", "with-failures")
 DEFAULT_RETRAIN = "clean"
 
+# Deployed-model families (`repair_core.models`): this project's DARTS genotype networks,
+# timm and torchvision architectures by registry name, ONNX graphs run with onnxruntime.
+MODEL_FAMILIES: tuple[str, ...] = ("darts", "timm", "torchvision", "onnx")
+# Families whose architecture can be rebuilt fresh and trained (Control, baselines).
+TRAINABLE_FAMILIES: tuple[str, ...] = ("darts", "timm", "torchvision")
+
 # Budget profiles (sizes and epochs of every stage), see `repair_core.pipeline.profiles`.
 PROFILE_CHOICES: tuple[str, ...] = ("smoke", "fast", "paper")
 DEFAULT_PROFILE = "fast"

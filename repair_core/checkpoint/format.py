@@ -164,6 +164,23 @@ def load_state_dict_checkpoint(
     names = _check_class_names(
         class_names or [str(i) for i in range(config.num_classes)], config.num_classes
     )
+    state = read_state_dict(path, "pt")
+    model = EvalNetwork(genotype, config)
+    load_weights(model, state, source=str(path))
+    model.to(device).eval()
+    return LoadedModel(model, genotype, config, names)
+
+
+def read_state_dict(path: Path | str, kind: str) -> dict[str, torch.Tensor]:
+    """The tensors of a plain state dict: `kind` "safetensors" (any metadata), or "pt" read
+    only by `torch.load(weights_only=True)`, a pickle that would run code refused first."""
+    path = Path(path)
+    if kind == "safetensors":
+        read_safetensors_header(path)  # refuses hostile headers before the library parses
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise RepairInputError(f"{path.name}: safetensors data cannot be read: {exc}") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -172,11 +189,7 @@ def load_state_dict_checkpoint(
         raise RepairInputError(f"{path}: no such checkpoint file") from None
     except Exception as exc:  # torch raises many kinds for corrupt zips and streams
         raise RepairInputError(f"{path}: not a readable PyTorch checkpoint: {exc}") from None
-    state = _find_state_dict(obj, path)
-    model = EvalNetwork(genotype, config)
-    load_weights(model, state, source=str(path))
-    model.to(device).eval()
-    return LoadedModel(model, genotype, config, names)
+    return _find_state_dict(obj, path)
 
 
 def _refusal(path: Path) -> str:
@@ -224,7 +237,7 @@ def _find_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_weights(model: EvalNetwork, state: Mapping[str, torch.Tensor], *, source: str) -> None:
+def load_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
     """Check names, shapes and values against `model`, then load (strict)."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
