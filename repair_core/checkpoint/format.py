@@ -241,7 +241,7 @@ def load_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], *, s
     """Check names, shapes and values against `model`, then load (strict)."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    unexpected = sorted(k for k in state if k not in expected)
     wrong = [
         f"{k}: {tuple(state[k].shape)} != {tuple(v.shape)}"
         for k, v in expected.items()
@@ -249,7 +249,7 @@ def load_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], *, s
     ]
     if missing or unexpected or wrong:
         parts = [
-            f"{label} {items[:10]}{' ...' if len(items) > 10 else ''}"
+            f"{label} {len(items)} {items[:5]}{' ...' if len(items) > 5 else ''}"
             for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", wrong))
             if items
         ]
