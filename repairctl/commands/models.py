@@ -51,7 +51,9 @@ def upload(
     ] = None,
     family: Annotated[
         str | None,
-        typer.Option(help="darts, timm, torchvision or onnx (default: onnx for .onnx, else darts)."),
+        typer.Option(
+            help="darts, timm, torchvision or onnx (default: onnx for .onnx, else darts)."
+        ),
     ] = None,
     architecture: Annotated[
         str | None, typer.Option(help="timm / torchvision registry name, e.g. resnet18.")
