@@ -69,7 +69,8 @@ def create_model(
         network_config = _json_object_field(fields.get("network_config"), "network_config")
         if kind == "pt" and genotype is None:
             raise InvalidInputError(
-                "a .pt state dict needs the `genotype` form field (JSON or DARTS notation); "
+                "a .pt state dict needs the `genotype` form field (JSON or DARTS notation), "
+                "or `family` timm / torchvision with `architecture` (its registry name); "
                 "or upload a repair_core .safetensors checkpoint, which carries its genotype",
                 errors=[{"loc": ["body", "genotype"], "message": "field required for .pt"}],
             )

@@ -105,7 +105,8 @@ def inspect_checkpoint(path: Path | str) -> CheckpointInfo:
     if meta.get("format") != FORMAT_NAME:
         raise RepairInputError(
             f"{path}: not a {FORMAT_NAME} file (metadata format is {meta.get('format')!r}); "
-            "plain state dicts need a genotype and config"
+            "plain state dicts need a genotype and config, or a timm / torchvision "
+            "family and architecture name"
         )
     if meta.get("format_version") != FORMAT_VERSION:
         raise RepairInputError(

@@ -115,7 +115,8 @@ class OnnxNet(nn.Module):
         self._one_at_a_time = batch == 1
 
     def _run(self, x: torch.Tensor, output: str) -> torch.Tensor:
-        normalized = self.normalize(x).detach().to("cpu", torch.float32).numpy()
+        # onnxruntime reads dense NCHW float32 (a channels_last or bf16 batch is converted).
+        normalized = self.normalize(x).detach().to("cpu", torch.float32).contiguous().numpy()
         chunks = [normalized[i : i + 1] for i in range(len(normalized))]
         if not self._one_at_a_time:
             chunks = [normalized]
