@@ -30,7 +30,7 @@ from repair_core.search.network import EvalNetwork, NetworkConfig
 from tests.digits_problem import RepairProblem
 from tests.onnx_graphs import tiny_onnx
 from tests.worker.jobs import tiny_config
-from tests.worker.test_e2e import _finished, _watch, base_settings, stack
+from tests.worker.test_e2e import _finished, _watch, base_settings, running_stack, stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 __all__ = ["base_settings", "stack"]  # fixtures shared with test_e2e
@@ -80,31 +80,57 @@ KINDS: dict[str, Callable[[Path, InputSpec, int], Deployed]] = {
 }
 
 
-def _owner_key(settings: Settings) -> str:
+# One search and one retraining epoch: the path through every stage is what is tested.
+SHORT = tiny_config(**{"search.epochs": 1, "train.epochs": 1})
+
+
+@dataclass(frozen=True)
+class Owner:
+    key: str
+    dataset_id: str
+    failures: Path  # an .npz of the failures, uploaded for each model
+    data: DatasetSplits
+
+
+def _upload_owner_and_dataset(
+    settings: Settings, data: DatasetSplits, failures: ImageDataset, folder: Path
+) -> Owner:
+    """An owner and its dataset, uploaded through the API as a user would."""
+    write_npz_splits(folder / "data.npz", data)
+    write_npz_images(folder / "gaussian_noise.npz", failures.images, failures.labels)
     engine = make_engine(settings.database.url)
     with make_session_factory(engine)() as session:
         owner = create_owner(
             session, name=f"owner-{uuid.uuid4().hex[:12]}", pepper=settings.auth_pepper
         )
     engine.dispose()
-    return owner.api_key
+    with running_stack(settings, folder) as stack, stack.client(owner.api_key) as client:
+        dataset = client.upload_dataset(folder / "data.npz")
+    return Owner(owner.api_key, dataset["id"], folder / "gaussian_noise.npz", data)
+
+
+@pytest.fixture(scope="module")
+def digits_owner(
+    base_settings: Settings, digits_problem: RepairProblem, tmp_path_factory: pytest.TempPathFactory
+) -> Owner:
+    return _upload_owner_and_dataset(
+        base_settings, digits_problem.data, digits_problem.failures,
+        tmp_path_factory.mktemp("digits"),
+    )  # fmt: skip
 
 
 def _repair_and_download(
-    stack, data: DatasetSplits, failures: ImageDataset, kind: str, tmp_path: Path
+    stack, owner: Owner, kind: str, tmp_path: Path
 ) -> tuple[dict[str, object], Path]:  # type: ignore[no-untyped-def]
-    """Upload dataset, model and failures; a smoke repair; the repaired model's file."""
-    c, h, w = data.train.image_shape
+    """Upload the model and its failures; a smoke repair; the repaired model's file."""
+    c, h, w = owner.data.train.image_shape
     spec = InputSpec(c, h, w, **NORMALIZATION) if kind != "darts" else InputSpec(c, h, w)
-    deployed = KINDS[kind](tmp_path, spec, len(data.class_names))
-    write_npz_splits(tmp_path / "data.npz", data)
-    write_npz_images(tmp_path / "gaussian_noise.npz", failures.images, failures.labels)
+    deployed = KINDS[kind](tmp_path, spec, len(owner.data.class_names))
     stack.start_worker("a")
-    with stack.client(_owner_key(stack.settings)) as client:
-        dataset = client.upload_dataset(tmp_path / "data.npz")
-        model = client.upload_model(deployed.file, dataset_id=dataset["id"], **deployed.fields)
-        client.upload_failures(model["id"], tmp_path / "gaussian_noise.npz")
-        created = client.create_repair(model["id"], config=tiny_config())
+    with stack.client(owner.key) as client:
+        model = client.upload_model(deployed.file, dataset_id=owner.dataset_id, **deployed.fields)
+        client.upload_failures(model["id"], owner.failures)
+        created = client.create_repair(model["id"], config=SHORT)
         final = _watch(client, created["id"], until=_finished, timeout=300)[-1]
         assert final["status"] == "succeeded", final
         path = tmp_path / "repaired.safetensors"
@@ -114,10 +140,10 @@ def _repair_and_download(
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_each_deployed_model_family_goes_upload_repair_download(
-    stack, digits_problem: RepairProblem, kind: str, tmp_path: Path
+    stack, digits_owner: Owner, kind: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    data = digits_problem.data
-    model, path = _repair_and_download(stack, data, digits_problem.failures, kind, tmp_path)
+    data = digits_owner.data
+    model, path = _repair_and_download(stack, digits_owner, kind, tmp_path)
     family = kind.split("-")[0]
     assert model["family"] == family and model["num_parameters"] > 0
     assert (model["num_flops"] is None) == (family == "onnx")
@@ -144,7 +170,8 @@ def test_a_non_square_dataset_goes_end_to_end(
     )
     f = digits_problem.failures
     failures = ImageDataset(_pad_to(f.images, 12), f.labels, f.class_names)
-    model, path = _repair_and_download(stack, data, failures, "darts", tmp_path)
+    owner = _upload_owner_and_dataset(stack.settings, data, failures, tmp_path)
+    model, path = _repair_and_download(stack, owner, "darts", tmp_path)
     assert model["input_spec"]["height"] == 12 and model["input_spec"]["width"] == 8
     repaired = load_model(path)
     assert (repaired.config.image_size, repaired.config.width) == (12, 8)
