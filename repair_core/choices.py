@@ -41,6 +41,11 @@ DEFAULT_RETRAIN = "clean"
 # replaced by the next K-center picks (asked again), or dropped from C.
 UNLABELED_PICKS_CHOICES: tuple[str, ...] = ("replace", "drop")
 DEFAULT_UNLABELED_PICKS = "replace"
+# Deployed-model families (`repair_core.models`): this project's DARTS genotype networks,
+# timm and torchvision architectures by registry name, ONNX graphs run with onnxruntime.
+MODEL_FAMILIES: tuple[str, ...] = ("darts", "timm", "torchvision", "onnx")
+# Families whose architecture can be rebuilt fresh and trained (Control, baselines).
+TRAINABLE_FAMILIES: tuple[str, ...] = ("darts", "timm", "torchvision")
 
 # Budget profiles (sizes and epochs of every stage), see `repair_core.pipeline.profiles`.
 PROFILE_CHOICES: tuple[str, ...] = ("smoke", "fast", "paper")

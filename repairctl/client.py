@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -184,13 +184,29 @@ class RepairClient:
         name: str | None = None,
         genotype: str | None = None,
         network_config: str | None = None,
+        family: str | None = None,
+        architecture: str | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        input_size: Sequence[int] | None = None,
         on_progress: ProgressFn | None = None,
     ) -> dict[str, Any]:
+        """`family` timm / torchvision with `architecture` (a registry name), or onnx for an
+        .onnx file; `mean`/`std` the model's input normalisation, `input_size` (H, W, C)."""
+
+        def listed(values: Sequence[float] | None) -> str | None:
+            return None if values is None else json.dumps(list(values))
+
         fields = {
             "dataset_id": dataset_id,
             "name": name,
             "genotype": genotype,
             "network_config": network_config,
+            "family": family,
+            "architecture": architecture,
+            "mean": listed(mean),
+            "std": listed(std),
+            "input_size": listed(input_size),
         }
         return self._upload("/v1/models", path, fields, on_progress)
 

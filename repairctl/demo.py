@@ -2,13 +2,15 @@
 
 Starts the service on the embedded default in a fresh folder, then does what a model
 owner would, through the HTTP API and this client: create an owner, upload the
-scikit-learn digits (clean data), train and upload a deployed model, upload the test
+scikit-learn digits (clean data), train and upload a deployed model (a torchvision
+ResNet-18 state dict, named by its registry name, as a real owner would), upload the test
 images it gets wrong under Gaussian noise, repair it (smoke profile), follow the
 progress, download the repaired model, classify with it, print the report.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from datetime import datetime
@@ -25,8 +27,10 @@ if TYPE_CHECKING:
 FAILURE_CORRUPTION = "gaussian_noise"
 SEVERITY = 5
 SHOWN_IMAGES = 12
-# The smoke profile, retraining a network as wide and as long as the deployed one, so the
-# repaired model is comparable (about 20 s on 2 CPU cores).
+# The deployed model: a common architecture, by its torchvision registry name.
+DEPLOYED_FAMILY, DEPLOYED_ARCHITECTURE = "torchvision", "resnet18"
+# The smoke profile, retraining a small DARTS network for as many epochs as the deployed
+# one had (about 20 s on 2 CPU cores).
 REPAIR_OVERRIDES = {"train.epochs": 12, "net.init_channels": 8}
 
 
@@ -85,12 +89,15 @@ def _run(console: Console, settings: Any, root: Path, budget: int) -> str:
 
 
 def _prepare_inputs(console: Console, folder: Path) -> dict[str, Path]:
-    from repair_core.checkpoint import save_model
+    from safetensors.torch import save_file
+
     from repair_core.corruptions import corrupt
     from repair_core.datasets.digits import load_digits_splits
     from repair_core.datasets.ingest.npz import write_npz_images, write_npz_splits
-    from repair_core.pipeline.original import train_original
-    from repair_core.train import TrainSettings
+    from repair_core.models import InputSpec
+    from repair_core.models.store import registry_model
+    from repair_core.pipeline.original import dataset_normalization
+    from repair_core.train import TrainSettings, train_model
 
     folder.mkdir(parents=True, exist_ok=True)
     console.rule("2. Inputs: digits, a deployed model, its failures under noise")
@@ -100,10 +107,20 @@ def _prepare_inputs(console: Console, folder: Path) -> dict[str, Path]:
         f"scikit-learn digits: {len(data.train)} train / {len(data.test)} test images, 8x8, "
         "10 classes"
     )
-    with console.status("training the deployed model (a small DARTS network) ..."):
-        settings = TrainSettings(epochs=12, batch_size=64, drop_path_prob=0.0, report_every_steps=0)
-        model = train_original(data.train, settings=settings, init_channels=8, layers=3)
-    save_model(folder / "deployed.safetensors", model, class_names=data.class_names)
+    spec = InputSpec(*data.train.image_shape, *dataset_normalization(data.train))
+    deployed = registry_model(
+        DEPLOYED_FAMILY, DEPLOYED_ARCHITECTURE, spec, data.class_names, seed=0
+    )
+    with console.status(f"training the deployed model ({DEPLOYED_ARCHITECTURE}) ..."):
+        settings = TrainSettings(
+            epochs=4, batch_size=64, drop_path_prob=0.0, report_every_steps=0, auxiliary_weight=0.0
+        )
+        train_model(deployed.model, data.train, settings.scaled_to(8), device="cpu")
+    # What an owner has: a plain state dict of the architecture (plus its normalisation).
+    net = deployed.model.get_submodule("net")
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    save_file(state, folder / "deployed.safetensors")
+    (folder / "deployed.json").write_text(json.dumps(spec.to_dict()))
     noisy = corrupt(data.test.images, FAILURE_CORRUPTION, SEVERITY, seed=1)
     write_npz_images(folder / f"{FAILURE_CORRUPTION}.npz", noisy, data.test.labels)
     console.print(
@@ -113,6 +130,7 @@ def _prepare_inputs(console: Console, folder: Path) -> dict[str, Path]:
     return {
         "dataset": folder / "digits.npz",
         "model": folder / "deployed.safetensors",
+        "spec": folder / "deployed.json",
         "failures": folder / f"{FAILURE_CORRUPTION}.npz",
     }
 
@@ -128,8 +146,16 @@ def _repair(
         dataset = client.upload_dataset(inputs["dataset"], on_progress=progress)
     console.print(f"dataset {dataset['id']}: {dataset['split_counts']}")
     with transfer_progress("uploading the model") as progress:
-        model = client.upload_model(inputs["model"], dataset_id=dataset["id"], on_progress=progress)
-    console.print(f"model {model['id']}: {model['num_parameters']} parameters")
+        spec = json.loads(inputs["spec"].read_text())
+        model = client.upload_model(
+            inputs["model"], dataset_id=dataset["id"], family=DEPLOYED_FAMILY,
+            architecture=DEPLOYED_ARCHITECTURE, mean=spec["mean"], std=spec["std"],
+            on_progress=progress,
+        )  # fmt: skip
+    console.print(
+        f"model {model['id']}: {model['family']} {model['architecture']}, "
+        f"{model['num_parameters']:,} parameters, {model['num_flops']:,} FLOPs per image"
+    )
     with transfer_progress("uploading the failures") as progress:
         batch = client.upload_failures(model["id"], inputs["failures"], on_progress=progress)
     console.print(f"failure batch {batch['id']}: {batch['accepted']} images")
@@ -155,10 +181,12 @@ def _results(
 ) -> str:
     import torch
 
-    from repair_core.checkpoint import load_model
+    from repair_core.checkpoint import load_model, read_state_dict
     from repair_core.datasets.ingest.limits import IngestLimits
     from repair_core.datasets.ingest.npz import read_npz_images
     from repair_core.evaluation.report import EvaluationReport
+    from repair_core.models import InputSpec
+    from repair_core.models.store import registry_model
     from repairctl.commands._common import transfer_progress
 
     console.rule("5. Download the repaired model and use it")
@@ -166,7 +194,12 @@ def _results(
     with transfer_progress("downloading the repaired model") as progress:
         digest = client.download_model(job["id"], path, on_progress=progress)
     console.print(f"{path} (sha256 {digest[:16]}..., checked against the server's ETag)")
-    original, repaired = load_model(inputs["model"]), load_model(path)
+    original = registry_model(
+        DEPLOYED_FAMILY, DEPLOYED_ARCHITECTURE,
+        InputSpec.from_dict(json.loads(inputs["spec"].read_text())),
+        [str(i) for i in range(10)], read_state_dict(inputs["model"], "safetensors"),
+    )  # fmt: skip
+    repaired = load_model(path)
     images, labels = read_npz_images(inputs["failures"], IngestLimits())
     x = images.float() / 255
     with torch.no_grad():

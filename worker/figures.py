@@ -24,8 +24,7 @@ FIGURES_DIR = "figures"  # inside the work directory
 
 def draw_figures(result: RepairResult) -> list[str]:
     """Draw every figure of `result` into `<work_dir>/figures`; returns the file names."""
-    deployed = result.deployed_genotype or result.genotype
-    inputs = FigureInputs(result.report, deployed, result.genotype, result.curves)
+    inputs = FigureInputs(result.report, result.deployed_genotype, result.genotype, result.curves)
     try:
         return write_figures(inputs, result.work_dir / FIGURES_DIR)
     except Exception:

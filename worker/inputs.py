@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session
 
 from api.db.models import Dataset, FailureBatch, Model, RepairJob
 from api.storage import ArtifactStore
-from repair_core.checkpoint import LoadedModel, load_model
 from repair_core.corruptions import CORRUPTION_NAMES
 from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.datasets.ingest.npz import read_npz_images, read_npz_splits
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
+from repair_core.models import DeployedModel, load_deployed
 from repair_core.pipeline import OwnerLabels, RepairConfig
 
 T = TypeVar("T", Model, Dataset, FailureBatch)
@@ -40,7 +40,7 @@ class InputFiles:
 
 @dataclass(frozen=True)
 class JobInputs:
-    deployed: LoadedModel
+    deployed: DeployedModel
     data: DatasetSplits
     failures: ImageDataset
     config: RepairConfig
@@ -83,7 +83,7 @@ def input_files(session: Session, job: RepairJob, store: ArtifactStore) -> Input
 
 def load_inputs(files: InputFiles, limits: IngestLimits | None = None) -> JobInputs:
     limits = limits or IngestLimits()
-    deployed = load_model(files.model)
+    deployed = load_deployed(files.model)
     data = read_npz_splits(files.dataset, limits)
     images, labels = [], []
     for path in files.failure_batches:

@@ -120,8 +120,9 @@ def iteration_genotypes(result: RepairResult) -> list[dict[str, Any]]:
     for variant in ordered:
         genotypes = variant.get("genotypes")
         if isinstance(genotypes, list) and genotypes:
-            return [dict(g) for g in genotypes]
-    return [result.genotype.to_dict()]
+            # A baseline of a timm / torchvision model retrains no genotype (None).
+            return [dict(g) for g in genotypes if g is not None]
+    return [] if result.genotype is None else [result.genotype.to_dict()]
 
 
 def copy_hashed(store: ArtifactStore, source_path: str, key: str) -> str:

@@ -142,10 +142,18 @@ class Model(_Upload, Base):
     id: Mapped[uuid.UUID] = _id()
     owner_id: Mapped[uuid.UUID] = _owner_fk()
     dataset_id: Mapped[uuid.UUID] = _parent_fk("datasets.id")
+    # darts | timm | torchvision | onnx (repair_core.choices.MODEL_FAMILIES)
+    family: Mapped[str] = mapped_column(
+        sa.String(16), nullable=False, default="darts", server_default="darts"
+    )
+    architecture: Mapped[str | None] = mapped_column(sa.String(128))  # timm/torchvision name
     genotype: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     network_config: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    # {channels, height, width, mean, std}: what the deployed model takes
+    input_spec: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     num_classes: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     num_parameters: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    num_flops: Mapped[int | None] = mapped_column(sa.BigInteger)  # per image; None for ONNX
     created_at: Mapped[datetime] = _created_at()
 
 

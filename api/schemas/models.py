@@ -24,6 +24,16 @@ class ModelPublic(BaseModel):
                     "size_bytes": 13421772,
                     "num_classes": 10,
                     "num_parameters": 3349342,
+                    "num_flops": 1074000000,
+                    "family": "darts",
+                    "architecture": None,
+                    "input_spec": {
+                        "channels": 3,
+                        "height": 32,
+                        "width": 32,
+                        "mean": [0.49, 0.48, 0.45],
+                        "std": [0.25, 0.24, 0.26],
+                    },
                     "genotype": {"normal": [["sep_conv_3x3", 0]], "normal_concat": [2, 3]},
                     "created_at": "2026-11-26T10:05:00Z",
                 }
@@ -40,6 +50,10 @@ class ModelPublic(BaseModel):
     size_bytes: int
     num_classes: int
     num_parameters: int
+    num_flops: int | None = None  # per image (FlopCounterMode); None for ONNX models
+    family: str = "darts"  # darts | timm | torchvision | onnx
+    architecture: str | None = None  # the timm / torchvision registry name
+    input_spec: dict[str, Any] | None = None  # channels, height, width, mean, std
     genotype: dict[str, Any] | None
     created_at: datetime
 

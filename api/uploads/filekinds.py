@@ -28,6 +28,7 @@ CHECKPOINT_KINDS: Mapping[str, str] = {
     ".safetensors": "safetensors",
     ".pt": "pt",
     ".pth": "pt",
+    ".onnx": "onnx",
 }
 
 
@@ -75,6 +76,12 @@ def _is_torch_save(head: bytes) -> bool:
     return _is_zip(head) or _is_pickle(head)
 
 
+def _is_onnx(head: bytes) -> bool:
+    # An ONNX ModelProto is protobuf, which has no magic: serializers write field 1
+    # (ir_version, a varint, tag 0x08) first, with a small version number.
+    return len(head) >= 2 and head[0] == 0x08 and 1 <= head[1] <= 64
+
+
 MAGIC_CHECKS: Mapping[str, Callable[[bytes], bool]] = {
     "tar.gz": _is_gzip,
     "tar": _is_tar,
@@ -82,6 +89,7 @@ MAGIC_CHECKS: Mapping[str, Callable[[bytes], bool]] = {
     "npz": _is_zip,
     "safetensors": _is_safetensors,
     "pt": _is_torch_save,
+    "onnx": _is_onnx,
 }
 
 

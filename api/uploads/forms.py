@@ -102,10 +102,35 @@ FAILURE_BATCH_FORM = _archive_form(
 MODEL_FORM = UploadForm(
     what="checkpoint",
     kinds=CHECKPOINT_KINDS,
-    file_description="a repair_core .safetensors checkpoint, or a .pt state dict (with `genotype`)",
+    file_description=(
+        "a repair_core .safetensors checkpoint; a .pt state dict with `genotype`; a state dict "
+        "(.safetensors or .pt) with `family` timm or torchvision and `architecture`; or .onnx"
+    ),
     fields={
         "dataset_id": {"type": "string", "format": "uuid"},
         "name": _NAME,
+        "family": {
+            "type": "string",
+            "enum": ["darts", "timm", "torchvision", "onnx"],
+            "description": "deployed-model family (default: onnx for .onnx files, else darts)",
+        },
+        "architecture": {
+            "type": "string",
+            "maxLength": 128,
+            "description": "registry name for timm / torchvision, e.g. resnet18",
+        },
+        "mean": {
+            "type": "string",
+            "description": "JSON list: input normalisation mean per channel (default [0])",
+        },
+        "std": {
+            "type": "string",
+            "description": "JSON list: input normalisation std per channel (default [1])",
+        },
+        "input_size": {
+            "type": "string",
+            "description": "JSON [height, width, channels]; must match the dataset's images",
+        },
         "genotype": {"type": "string", "description": "JSON genotype or DARTS notation (for .pt)"},
         "network_config": {
             "type": "string",

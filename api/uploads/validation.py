@@ -115,9 +115,15 @@ def validate_checkpoint(
             f"checkpoint: a forward pass on zeros of shape (1, {shape_text}) gives NaN or Inf"
         )
     save_model(Path(out_path), model, class_names=class_names)
+    from repair_core.models import model_stats
+    from repair_core.models.store import from_loaded
+
+    stats = model_stats(model, tuple(image_shape))  # type: ignore[arg-type]
     return {
         "num_classes": int(logits.shape[1]),
-        "num_parameters": int(sum(p.numel() for p in model.parameters())),
+        "num_parameters": stats.params,
+        "num_flops": stats.flops,
+        "input_spec": from_loaded(loaded).spec.to_dict(),
         "genotype": loaded.genotype.to_dict(),
         "network_config": loaded.config.to_dict(),
     }
@@ -147,4 +153,87 @@ def _network_config(
     values.setdefault("num_classes", num_classes)
     values.setdefault("in_channels", int(image_shape[0]))
     values.setdefault("image_size", int(image_shape[1]))
+    if int(image_shape[2]) != int(image_shape[1]):
+        values.setdefault("image_width", int(image_shape[2]))
     return NetworkConfig.from_dict(values)
+
+
+@validator
+def validate_deployed_model(
+    upload_path: str,
+    out_path: str,
+    kind: str,
+    family: str,
+    architecture: str,
+    image_shape: tuple[int, int, int],
+    class_names: list[str],
+    mean: list[float],
+    std: list[float],
+) -> dict[str, Any]:
+    """Build a timm / torchvision architecture by registry name and load the uploaded
+    state dict strictly, or check an ONNX graph (see `repair_core.models.onnx_net`); run a
+    probe forward on the dataset's image shape, count parameters and FLOPs, and store it
+    in the deployed-model format. Returns plain JSON-able values."""
+    import torch
+
+    from repair_core.checkpoint import read_state_dict
+    from repair_core.models import InputSpec, model_stats
+    from repair_core.models.onnx_net import OnnxNet, prepare_onnx
+    from repair_core.models.store import registry_model, save_onnx_model, save_registry_model
+
+    c, h, w = (int(v) for v in image_shape)
+    spec = InputSpec(c, h, w, tuple(mean), tuple(std))
+    flops: int | None
+    if family == "onnx":
+        prepared = prepare_onnx(Path(upload_path).read_bytes())
+        model: torch.nn.Module = OnnxNet(prepared, spec)
+        params, flops = prepared.params, None  # FlopCounterMode sees no torch ops in ORT
+    else:
+        state = read_state_dict(upload_path, kind)
+        deployed = registry_model(
+            family, architecture, spec, class_names, state, source=f"{family} {architecture}"
+        )
+        model = deployed.model
+        stats = model_stats(model, spec.shape)
+        params, flops = stats.params, stats.flops
+    _probe(model, spec.shape, class_names)
+    if family == "onnx":
+        save_onnx_model(out_path, prepared, spec, class_names)
+    else:
+        save_registry_model(out_path, deployed)
+    return {
+        "num_classes": len(class_names),
+        "num_parameters": int(params),
+        "num_flops": None if flops is None else int(flops),
+        "input_spec": spec.to_dict(),
+    }
+
+
+def _probe(model: Any, image_shape: tuple[int, int, int], class_names: list[str]) -> None:
+    """A forward pass on a probe batch: logits of the right class count, finite."""
+    import torch
+
+    from repair_core.errors import RepairInputError
+
+    shape_text = "x".join(str(v) for v in image_shape)
+    probe = torch.rand(2, *image_shape, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            logits = model(probe)
+            features = model.features(probe)
+    except RepairInputError:
+        raise
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+        raise RepairInputError(
+            f"a forward pass on images of {shape_text} (channels x height x width) failed: "
+            f"{str(exc)[:300]}"
+        ) from None
+    if tuple(logits.shape) != (2, len(class_names)):
+        raise RepairInputError(
+            f"the model outputs shape {tuple(logits.shape)[1:]} per image but its dataset has "
+            f"{len(class_names)} classes ({', '.join(class_names[:10])})"
+        )
+    if features.dim() != 2 or features.shape[0] != 2:
+        raise RepairInputError(f"penultimate features have shape {tuple(features.shape)}")
+    if not bool(torch.isfinite(logits).all()):
+        raise RepairInputError(f"a forward pass on images of {shape_text} gives NaN or Inf")

@@ -9,6 +9,7 @@ from repair_core.checkpoint.format import (
     load_model,
     load_state_dict_checkpoint,
     load_weights,
+    read_state_dict,
     save_model,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "load_model",
     "load_state_dict_checkpoint",
     "load_weights",
+    "read_state_dict",
     "save_model",
 ]

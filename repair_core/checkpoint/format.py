@@ -105,7 +105,8 @@ def inspect_checkpoint(path: Path | str) -> CheckpointInfo:
     if meta.get("format") != FORMAT_NAME:
         raise RepairInputError(
             f"{path}: not a {FORMAT_NAME} file (metadata format is {meta.get('format')!r}); "
-            "plain state dicts need a genotype and config"
+            "plain state dicts need a genotype and config, or a timm / torchvision "
+            "family and architecture name"
         )
     if meta.get("format_version") != FORMAT_VERSION:
         raise RepairInputError(
@@ -164,6 +165,23 @@ def load_state_dict_checkpoint(
     names = _check_class_names(
         class_names or [str(i) for i in range(config.num_classes)], config.num_classes
     )
+    state = read_state_dict(path, "pt")
+    model = EvalNetwork(genotype, config)
+    load_weights(model, state, source=str(path))
+    model.to(device).eval()
+    return LoadedModel(model, genotype, config, names)
+
+
+def read_state_dict(path: Path | str, kind: str) -> dict[str, torch.Tensor]:
+    """The tensors of a plain state dict: `kind` "safetensors" (any metadata), or "pt" read
+    only by `torch.load(weights_only=True)`, a pickle that would run code refused first."""
+    path = Path(path)
+    if kind == "safetensors":
+        read_safetensors_header(path)  # refuses hostile headers before the library parses
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise RepairInputError(f"{path.name}: safetensors data cannot be read: {exc}") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -172,11 +190,7 @@ def load_state_dict_checkpoint(
         raise RepairInputError(f"{path}: no such checkpoint file") from None
     except Exception as exc:  # torch raises many kinds for corrupt zips and streams
         raise RepairInputError(f"{path}: not a readable PyTorch checkpoint: {exc}") from None
-    state = _find_state_dict(obj, path)
-    model = EvalNetwork(genotype, config)
-    load_weights(model, state, source=str(path))
-    model.to(device).eval()
-    return LoadedModel(model, genotype, config, names)
+    return _find_state_dict(obj, path)
 
 
 def _refusal(path: Path) -> str:
@@ -224,11 +238,11 @@ def _find_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_weights(model: EvalNetwork, state: Mapping[str, torch.Tensor], *, source: str) -> None:
+def load_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
     """Check names, shapes and values against `model`, then load (strict)."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    unexpected = sorted(k for k in state if k not in expected)
     wrong = [
         f"{k}: {tuple(state[k].shape)} != {tuple(v.shape)}"
         for k, v in expected.items()
@@ -236,7 +250,7 @@ def load_weights(model: EvalNetwork, state: Mapping[str, torch.Tensor], *, sourc
     ]
     if missing or unexpected or wrong:
         parts = [
-            f"{label} {items[:10]}{' ...' if len(items) > 10 else ''}"
+            f"{label} {len(items)} {items[:5]}{' ...' if len(items) > 5 else ''}"
             for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", wrong))
             if items
         ]

@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class FigureInputs:
     report: EvaluationReport
-    deployed: Genotype  # phi0's architecture
-    repaired: Genotype  # the repaired model's
+    # None where the model is no DARTS network (a timm/torchvision/ONNX deployed model, a
+    # baseline retraining it): its cell figures are not drawn.
+    deployed: Genotype | None  # phi0's architecture
+    repaired: Genotype | None  # the repaired model's
     curves: RepairCurves
 
 
@@ -150,7 +152,9 @@ def retrain_figure(curves: RepairCurves) -> Figure | None:
     return figure
 
 
-def _cell_builder(genotype: Genotype, cell: Cell, which: str) -> Callable[[], Figure | None]:
+def _cell_builder(genotype: Genotype | None, cell: Cell, which: str) -> Callable[[], Figure | None]:
+    if genotype is None:
+        return lambda: None
     return lambda: cell_figure(genotype, cell, f"{which} genotype, {cell} cell")
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from repair_core.checkpoint import LoadedModel
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
+from repair_core.models import DeployedModel
 
 
-def check_inputs(deployed: LoadedModel, data: DatasetSplits, failures: ImageDataset) -> None:
-    config = deployed.config
-    expected = (config.in_channels, config.image_size, config.image_size)
-    if config.num_classes != len(data.class_names):
+def check_inputs(deployed: DeployedModel, data: DatasetSplits, failures: ImageDataset) -> None:
+    expected = deployed.spec.shape
+    if deployed.num_classes != len(data.class_names):
         raise RepairInputError(
-            f"the model has {config.num_classes} classes but the dataset has "
+            f"the model has {deployed.num_classes} classes but the dataset has "
             f"{len(data.class_names)} ({', '.join(data.class_names[:10])})"
         )
     splits = [("train", data.train), ("test", data.test)]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 
@@ -25,9 +26,9 @@ from repair_core.datasets.types import UNLABELED, ImageDataset
 from repair_core.errors import RepairInputError
 from repair_core.evaluation.accuracy import predict_with_confidence
 from repair_core.progress import CancelToken
-from repair_core.search.network import EvalNetwork
 from repair_core.selection import Selection, extract_features, split_halves
 from repair_core.selection.extend import next_k_center_picks
+from repair_core.selection.features import FeatureModel
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class LabelledSelection:
 
 
 def resolve_picks(
-    model: EvalNetwork,
+    model: torch.nn.Module,  # the deployed model: logits and `features`
     confirmed: ImageDataset,
     confirmed_rows: torch.Tensor,
     train: ImageDataset,
@@ -120,8 +121,9 @@ def resolve_picks(
 
             def extract(images: torch.Tensor) -> torch.Tensor:
                 return extract_features(
-                    model, images, batch_size=batch_size, device=device, cancel=cancel
-                )
+                    cast(FeatureModel, model), images, batch_size=batch_size, device=device,
+                    cancel=cancel,
+                )  # fmt: skip
 
             features = (extract(confirmed.images), extract(train.images))
         more = next_k_center_picks(

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from repair_core.atomic import copy_file_atomic, write_json_atomic, write_text_atomic
-from repair_core.checkpoint import LoadedModel, load_model
+from repair_core.checkpoint import LoadedModel
 from repair_core.corruptions import CORRUPTION_NAMES
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.device import resolve_device
@@ -25,6 +25,7 @@ from repair_core.evaluation.curves import RepairCurves, curves_of
 from repair_core.evaluation.plot import plot_report
 from repair_core.evaluation.report import EvaluationReport
 from repair_core.evaluation.scoring import evaluate_models
+from repair_core.models import DeployedModel, as_deployed, load_deployed
 from repair_core.models.stats import model_stats
 from repair_core.pipeline.config import RepairConfig
 from repair_core.pipeline.exporting import export_repaired, exported_files
@@ -40,7 +41,7 @@ from repair_core.search.genotype import Genotype
 
 @dataclass(frozen=True)
 class RepairResult:
-    genotype: Genotype
+    genotype: Genotype | None  # None when the primary variant retrains a registry net
     checkpoint: Path  # the repaired model, <work_dir>/model.safetensors
     report: EvaluationReport
     timings: dict[str, float]  # seconds per stage
@@ -55,7 +56,7 @@ class RepairResult:
 
 
 def repair(
-    deployed: LoadedModel,
+    deployed: LoadedModel | DeployedModel,
     data: DatasetSplits,
     failures: ImageDataset,
     config: RepairConfig,
@@ -75,8 +76,8 @@ def repair(
     no failure guidance) is trained too, in `<work_dir>/Control`, and scored beside it."""
     work = WorkDir(work_dir)
     report, variants = _run(
-        deployed, data, failures, [config], work, device, on_progress, cancel, nested=False,
-        answers=labels,
+        as_deployed(deployed), data, failures, [config], work, device, on_progress, cancel,
+        nested=False, answers=labels,
     )  # fmt: skip
     primary = variants[0]
     final = work.path("model.safetensors")
@@ -109,7 +110,7 @@ def repair(
 
 
 def compare(
-    deployed: LoadedModel,
+    deployed: LoadedModel | DeployedModel,
     data: DatasetSplits,
     failures: ImageDataset,
     configs: Sequence[RepairConfig],
@@ -125,8 +126,8 @@ def compare(
     the same images. Any config with `control` adds the Control row (unless one is listed).
     """
     return _run(
-        deployed, data, failures, configs, WorkDir(work_dir), device, on_progress, cancel,
-        nested=True,
+        as_deployed(deployed), data, failures, configs, WorkDir(work_dir), device, on_progress,
+        cancel, nested=True,
     )  # fmt: skip
 
 
@@ -136,7 +137,7 @@ def control_config(config: RepairConfig) -> RepairConfig:
 
 
 def _run(
-    deployed: LoadedModel,
+    deployed: DeployedModel,
     data: DatasetSplits,
     failures: ImageDataset,
     configs: Sequence[RepairConfig],
@@ -200,7 +201,7 @@ def _run(
 
 def _evaluate(
     work: WorkDir,
-    deployed: LoadedModel,
+    deployed: DeployedModel,
     data: DatasetSplits,
     failures: ImageDataset,
     variants: Sequence[VariantResult],
@@ -224,7 +225,7 @@ def _evaluate(
         rows[v.name] = []
         for k, checkpoint in enumerate(v.checkpoints, start=1):
             name = v.name if len(v.checkpoints) == 1 else f"{v.name}-{k}"
-            models[name] = load_model(checkpoint, device=device).model
+            models[name] = load_deployed(checkpoint, device=device).model
             rows[v.name].append(name)
     held = failures.subset(held_out) if len(held_out) else None
     ev = plan.evaluation

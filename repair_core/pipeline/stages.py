@@ -6,6 +6,7 @@ decides what is persisted and when a stage is skipped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from repair_core.datasets.ops import concat_datasets, seeded_subset
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
 from repair_core.evaluation.accuracy import predict
+from repair_core.models import InputSpec
 from repair_core.pipeline.profiles import StagePlan
 from repair_core.progress import CancelToken, ProgressCallback
 from repair_core.rng import seeded_generator, seeded_permutation
@@ -66,7 +68,8 @@ def search_data(
 def run_search(
     train: ImageDataset,
     val: ImageDataset,
-    reference: NetworkConfig,
+    reference: InputSpec,
+    num_classes: int,
     plan: StagePlan,
     *,
     epochs: int,
@@ -82,8 +85,8 @@ def run_search(
         multiplier=plan.search_net.multiplier,
         partial_channels=plan.search_net.partial_channels,
         edge_normalization=plan.search_net.edge_normalization,
-        num_classes=reference.num_classes,
-        in_channels=reference.in_channels,
+        num_classes=num_classes,
+        in_channels=reference.channels,
         mean=reference.mean,
         std=reference.std,
     )
@@ -94,13 +97,15 @@ def run_search(
     )  # fmt: skip
 
 
-def network_config(reference: NetworkConfig, plan: StagePlan) -> NetworkConfig:
+def network_config(reference: InputSpec, num_classes: int, plan: StagePlan) -> NetworkConfig:
+    """The repaired network's config: the profile's size, the deployed model's input."""
     return NetworkConfig(
         init_channels=plan.net.init_channels,
         layers=plan.net.layers,
-        num_classes=reference.num_classes,
-        in_channels=reference.in_channels,
-        image_size=reference.image_size,
+        num_classes=num_classes,
+        in_channels=reference.channels,
+        image_size=reference.height,
+        image_width=None if reference.width == reference.height else reference.width,
         auxiliary=plan.net.auxiliary,
         drop_path_prob=plan.train.drop_path_prob,
         mean=reference.mean,
@@ -109,7 +114,7 @@ def network_config(reference: NetworkConfig, plan: StagePlan) -> NetworkConfig:
 
 
 def retrain(
-    genotype: Genotype,
+    genotype: Genotype | None,
     config: NetworkConfig,
     train: ImageDataset,
     plan: StagePlan,
@@ -122,13 +127,20 @@ def retrain(
     train_seed: int | None = None,
     augmentation: str | None = None,
     style_images: ImageDataset | None = None,
-) -> tuple[EvalNetwork, TrainResult]:
+    build: Callable[[int], nn.Module] | None = None,
+) -> tuple[nn.Module, TrainResult]:
     """The network of `genotype` initialised from `seed`, trained by `plan.train` (whose
     seed, the data order and augmentation stream, `train_seed` replaces when given, and
-    whose augmentation `augmentation` replaces; `style_images`: the fourier-style bank)."""
+    whose augmentation `augmentation` replaces; `style_images`: the fourier-style bank).
+    `build(seed)`, when given, makes the network instead (a deployed registry architecture)."""
     if len(train) < 2:
         raise RepairInputError("retraining needs at least 2 training images")
-    model = EvalNetwork(genotype, config, generator=seeded_generator(seed)).to(device)
+    if build is not None:
+        model: nn.Module = build(seed).to(device)
+    elif genotype is not None:
+        model = EvalNetwork(genotype, config, generator=seeded_generator(seed)).to(device)
+    else:
+        raise RepairInputError("retrain needs a genotype or a build function")
     settings = plan.train.scaled_to(config.image_size)
     if train_seed is not None:
         settings = replace(settings, seed=train_seed)

@@ -12,16 +12,17 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from repair_core import choices
-from repair_core.checkpoint import LoadedModel, save_model
 from repair_core.datasets.ops import concat_datasets, data_fingerprint, seeded_subset
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
 from repair_core.evaluation.curves import search_epoch
+from repair_core.models import DeployedModel
+from repair_core.models.retrainable import deployed_architecture, save_trained
 from repair_core.pipeline.config import CONTROL_SEED_OFFSET, RepairConfig
 from repair_core.pipeline.inputs import check_inputs
 from repair_core.pipeline.labelling import LabelledSelection, OwnerLabels, resolve_picks
@@ -39,15 +40,15 @@ from repair_core.progress import CancelToken, Progress
 from repair_core.scratch import SEARCH_STATE, TRAIN_STATE
 from repair_core.search.collapse import search_health
 from repair_core.search.genotype import Genotype
-from repair_core.search.network import EvalNetwork
 from repair_core.selection import Selection, select
+from repair_core.selection.features import FeatureModel
 
 
 @dataclass(frozen=True)
 class VariantResult:
     name: str  # e.g. "CF-DARTS"
     config: RepairConfig
-    genotypes: tuple[Genotype, ...]  # one per iteration
+    genotypes: tuple[Genotype | None, ...]  # one per iteration (None: a registry net)
     checkpoints: tuple[Path, ...]  # one per iteration, the last is the repaired model
     # Rows of the uploaded failures that are confirmed, labelled, not in C and not given up.
     held_out: torch.Tensor
@@ -56,7 +57,7 @@ class VariantResult:
 
 
 def run_variant(
-    deployed: LoadedModel,
+    deployed: DeployedModel,
     data: DatasetSplits,
     failures: ImageDataset,
     config: RepairConfig,
@@ -117,7 +118,9 @@ def run_variant(
     held_out = confirmed_rows[held]
 
     genotypes, checkpoints = [], []
-    net_config = network_config(deployed.config, plan)
+    net_config = network_config(deployed.spec, deployed.num_classes, plan)
+    own = deployed_architecture(deployed)
+    genotype: Genotype | None
     with_failures = config.retrain == "with-failures"
     train_failure_rows: list[int] = []
     if with_failures and selection is not None:
@@ -128,7 +131,7 @@ def run_variant(
     for iteration in range(1, config.iterations + 1):
         if config.baseline != choices.DEFAULT_BASELINE:
             # A baseline keeps phi0's architecture: only the training recipe differs.
-            genotype = deployed.genotype
+            genotype = own.genotype
             seed = config.seed + CONTROL_SEED_OFFSET
         else:
             genotype = _search_iteration(
@@ -153,11 +156,11 @@ def run_variant(
                 on_progress=on, cancel=cancel,
                 train_seed=seed if baseline else None,
                 augmentation=choices.BASELINE_AUGMENTATION[config.baseline] if baseline else None,
-                style_images=style,
+                style_images=style, build=own.build if baseline else None,
             )  # fmt: skip
-            save_model(
-                checkpoint, net, class_names=data.class_names,
-                extra_metadata={"repair_config": config.to_json(), "iteration": str(iteration)},
+            save_trained(
+                checkpoint, net, deployed,
+                {"repair_config": config.to_json(), "iteration": str(iteration)},
             )  # fmt: skip
             last = result.history[-1] if result.history else {}
             work.finish(
@@ -190,8 +193,10 @@ def run_variant(
         "held_out_failures": len(held_out),
         "train_failure_rows": train_failure_rows,
         "style_rows": style_rows,
-        "genotypes": [g.to_dict() for g in genotypes],
+        "genotypes": [None if g is None else g.to_dict() for g in genotypes],
     }
+    if config.baseline != choices.DEFAULT_BASELINE and own.fallback is not None:
+        info["architecture_fallback"] = own.fallback
     # The collapse guard of the last search; baselines search nothing, and ledgers written
     # before the guard existed have none.
     if work.done(f"searching@{config.iterations}"):
@@ -205,7 +210,7 @@ def run_variant(
 
 def _select(
     work: WorkDir,
-    model: EvalNetwork,
+    model: torch.nn.Module,
     train: ImageDataset,
     confirmed: ImageDataset,
     config: RepairConfig,
@@ -219,7 +224,7 @@ def _select(
         on = progress.enter("selecting")
         started = time.perf_counter()
         chosen = select(
-            config.selection, model, train, confirmed, config.budget,
+            config.selection, cast(FeatureModel, model), train, confirmed, config.budget,
             seed=config.seed, device=device, batch_size=plan.data.feature_batch_size,
             on_progress=on, cancel=cancel,
         )  # fmt: skip
@@ -239,7 +244,7 @@ def _select(
 
 def _label(
     work: WorkDir,
-    model: EvalNetwork,
+    model: torch.nn.Module,
     train: ImageDataset,
     confirmed: ImageDataset,
     confirmed_rows: torch.Tensor,
@@ -295,7 +300,7 @@ def _search_iteration(
     work: WorkDir,
     data: DatasetSplits,
     selection: Selection,
-    deployed: LoadedModel,
+    deployed: DeployedModel,
     plan: StagePlan,
     iteration: int,
     *,
@@ -310,7 +315,7 @@ def _search_iteration(
         train, val = search_data(data, selection, plan, plan.search.seed)
         # Iteration k continues the same search for k x epochs: W and alpha carry over (§4.7).
         result = run_search(
-            train, val, deployed.config, plan,
+            train, val, deployed.spec, deployed.num_classes, plan,
             epochs=plan.search.epochs * iteration, device=device,
             state_path=work.path(SEARCH_STATE), on_progress=on, cancel=cancel,
         )  # fmt: skip

@@ -29,12 +29,13 @@ class NetworkConfig:
     layers: int = 20  # cells; reduction cells at layers // 3 and 2 * layers // 3
     num_classes: int = 10
     in_channels: int = 3  # 1 for grayscale
-    image_size: int = 32  # pixels per side; sizes the auxiliary head's pooling
+    image_size: int = 32  # pixels: the height (and the width unless image_width is set)
     auxiliary: bool = False  # auxiliary classifier after the second reduction cell
     drop_path_prob: float = 0.0  # the maximum; the trainer ramps `model.drop_path_prob` to it
     mean: tuple[float, ...] = CIFAR10_MEAN  # input normalisation, per channel (or one value)
     std: tuple[float, ...] = CIFAR10_STD
     stem_multiplier: int = 3  # stem width = stem_multiplier * init_channels
+    image_width: int | None = None  # pixels, for non-square inputs; None: image_size
 
     def __post_init__(self) -> None:
         check_int("NetworkConfig", "init_channels", self.init_channels, 2, 1024)
@@ -43,6 +44,8 @@ class NetworkConfig:
         check_int("NetworkConfig", "in_channels", self.in_channels, 1, 64)
         check_int("NetworkConfig", "image_size", self.image_size, 1, 4096)
         check_int("NetworkConfig", "stem_multiplier", self.stem_multiplier, 1, 16)
+        if self.image_width is not None:
+            check_int("NetworkConfig", "image_width", self.image_width, 1, 4096)
         if not isinstance(self.auxiliary, bool):
             raise RepairInputError(
                 f"NetworkConfig.auxiliary must be a bool, got {self.auxiliary!r}"
@@ -55,8 +58,16 @@ class NetworkConfig:
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
 
+    @property
+    def width(self) -> int:
+        """Input width in pixels."""
+        return self.image_size if self.image_width is None else self.image_width
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        if values["image_width"] is None:  # square: the same dict as before widths existed
+            del values["image_width"]
+        return values
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
@@ -189,7 +200,10 @@ class EvalNetwork(nn.Module):
         reductions = (config.layers // 3, 2 * config.layers // 3)
         self._aux_index = 2 * config.layers // 3
         self.cells = nn.ModuleList()
-        reduction_prev, spatial, aux_spatial, c_aux = False, config.image_size, 1, c_prev
+        # The auxiliary head's pooling is sized for square maps; a non-square input gets
+        # its adaptive pooling (spatial 0).
+        reduction_prev, aux_spatial, c_aux = False, 1, c_prev
+        spatial = config.image_size if config.width == config.image_size else 0
         for i in range(config.layers):
             reduction = i in reductions
             if reduction:

@@ -28,6 +28,15 @@ def _text_or_file(value: str | None) -> str | None:
     return value
 
 
+def _numbers(text: str | None, option: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"{option} takes comma-separated numbers, got {text!r}") from None
+
+
 @app.command()
 def upload(
     path: UploadPathArg,
@@ -40,10 +49,26 @@ def upload(
     network_config: Annotated[
         str | None, typer.Option(help="Network config JSON (or @file) for a .pt state dict.")
     ] = None,
+    family: Annotated[
+        str | None,
+        typer.Option(
+            help="darts, timm, torchvision or onnx (default: onnx for .onnx, else darts)."
+        ),
+    ] = None,
+    architecture: Annotated[
+        str | None, typer.Option(help="timm / torchvision registry name, e.g. resnet18.")
+    ] = None,
+    mean: Annotated[
+        str | None, typer.Option(help="Input normalisation mean per channel: 0.5,0.5,0.5.")
+    ] = None,
+    std: Annotated[
+        str | None, typer.Option(help="Input normalisation std per channel: 0.25,0.25,0.25.")
+    ] = None,
     url: UrlOpt = DEFAULT_URL,
     api_key: KeyOpt = None,
 ) -> None:
-    """Upload a repair_core .safetensors checkpoint, or a .pt state dict with --genotype."""
+    """Upload a deployed model: a repair_core .safetensors checkpoint, a .pt state dict with
+    --genotype, a timm / torchvision state dict with --family and --architecture, or .onnx."""
     with connected(url, api_key) as client:
         upload_and_echo(
             path,
@@ -53,6 +78,10 @@ def upload(
                 name=name,
                 genotype=_text_or_file(genotype),
                 network_config=_text_or_file(network_config),
+                family=family,
+                architecture=architecture,
+                mean=_numbers(mean, "--mean"),
+                std=_numbers(std, "--std"),
                 on_progress=progress,
             ),
         )

@@ -168,3 +168,21 @@ class _Pwn:
 def malicious_pickle(marker: Path) -> bytes:
     """A pickle that would run `touch marker` when unpickled (it must never be)."""
     return pickle.dumps({"weight": _Pwn(marker)}, protocol=4)
+
+
+def registry_state_dict(family: str, name: str, num_classes: int = 3, channels: int = 3) -> bytes:
+    """The safetensors state dict of a fresh timm / torchvision network (random weights)."""
+    from safetensors.torch import save
+
+    from repair_core.models import InputSpec
+    from repair_core.models.registry_nets import build_registry_net
+
+    net = build_registry_net(family, name, InputSpec(channels, SIZE, SIZE), num_classes, seed=0)
+    return save({k: v.contiguous() for k, v in net.net.state_dict().items()})  # type: ignore[union-attr]
+
+
+def checkpoint_stub() -> bytes:
+    """A well-formed, empty safetensors file: for refusals decided by the form fields."""
+    from safetensors.torch import save
+
+    return save({})

@@ -31,6 +31,7 @@ def _zip() -> bytes:
 
 SAFETENSORS = struct.pack("<Q", 2) + b"{}"
 PICKLE = b"\x80\x04\x95"
+ONNX = b"\x08\x08\x12\x07pytorch"  # ir_version 8, then producer_name, as serializers write
 GZIP = b"\x1f\x8b\x08\x00"
 
 
@@ -63,6 +64,7 @@ def test_unknown_extension_answers_415_listing_the_accepted_ones() -> None:
         ("safetensors", SAFETENSORS),
         ("pt", _zip()),
         ("pt", PICKLE),
+        ("onnx", ONNX),
     ],
 )
 def test_matching_magic_bytes_pass(kind: str, head: bytes) -> None:
@@ -78,6 +80,8 @@ def test_matching_magic_bytes_pass(kind: str, head: bytes) -> None:
         ("safetensors", PICKLE),
         ("tar.gz", _tar()),
         ("npz", b""),
+        ("onnx", b"<html><body>hi</body></html>"),
+        ("onnx", PICKLE),
     ],
 )
 def test_contradicting_magic_bytes_answer_415(kind: str, head: bytes) -> None:
@@ -88,3 +92,4 @@ def test_contradicting_magic_bytes_answer_415(kind: str, head: bytes) -> None:
 def test_checkpoint_extensions() -> None:
     assert declared_kind("m.safetensors", CHECKPOINT_KINDS, "checkpoint") == "safetensors"
     assert declared_kind("m.pth", CHECKPOINT_KINDS, "checkpoint") == "pt"
+    assert declared_kind("Model.ONNX", CHECKPOINT_KINDS, "checkpoint") == "onnx"
