@@ -97,5 +97,9 @@ def create_celery_app(settings: Settings | None = None) -> RepairCelery:
 
 def preload_pipeline(**_: Any) -> None:
     """Import torch and the pipeline as soon as a job process starts, while it waits for
-    a job, rather than when the job arrives (the parent process never imports them)."""
+    a job, rather than when the job arrives (the parent process never imports them); and
+    make Celery's terminate signal a handoff request (`worker.shutdown`)."""
     import worker.runner  # noqa: F401
+    from worker import shutdown
+
+    shutdown.install_handlers()

@@ -39,6 +39,7 @@ def register_tasks(app: Celery) -> None:
         retry_backoff_max=RETRY_BACKOFF_MAX_SECONDS,
         retry_jitter=True,
         max_retries=MAX_RETRIES,
+        Request="worker.hard_limit:RepairRequest",
     )(run_job)
 
 
