@@ -10,6 +10,7 @@ says "look at job X", so a duplicate or late delivery is a no-op (see
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from celery import Celery
@@ -17,6 +18,7 @@ from celery.signals import worker_process_init
 
 from api.queue import RUN_JOB_TASK, celery_broker_options
 from api.settings import BrokerSettings, Settings, get_settings
+from worker.shutdown import RepairWorker
 from worker.sweeper import SweeperStep
 from worker.tasks import register_tasks
 from worker.timing import time_limits
@@ -73,6 +75,10 @@ class RepairCelery(Celery):  # type: ignore[misc]
         super().__init__("repair-worker", set_as_current=False)
         self._repair_settings = settings
 
+    @cached_property
+    def Worker(self) -> Any:
+        return self.subclass_with_self(RepairWorker)
+
     @property
     def repair_settings(self) -> Settings:
         return self._repair_settings if self._repair_settings is not None else get_settings()
@@ -97,9 +103,5 @@ def create_celery_app(settings: Settings | None = None) -> RepairCelery:
 
 def preload_pipeline(**_: Any) -> None:
     """Import torch and the pipeline as soon as a job process starts, while it waits for
-    a job, rather than when the job arrives (the parent process never imports them); and
-    make Celery's terminate signal a handoff request (`worker.shutdown`)."""
+    a job, rather than when the job arrives (the parent process never imports them)."""
     import worker.runner  # noqa: F401
-    from worker import shutdown
-
-    shutdown.install_handlers()
