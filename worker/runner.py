@@ -60,6 +60,7 @@ from worker.lease import (
 )
 from worker.results import store_results
 from worker.rundir import newest_run_dir, promote, run_dir_name
+from worker.timing import time_limits
 from worker.transient import TRANSIENT_ERRORS, retry_transient
 
 log = logging.getLogger(__name__)
@@ -127,9 +128,9 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID, *, worker: str) -> Outcome:
         outcome = _stopped(ctx, keeper)
     except SoftTimeLimitExceeded:
         # Not a failure: the job checkpoints every epoch, so the next run resumes it.
-        hard = ctx.settings.worker.phase_hard_seconds
+        soft, hard = time_limits(ctx.settings.worker)[:2]
         outcome = _handoff(
-            ctx, keeper, f"the run reached its soft time limit ({hard} s per run)",
+            ctx, keeper, f"the run reached its soft time limit ({soft} s; {hard} s per run)",
             exhausted=("TimeLimitExceeded", time_limit_message(hard)),
         )  # fmt: skip
     except TRANSIENT_ERRORS as exc:
