@@ -137,7 +137,7 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID, *, worker: str) -> Outcome:
         log.warning("job %s: transient error; handing it back", job_id, exc_info=True)
         outcome = _handoff(ctx, keeper, f"a transient error: {type(exc).__name__}", send=False)
         journal.write("finished", outcome=outcome.value)
-        if outcome is Outcome.handed_off:
+        if outcome is Outcome.requeued:
             raise  # the task retries it with backoff: that is its new message
         return outcome
     except Exception as exc:
