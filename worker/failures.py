@@ -11,7 +11,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 MAX_ERROR_CHARS = 4000
 
 # torch's CPU allocator raises a plain RuntimeError with one of these when malloc fails
-# (CUDA raises torch.OutOfMemoryError).
+# (CUDA raises torch.OutOfMemoryError). oneDNN's "could not create a primitive" is left
+# out: it has other causes too, and a wrong OOM retry would hide the real error.
 _CPU_ALLOCATION_FAILED = ("DefaultCPUAllocator: can't allocate memory", "not enough memory")
 
 

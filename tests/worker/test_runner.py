@@ -268,7 +268,7 @@ def test_a_full_disk_fails_the_job_readably_and_damages_nothing_stored(
 # pipeline is imported: far too little for a search 64 channels wide, at either batch size.
 _OOM_SCRIPT = """
 import resource, sys, uuid
-import torch  # noqa: F401
+import torch
 import worker.runner
 from tests.worker.jobs import worker_settings_for
 from worker.context import build_context
@@ -279,6 +279,9 @@ def vm_size():
         if line.startswith("VmSize:"):
             return int(line.split()[1]) * 1024
 
+# oneDNN reports a failed allocation as "could not create a primitive", which cannot be
+# told apart from its other errors; without it every allocation goes through torch's.
+torch.backends.mkldnn.enabled = False
 ctx = build_context(worker_settings_for(sys.argv[1], Path(sys.argv[2])))
 headroom = 400 * 2**20
 resource.setrlimit(resource.RLIMIT_AS, (vm_size() + headroom, resource.RLIM_INFINITY))
