@@ -9,12 +9,16 @@ job state in Postgres, jobs seeded straight into the database (no API).
 - 23. Time limits: at the soft limit a run checkpoints and hands on (a job longer than
   one run resumes across runs), up to `max_handoffs`; a run that does not stop is killed
   at the hard limit and fails `TimeLimitExceeded`; the worker takes the next job.
+- 24. A private Redis restarted mid-job: the worker's job process hands the job on, and
+  it finishes on its first attempt.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db.models import FailureBatch, JobStatus, RepairJob
@@ -310,3 +315,60 @@ def test_a_run_killed_at_the_hard_limit_fails_as_time_limit_exceeded_and_is_not_
     good = rig.submit(tiny_config())
     assert rig.finished(good, timeout=180).status == JobStatus.succeeded
     assert len(rig.claims(slow)) == 1 and get_job(rig.sessions, slow).status == JobStatus.failed
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port (never the machine's), to restart."""
+
+    def __init__(self, folder: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.folder = folder
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+             str(self.folder), "--appendonly", "yes", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(self._answers, timeout=30, what="the private redis to answer")
+
+    def _answers(self) -> bool:
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.exceptions.ConnectionError:
+            return False
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def test_redis_restarted_mid_job_hands_the_job_on_and_it_finishes_without_a_failed_attempt(
+    rig: Rig, tmp_path: Path
+) -> None:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        broker = BrokerSettings(url=server.url, queue=rig.settings.broker.queue)
+        rig.settings = rig.settings.model_copy(update={"broker": broker})
+        rig.start_worker("a")
+        job_id = rig.submit(tiny_config(**{"search.epochs": 8, "search.steps_per_epoch": 3}))
+        rig.wait(job_id, lambda j: j.stage == "searching", timeout=90, what="the search")
+        server.stop()
+        server.start()
+        job = rig.finished(job_id, timeout=240)
+        assert job.status == JobStatus.succeeded, job.error
+        assert job.attempts == 1 and job.handoffs >= 1, (job.attempts, job.handoffs)
+    finally:
+        server.stop()
