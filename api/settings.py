@@ -106,10 +106,16 @@ class WorkerSettings(BaseModel):
     # `worker.timing` refuses settings that break it.
     heartbeat_seconds: float = 60.0
     lease_seconds: float = 600.0
-    # Hard time limit of one job; the soft limit (a clean `failed`) comes this much earlier.
+    # Hard time limit of one run of a job (a phase): past it the job process is killed and
+    # the job fails (`TimeLimitExceeded`). The soft limit comes this much earlier: the job
+    # checkpoints and hands on to a fresh run (docs/job-lifecycle.md, "Time limits").
     phase_hard_seconds: int = 8 * 3600
     soft_limit_margin_seconds: int = 600
     max_attempts: int = 3
+    # Runs a job may hand on without spending an attempt (deploys, database or broker
+    # outages, and the soft time limit, which checkpoints and hands on so a job longer than
+    # one phase resumes across phases): 20 x 8 h covers the paper profile's tens of hours.
+    max_handoffs: int = 20
     # The sweeper: expired leases -> re-queued (or failed after max_attempts), and queued
     # jobs untouched this long -> their message is sent again (lost broker messages).
     sweep_seconds: float = 60.0

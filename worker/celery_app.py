@@ -10,6 +10,7 @@ says "look at job X", so a duplicate or late delivery is a no-op (see
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from celery import Celery
@@ -17,6 +18,7 @@ from celery.signals import worker_process_init
 
 from api.queue import RUN_JOB_TASK, celery_broker_options
 from api.settings import BrokerSettings, Settings, get_settings
+from worker.shutdown import RepairWorker
 from worker.sweeper import SweeperStep
 from worker.tasks import register_tasks
 from worker.timing import time_limits
@@ -73,6 +75,10 @@ class RepairCelery(Celery):  # type: ignore[misc]
     def __init__(self, settings: Settings | None) -> None:
         super().__init__("repair-worker", set_as_current=False)
         self._repair_settings = settings
+
+    @cached_property
+    def Worker(self) -> Any:
+        return self.subclass_with_self(RepairWorker)
 
     @property
     def repair_settings(self) -> Settings:

@@ -9,6 +9,7 @@ started its stages (a resumed search starts past step 1). Lease extensions are w
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import datetime
 from pathlib import Path
@@ -16,22 +17,29 @@ from typing import Any
 
 JOURNAL_NAME = "attempts.jsonl"
 
+log = logging.getLogger(__name__)
+
 
 class Journal:
     def __init__(self, path: Path, attempt: int) -> None:
         self.path = path
-        self.attempt = attempt
+        self.attempt = attempt  # the run number (`Lease.run`): one per claim
 
     def write(self, event: str, **fields: Any) -> None:
+        """Append one event. Best effort: the journal explains, the database decides, so
+        a full disk or a lost volume costs the line, not the job (it is logged)."""
         record = {"event": event, "attempt": self.attempt, **fields}
         line = json.dumps(record, default=_jsonable, sort_keys=True) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One write() of one short line with O_APPEND: lines never interleave.
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # One write() of one short line with O_APPEND: lines never interleave.
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.warning("journal %s: could not write %s (%s)", self.path, event, exc)
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ from api.db.jobs import LEASED_STATUSES
 from api.db.models import JobStatus, RepairJob
 from api.settings import WorkerSettings
 from repair_core.progress import CancelToken, Progress
+from worker import shutdown
 from worker.journal import Journal
 from worker.lease import Lease, renew, update_fenced, utcnow
 
@@ -62,13 +63,25 @@ class JobKeeper:
         self._started_at: tuple[float, float] | None = None  # (clock, percent) of 1st report
         self._stages_seen: set[str] = set()
         self.lost = False  # the lease is gone: stop and write nothing more
+        # Lost only because it could not be renewed in time (the database was unreachable):
+        # nobody else holds the job, so the run may still hand it on.
+        self.renewal_failed = False
         self.cancel_requested = False
         self.progress_writes = 0
         self.cancel_token = CancelToken(poll=lambda: self.stop_requested, poll_interval=0.0)
 
     @property
     def stop_requested(self) -> bool:
-        return self.lost or self.cancel_requested
+        return self.lost or self.cancel_requested or shutdown.requested()
+
+    @property
+    def handoff_reason(self) -> str | None:
+        """Why infrastructure ended this run (so it spends no attempt), if it did."""
+        if self.renewal_failed:
+            return "its lease could not be renewed: the database was unreachable"
+        if shutdown.requested() and not self.lost:
+            return "its worker was stopped (a deploy, or the broker connection was lost)"
+        return None
 
     # -- pipeline side ----------------------------------------------------------------
 
@@ -201,6 +214,7 @@ class JobKeeper:
         margin = min(self._settings.heartbeat_seconds, self._settings.lease_seconds / 4)
         if not self.lost and utcnow() >= self.lease.expires_at - timedelta(seconds=margin):
             self._lose("the lease is about to expire without a successful renewal")
+            self.renewal_failed = True
 
     def _lose(self, why: str) -> None:
         if not self.lost:

@@ -12,6 +12,8 @@ the lease length.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,9 +35,12 @@ class Lease:
     job_id: uuid.UUID
     token: uuid.UUID
     owner: str  # "<celery hostname>/<pid>", recorded as lease_owner
-    attempt: int  # 1 for the first run, 2 after one takeover, ...
+    attempt: int  # 1 for the first attempt, 2 after one failed attempt, ...
     expires_at: datetime
     progress_at_claim: float  # percent the job had reached before this attempt
+    # Claims of the job so far, this one included (attempts + handoffs): grows by one with
+    # every claim, so it names this run's work directory and journal lines.
+    run: int = 0
 
 
 def claim(
@@ -72,13 +77,14 @@ def claim(
     if not moved:
         session.rollback()
         return None
-    attempts, progress = session.execute(
-        sa.select(RepairJob.attempts, RepairJob.progress).where(
+    attempts, handoffs, progress = session.execute(
+        sa.select(RepairJob.attempts, RepairJob.handoffs, RepairJob.progress).where(
             RepairJob.id == job_id, RepairJob.lease_token == token
         )
     ).one()
     session.commit()
-    return Lease(job_id, token, owner, int(attempts), expires, float(progress))
+    run = int(attempts) + int(handoffs)
+    return Lease(job_id, token, owner, int(attempts), expires, float(progress), run)
 
 
 def why_not_claimed(session: Session, job_id: uuid.UUID, *, now: datetime | None = None) -> str:
@@ -109,14 +115,19 @@ def renew(
         session.rollback()
         return None
     session.commit()
-    return Lease(
-        lease.job_id, lease.token, lease.owner, lease.attempt, expires, lease.progress_at_claim
-    )
+    return dataclasses.replace(lease, expires_at=expires)
 
 
-def update_fenced(session: Session, lease: Lease, values: dict[str, Any]) -> bool:
-    """UPDATE the job's live columns while the lease is ours; the caller commits."""
-    result = session.execute(
+def update_fenced(
+    session: Session,
+    lease: Lease,
+    values: dict[str, Any],
+    *,
+    where: sa.ColumnElement[bool] | None = None,
+) -> bool:
+    """UPDATE the job's live columns while the lease is ours (and `where` holds); the
+    caller commits."""
+    stmt = (
         sa.update(RepairJob)
         .where(
             RepairJob.id == lease.job_id,
@@ -126,6 +137,7 @@ def update_fenced(session: Session, lease: Lease, values: dict[str, Any]) -> boo
         .values(version=RepairJob.version + 1, **values)
         .execution_options(synchronize_session=False)
     )
+    result = session.execute(stmt if where is None else stmt.where(where))
     return bool(getattr(result, "rowcount", 0))
 
 
@@ -157,17 +169,65 @@ def finish(
     )
 
 
-def release(session: Session, lease: Lease, *, now: datetime | None = None) -> bool:
-    """Hand a running job back to the queue (keeping its attempt count), e.g. when the
-    database or broker failed under it. Commits."""
+class Handoff(enum.StrEnum):
+    """How a handoff ended."""
+
+    queued = "queued"  # back in the queue, the attempt refunded
+    exhausted = "exhausted"  # past `max_handoffs`: the job failed
+    lost = "lost"  # the job is no longer this lease's
+
+
+def hand_off(
+    session: Session,
+    lease: Lease,
+    *,
+    why: str,
+    max_handoffs: int,
+    exhausted_error: tuple[str, str],
+    now: datetime | None = None,
+) -> Handoff:
+    """Give the job back to the queue without spending an attempt (the run was ended by
+    infrastructure, not by the job): `attempts - 1`, `handoffs + 1`, lease dropped at once
+    so the next worker need not wait for it to expire. Past `max_handoffs` the job fails
+    with `exhausted_error` (error class, message) instead. Commits.
+
+    Also refunds a run the sweeper re-queued meanwhile (its lease ran out while the
+    database was unreachable): the row is queued and no claim came after this one
+    (`attempts` unchanged), so the attempt is still this run's."""
     now = now or utcnow()
-    moved = transition(
-        session,
-        lease.job_id,
-        to=JobStatus.queued,
-        from_=frozenset({JobStatus.running}),
-        where=RepairJob.lease_token == lease.token,
-        values={"lease_token": None, "lease_expires_at": None, "updated_at": now},
+    handoffs = session.scalar(
+        sa.select(RepairJob.handoffs).where(
+            RepairJob.id == lease.job_id, RepairJob.attempts == lease.attempt
+        )
     )
+    if handoffs is None:
+        session.rollback()
+        return Handoff.lost
+    if handoffs >= max_handoffs:
+        error_type, message = exhausted_error
+        values = {"error_type": error_type, "error": f"{message} ({why})"}
+        moved = finish(session, lease, JobStatus.failed, values, now=now)
+        session.commit()
+        return Handoff.exhausted if moved else Handoff.lost
+    refund = {
+        "attempts": RepairJob.attempts - 1, "handoffs": RepairJob.handoffs + 1,
+        "lease_token": None, "lease_expires_at": None, "eta_seconds": None, "updated_at": now,
+    }  # fmt: skip
+    same_run = RepairJob.attempts == lease.attempt
+    moved = transition(
+        session, lease.job_id, to=JobStatus.queued, from_=frozenset({JobStatus.running}),
+        where=sa.and_(same_run, RepairJob.lease_token == lease.token), values=refund,
+    )  # fmt: skip
+    if not moved:
+        result = session.execute(
+            sa.update(RepairJob)
+            .where(
+                RepairJob.id == lease.job_id, same_run,
+                RepairJob.status == JobStatus.queued, RepairJob.lease_token.is_(None),
+            )
+            .values(version=RepairJob.version + 1, **refund)
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+        moved = bool(getattr(result, "rowcount", 0))
     session.commit()
-    return moved
+    return Handoff.queued if moved else Handoff.lost

@@ -7,21 +7,26 @@ Outcomes, and what they write (always fenced by the lease):
   and the job moves to `awaiting_labels` with no lease (no worker waits for the owner;
   the labels upload queues it again, docs/label-on-demand.md);
 - cancelled: the user asked (`cancelling`), the pipeline stopped at a step boundary;
-- failed: bad input (`RepairInputError`), out of memory, a bug, the soft time limit:
-  error class and a readable message, no retry (retrying a deterministic error only
-  burns GPU hours);
-- transient database/broker errors: the job goes back to `queued` and the error
-  propagates, so the task retries it with backoff;
-- lost: the lease went to another worker (or ran out): nothing is written;
+- failed: bad input (`RepairInputError`), a full disk, a bug, out of memory (after one
+  retry with half the batch sizes): error class and a readable message, no retry
+  (retrying a deterministic error only burns GPU hours);
+- handed off: infrastructure ended the run (a deploy, the soft time limit, the database
+  unreachable past the lease, a transient database/broker error): the job goes back to
+  `queued` at once without spending an attempt (`handoffs + 1`, capped), and its message
+  is sent again (a transient error propagates instead, so the task retries with backoff);
+- lost: the lease went to another worker: nothing is written;
 - skipped: another delivery of a job that is running, finished or out of attempts.
-The work directory survives every outcome that may run again, so the next attempt
-resumes from it; once the job has finished it is reduced to what the results need
-(`api.services.upkeep.reduce_job`: resume state deleted, bytes counted on the row).
+Each run works in its own directory promoted from the last one (`worker.rundir`), so
+the next run resumes from it and a stale run cannot write into it; once the job has
+finished it is reduced to what the results need (`api.services.upkeep.reduce_job`:
+resume state deleted, bytes counted on the row).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import gc
 import json
 import logging
 import uuid
@@ -39,19 +44,40 @@ from api.storage import ArtifactStore, job_folder_key
 from repair_core.errors import RepairInputError
 from repair_core.pipeline import LabelsNeeded, Picks, RepairResult, repair
 from repair_core.pipeline.picks_archive import picks_listing, write_picks_archive
+from repair_core.pipeline.profiles import halved_batch_sizes
 from repair_core.progress import RepairCancelled
 from worker.context import WorkerContext
+from worker.failures import (
+    MAX_ERROR_CHARS,
+    describe_error,
+    is_disk_full,
+    is_out_of_memory,
+    time_limit_message,
+)
 from worker.figures import draw_figures
 from worker.inputs import input_files, load_inputs
 from worker.journal import JOURNAL_NAME, Journal
 from worker.keeper import JobKeeper
-from worker.lease import Lease, claim, finish, release, update_fenced, utcnow, why_not_claimed
+from worker.lease import (
+    Handoff,
+    Lease,
+    claim,
+    finish,
+    hand_off,
+    update_fenced,
+    utcnow,
+    why_not_claimed,
+)
 from worker.results import store_results
+from worker.rundir import newest_run_dir, promote, run_dir_name
+from worker.timing import time_limits
 from worker.transient import TRANSIENT_ERRORS, retry_transient
 
 log = logging.getLogger(__name__)
 
-MAX_ERROR_CHARS = 4000
+# The out-of-memory retry's work directory, inside the run's: the main one is bound to the
+# original batch sizes (`WorkDir.bind`), and later runs resume this one.
+HALF_BATCH_DIR = "half-batch"
 
 
 class Outcome(enum.StrEnum):
@@ -59,7 +85,8 @@ class Outcome(enum.StrEnum):
     awaiting_labels = "awaiting_labels"
     failed = "failed"
     cancelled = "cancelled"
-    requeued = "requeued"
+    handed_off = "handed_off"
+    requeued = "requeued"  # handed off for a transient error; the task retries it
     lost = "lost"
     skipped = "skipped"
 
@@ -75,15 +102,21 @@ class AskedForLabels:
 
 @dataclass(frozen=True)
 class JobPaths:
-    work_key: str  # artifact-store key of the pipeline's work directory
-    work_dir: Path
+    work_key: str  # artifact-store key of the folder that holds the job's run directories
+    work_root: Path
     journal: Path
 
     @classmethod
     def of(cls, store: ArtifactStore, owner_id: uuid.UUID, job_id: uuid.UUID) -> JobPaths:
         key = f"{job_folder_key(owner_id, job_id)}/work"
-        work_dir = store.path(key)
-        return cls(key, work_dir, work_dir.parent / JOURNAL_NAME)
+        work_root = store.path(key)
+        return cls(key, work_root, work_root.parent / JOURNAL_NAME)
+
+    def run_key(self, run: int) -> str:
+        return f"{self.work_key}/{run_dir_name(run)}"
+
+    def run_dir(self, run: int) -> Path:
+        return self.work_root / run_dir_name(run)
 
 
 def run_job(ctx: WorkerContext, job_id: uuid.UUID, *, worker: str) -> Outcome:
@@ -97,27 +130,36 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID, *, worker: str) -> Outcome:
             log.info("job %s skipped: %s", job_id, why_not_claimed(session, job_id))
             return Outcome.skipped
         owner_id = session.get_one(RepairJob, job_id).owner_id
-    log.info("job %s claimed by %s (attempt %d)", job_id, worker, lease.attempt)
+    log.info("job %s claimed by %s (attempt %d, run %d)", job_id, worker, lease.attempt, lease.run)
     paths = JobPaths.of(ctx.store, owner_id, job_id)
-    journal = Journal(paths.journal, lease.attempt)
+    journal = Journal(paths.journal, lease.run)
     journal.write(
         "claimed", worker=worker, at=utcnow(), lease_expires_at=lease.expires_at,
-        resumed_stages=_finished_stages(paths.work_dir),
+        job_attempt=lease.attempt, resumed_stages=_finished_stages(paths),
     )  # fmt: skip
     keeper = JobKeeper(ctx.sessions, lease, ctx.settings.worker, journal)
     keeper.start()
     try:
         try:
-            result = _execute(ctx, keeper, paths)
+            result = _execute_with_oom_retry(ctx, keeper, paths, journal)
         finally:
             keeper.stop()
     except RepairCancelled:
         outcome = _stopped(ctx, keeper)
-    except TRANSIENT_ERRORS:
+    except SoftTimeLimitExceeded:
+        # Not a failure: the job checkpoints every epoch, so the next run resumes it.
+        soft, hard = time_limits(ctx.settings.worker)[:2]
+        outcome = _handoff(
+            ctx, keeper, f"the run reached its soft time limit ({soft} s; {hard} s per run)",
+            exhausted=("TimeLimitExceeded", time_limit_message(hard)),
+        )  # fmt: skip
+    except TRANSIENT_ERRORS as exc:
         log.warning("job %s: transient error; handing it back", job_id, exc_info=True)
-        _give_back(ctx, keeper)
-        journal.write("finished", outcome=Outcome.requeued.value)
-        raise
+        outcome = _handoff(ctx, keeper, f"a transient error: {type(exc).__name__}", send=False)
+        journal.write("finished", outcome=outcome.value)
+        if outcome is Outcome.requeued:
+            raise  # the task retries it with backoff: that is its new message
+        return outcome
     except Exception as exc:
         outcome = _failed(ctx, keeper, exc)
     except BaseException:
@@ -129,7 +171,7 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID, *, worker: str) -> Outcome:
         else:
             outcome = _succeeded(ctx, keeper, owner_id, result)
     finally:
-        _free_device_memory()
+        _free_memory()
     journal.write("finished", outcome=outcome.value)
     log.info("job %s: %s", job_id, outcome.value)
     if outcome in _FINISHED:
@@ -151,20 +193,58 @@ def _reduce(ctx: WorkerContext, job_id: uuid.UUID) -> None:
         log.info("job %s: work directory reduced, %d bytes freed", job_id, freed)
 
 
+def _execute_with_oom_retry(
+    ctx: WorkerContext, keeper: JobKeeper, paths: JobPaths, journal: Journal
+) -> RepairResult | AskedForLabels:
+    try:
+        return _execute(ctx, keeper, paths)
+    except Exception as exc:
+        if not is_out_of_memory(exc) or not _mark_oom_retry(ctx, keeper.lease):
+            raise
+        log.warning("job %s ran out of memory; retrying with half the batch sizes", exc_info=exc)
+        journal.write("out_of_memory", error=f"{type(exc).__name__}: {str(exc)[:500]}")
+    # Out of the except block: the error, whose frames hold the tensors that did not fit,
+    # is gone, so their memory can be freed before the retry.
+    _free_memory()
+    return _execute(ctx, keeper, paths)
+
+
+def _mark_oom_retry(ctx: WorkerContext, lease: Lease) -> bool:
+    """Record the one out-of-memory retry; False when it was used already (or the lease
+    is gone)."""
+    with ctx.sessions() as session:
+        moved = update_fenced(session, lease, {"oom_retries": 1}, where=RepairJob.oom_retries == 0)
+        session.commit()
+        return moved
+
+
 def _execute(
     ctx: WorkerContext, keeper: JobKeeper, paths: JobPaths
 ) -> RepairResult | AskedForLabels:
     lease = keeper.lease
     with ctx.sessions() as session:
-        files = input_files(session, session.get_one(RepairJob, lease.job_id), ctx.store)
-        update_fenced(session, lease, {"work_dir": paths.work_key})
-        session.commit()
+        job = session.get_one(RepairJob, lease.job_id)
+        files = input_files(session, job, ctx.store)
+        oom_retries = job.oom_retries
+    work_dir = paths.run_dir(lease.run)
+    if not work_dir.is_dir():  # the first try of this run: take over the last run's files
+        promote(paths.work_root, lease.run)
+        with ctx.sessions() as session:
+            update_fenced(session, lease, {"work_dir": paths.run_key(lease.run)})
+            session.commit()
     inputs = load_inputs(files)
+    config = inputs.config
+    if oom_retries:
+        halved = halved_batch_sizes(
+            config.profile, config.overrides, search=config.search, seed=config.seed
+        )
+        config = dataclasses.replace(config, overrides={**config.overrides, **halved})
+        work_dir = work_dir / HALF_BATCH_DIR
     keeper.cancel_token.check()
     try:
         result = repair(
-            inputs.deployed, inputs.data, inputs.failures, inputs.config,
-            work_dir=paths.work_dir, device=ctx.settings.device,
+            inputs.deployed, inputs.data, inputs.failures, config,
+            work_dir=work_dir, device=ctx.settings.device,
             on_progress=keeper.report, cancel=keeper.cancel_token, labels=inputs.labels,
         )  # fmt: skip
     except LabelsNeeded as stop:
@@ -173,6 +253,11 @@ def _execute(
         key = f"{paths.work_key.rsplit('/', 1)[0]}/picks-round{picks.round}.zip"
         write_picks_archive(ctx.store.path(key), inputs.failures, listing, round_=picks.round)
         return AskedForLabels(picks, listing, key)
+    if oom_retries:
+        result.report.info["out_of_memory_retry"] = {
+            "batch_sizes": {k: config.overrides[k] for k in halved},
+            "reason": "the first try ran out of memory; retried once with half the batch sizes",
+        }
     info = result.report.info.get("variants", {}).get(result.primary, {})
     counts = {
         "failures_confirmed": info.get("failures_misclassified", info.get("failures_confirmed")),
@@ -192,7 +277,10 @@ def _succeeded(
 ) -> Outcome:
     if keeper.lost:
         return Outcome.lost
-    stored = store_results(ctx.sessions, ctx.store, keeper.lease, owner_id, result)
+    try:
+        stored = store_results(ctx.sessions, ctx.store, keeper.lease, owner_id, result)
+    except OSError as exc:  # a full disk while publishing: the published files are removed
+        return _failed(ctx, keeper, exc)
     return Outcome.succeeded if stored else Outcome.lost
 
 
@@ -235,9 +323,57 @@ def _awaiting_labels(ctx: WorkerContext, keeper: JobKeeper, asked: AskedForLabel
 
 
 def _stopped(ctx: WorkerContext, keeper: JobKeeper) -> Outcome:
+    if keeper.cancel_requested and not keeper.lost:
+        return _finish(ctx, keeper.lease, JobStatus.cancelled, {}, Outcome.cancelled)
+    reason = keeper.handoff_reason
+    if reason is not None:
+        return _handoff(ctx, keeper, reason)
     if keeper.lost:
         return Outcome.lost
     return _finish(ctx, keeper.lease, JobStatus.cancelled, {}, Outcome.cancelled)
+
+
+def _handoff(
+    ctx: WorkerContext,
+    keeper: JobKeeper,
+    why: str,
+    *,
+    exhausted: tuple[str, str] | None = None,
+    send: bool = True,
+) -> Outcome:
+    """Hand the job on without spending an attempt, and send its message at once (unless
+    the caller's task retry will); past `max_handoffs` it fails."""
+    lease, settings = keeper.lease, ctx.settings.worker
+    if keeper.lost and not keeper.renewal_failed:
+        return Outcome.lost
+    limit = settings.max_handoffs
+    error = exhausted or (
+        "HandoffsExhausted",
+        f"the job was handed on {limit} times (worker.max_handoffs) without finishing",
+    )
+
+    def write() -> Handoff:
+        with ctx.sessions() as session:
+            return hand_off(session, lease, why=why, max_handoffs=limit, exhausted_error=error)
+
+    try:
+        handed = retry_transient(write, what=f"handing job {lease.job_id} on")
+    except TRANSIENT_ERRORS:
+        # Still unreachable: the lease runs out and the sweeper re-queues the job.
+        log.warning("job %s: could not hand it on", lease.job_id, exc_info=True)
+        return Outcome.lost
+    log.info("job %s: handoff (%s): %s", lease.job_id, why, handed.value)
+    if handed is Handoff.exhausted:
+        return Outcome.failed
+    if handed is Handoff.lost:
+        return Outcome.lost
+    if send:
+        try:
+            ctx.queue.enqueue(lease.job_id)
+        except Exception:
+            # The row is queued: the sweeper sends its message again later.
+            log.warning("job %s: could not send its message", lease.job_id, exc_info=True)
+    return Outcome.handed_off if send else Outcome.requeued
 
 
 def _failed(ctx: WorkerContext, keeper: JobKeeper, exc: Exception) -> Outcome:
@@ -246,29 +382,12 @@ def _failed(ctx: WorkerContext, keeper: JobKeeper, exc: Exception) -> Outcome:
         log.warning("job %s: failed after losing its lease", job_id, exc_info=exc)
         return Outcome.lost
     error_type, message = describe_error(exc, ctx.settings.worker.phase_hard_seconds)
-    if isinstance(exc, RepairInputError):
-        log.info("job %s: bad input: %s", job_id, message)
+    if isinstance(exc, RepairInputError) or is_disk_full(exc):
+        log.info("job %s: %s: %s", job_id, error_type, message)
     else:
         log.error("job %s failed: %s: %s", job_id, error_type, message, exc_info=exc)
     values = {"error": message[:MAX_ERROR_CHARS], "error_type": error_type}
     return _finish(ctx, keeper.lease, JobStatus.failed, values, Outcome.failed)
-
-
-def describe_error(exc: BaseException, hard_limit_seconds: int) -> tuple[str, str]:
-    """(error class, readable message) for the job row."""
-    if isinstance(exc, SoftTimeLimitExceeded):
-        return "TimeLimitExceeded", (
-            f"the repair ran past its time limit (hard limit {hard_limit_seconds} s, "
-            "worker.phase_hard_seconds); use a smaller profile or fewer epochs"
-        )
-    name = type(exc).__name__
-    message = str(exc) or repr(exc)
-    if name == "OutOfMemoryError" or "out of memory" in message.lower():
-        message = (
-            f"{message.strip()}\nThe GPU ran out of memory: lower search.batch_size / "
-            "train.batch_size (overrides) or use a smaller profile."
-        )
-    return name, message
 
 
 def _finish(
@@ -286,27 +405,20 @@ def _finish(
     return Outcome.lost
 
 
-def _give_back(ctx: WorkerContext, keeper: JobKeeper) -> None:
-    if keeper.lost:
-        return
+def _finished_stages(paths: JobPaths) -> list[str]:
+    """Stages the newest run directory's ledger marks done (what this run resumes past)."""
+    newest = newest_run_dir(paths.work_root)
+    if newest is None:
+        return []
     try:
-        with ctx.sessions() as session:
-            release(session, keeper.lease)
-    except Exception:
-        # The database is down too: the lease runs out and the sweeper re-queues the job.
-        log.warning("job %s: could not hand it back", keeper.lease.job_id, exc_info=True)
-
-
-def _finished_stages(work_dir: Path) -> list[str]:
-    ledger = work_dir / "ledger.json"
-    try:
-        return sorted(json.loads(ledger.read_text()).get("stages", {}))
+        return sorted(json.loads((newest / "ledger.json").read_text()).get("stages", {}))
     except (OSError, ValueError, AttributeError):
         return []
 
 
-def _free_device_memory() -> None:
+def _free_memory() -> None:
     import torch
 
+    gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()  # a no-op unless this process used CUDA

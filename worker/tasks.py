@@ -39,6 +39,7 @@ def register_tasks(app: Celery) -> None:
         retry_backoff_max=RETRY_BACKOFF_MAX_SECONDS,
         retry_jitter=True,
         max_retries=MAX_RETRIES,
+        Request="worker.hard_limit:RepairRequest",
     )(run_job)
 
 
@@ -46,6 +47,7 @@ def run_job(task: Any, job_id: str) -> str:
     """The body of `repair.run_job`; `task` is the bound Celery task."""
     from worker.context import process_context
     from worker.runner import run_job as run
+    from worker.shutdown import handoff_on_signals
 
     try:
         parsed = uuid.UUID(str(job_id))
@@ -54,4 +56,5 @@ def run_job(task: Any, job_id: str) -> str:
         return "invalid"
     context = process_context(task.app.repair_settings)
     worker = f"{task.request.hostname or 'worker'}/{os.getpid()}"
-    return run(context, parsed, worker=worker).value
+    with handoff_on_signals():
+        return run(context, parsed, worker=worker).value

@@ -215,8 +215,18 @@ class RepairJob(Base):
     metrics: Mapped[dict[str, float]] = mapped_column(sa.JSON, nullable=False, default=dict)
     eta_seconds: Mapped[float | None] = mapped_column(sa.Float)
 
+    # Failed attempts plus the running one; capped by max_attempts.
     attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
     max_attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    # Runs handed on by infrastructure (deploy, soft time limit, database or broker outage):
+    # they do not spend `attempts`; capped by `worker.max_handoffs`.
+    handoffs: Mapped[int] = mapped_column(
+        sa.Integer, nullable=False, default=0, server_default=sa.text("0")
+    )
+    # 1 once the job ran out of memory and was retried with half its batch sizes.
+    oom_retries: Mapped[int] = mapped_column(
+        sa.Integer, nullable=False, default=0, server_default=sa.text("0")
+    )
     lease_token: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     lease_owner: Mapped[str | None] = mapped_column(sa.String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

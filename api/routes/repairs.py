@@ -59,6 +59,8 @@ def _public(view: RepairView) -> RepairPublic:
         eta_seconds=job.eta_seconds,
         attempts=job.attempts,
         max_attempts=job.max_attempts,
+        handoffs=job.handoffs,
+        oom_retries=job.oom_retries,
         live_metrics=job.metrics,
         metrics=view.metrics,
         genotype=view.genotype,

@@ -143,6 +143,8 @@ class RepairPublic(BaseModel):
                     "eta_seconds": 5400.0,
                     "attempts": 1,
                     "max_attempts": 3,
+                    "handoffs": 0,
+                    "oom_retries": 0,
                     "live_metrics": {"loss": 0.71, "accuracy": 0.78},
                     "metrics": {},
                     "genotype": None,
@@ -169,8 +171,13 @@ class RepairPublic(BaseModel):
     step: int
     total: int
     eta_seconds: float | None
-    attempts: int
+    attempts: int = Field(description="failed attempts plus the running one")
     max_attempts: int
+    handoffs: int = Field(
+        description="runs handed on by a deploy, an outage or the soft time limit "
+        "(they spend no attempt)"
+    )
+    oom_retries: int = Field(description="1 once it was retried with half its batch sizes")
     live_metrics: dict[str, float] = Field(description="latest numbers of the running stage")
     metrics: dict[str, float] = Field(description="final evaluation numbers")
     genotype: dict[str, Any] | None = Field(description="the architecture found (last iteration)")

@@ -282,3 +282,25 @@ def _coerce(current: Any, value: Any, key: str) -> Any:
     elif isinstance(current, str):
         return str(value)
     raise RepairInputError(f"override {key!r}={value!r} does not fit a {type(current).__name__}")
+
+
+# Every batch size of a plan: an out-of-memory retry halves them all.
+BATCH_SIZE_KEYS = (
+    "search.batch_size",
+    "train.batch_size",
+    "train.eval_batch_size",
+    "evaluation.batch_size",
+    "data.feature_batch_size",
+)
+
+
+def halved_batch_sizes(
+    profile: str, overrides: Mapping[str, Any], *, search: str, seed: int
+) -> dict[str, int]:
+    """Overrides that halve every batch size of the plan (at least 1 each)."""
+    plan = build_plan(profile, overrides, search=search, seed=seed)
+    halved = {}
+    for key in BATCH_SIZE_KEYS:
+        section, _, name = key.partition(".")
+        halved[key] = max(1, int(getattr(getattr(plan, section), name)) // 2)
+    return halved

@@ -4,16 +4,21 @@ job state in Postgres, jobs seeded straight into the database (no API).
 - 22. Poison jobs: a pipeline that raises deterministically, and a job process that dies
   on every attempt, end `failed` with their error class after at most `max_attempts`
   attempts; nothing is delivered again after that.
-- 21. SIGTERM to a worker mid-job (a deploy): the job goes back to the queue and a
-  restarted worker resumes it from its checkpoint.
-- 23. A job that runs past its time limit ends `failed` with a timeout error, and the
-  worker takes the next job.
+- 21. SIGTERM to a worker mid-job (a deploy): the job hands itself back to the queue at
+  once, spending no attempt, and a restarted worker resumes it from its checkpoint.
+- 23. Time limits: at the soft limit a run checkpoints and hands on (a job longer than
+  one run resumes across runs), up to `max_handoffs`; a run that does not stop is killed
+  at the hard limit and fails `TimeLimitExceeded`; the worker takes the next job.
+- 24. A private Redis restarted mid-job: the worker's job process hands the job on, and
+  it finishes on its first attempt.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
+import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db.models import FailureBatch, JobStatus, RepairJob
@@ -229,11 +234,11 @@ def test_a_job_whose_process_dies_every_attempt_fails_as_worker_lost_after_max_a
     assert get_job(rig.sessions, job_id).attempts == 2
 
 
-def test_sigterm_to_a_worker_mid_job_requeues_it_and_a_restarted_worker_resumes_it(
+def test_sigterm_to_a_worker_mid_job_hands_it_on_at_once_without_spending_an_attempt(
     rig: Rig,
 ) -> None:
     settings = rig.settings.model_copy(
-        update={"worker": rig.settings.worker.model_copy(update={"soft_shutdown_seconds": 1.0})}
+        update={"worker": rig.settings.worker.model_copy(update={"soft_shutdown_seconds": 10.0})}
     )
     first = rig.start_worker("first", settings)
     config = tiny_config(**{"search.epochs": 6, "search.steps_per_epoch": 3})
@@ -247,35 +252,123 @@ def test_sigterm_to_a_worker_mid_job_requeues_it_and_a_restarted_worker_resumes_
     )
     first.process.send_signal(signal.SIGTERM)  # to the worker's main process, as a deploy does
     first.process.wait(timeout=30)
+    # Handed on by the job process itself: queued with its lease dropped (no waiting for it
+    # to expire), the attempt refunded and the handoff counted.
     stopped = get_job(rig.sessions, job_id)
-    assert stopped.status in (JobStatus.running, JobStatus.queued), stopped.status
-    assert "Restoring 1 unacknowledged message(s)" in first.log()
+    assert stopped.status == JobStatus.queued, (stopped.status, first.log()[-3000:])
+    assert (stopped.attempts, stopped.handoffs, stopped.lease_token) == (0, 1, None)
+    assert "handoff (its worker was stopped" in first.log()
 
     rig.start_worker("second")
     job = rig.finished(job_id, timeout=150)
     assert job.status == JobStatus.succeeded, job.error
-    assert job.attempts == 2
+    assert (job.attempts, job.handoffs) == (1, 1)
     claims = rig.claims(job_id)
     assert [c["worker"].split("@")[0] for c in claims] == ["first", "second"]
     assert {"confirming", "selecting"} <= set(claims[1]["resumed_stages"])
 
 
-def test_a_job_past_its_time_limit_fails_with_a_timeout_and_the_worker_takes_the_next(
+def _with_limits(rig: Rig, **worker: Any) -> Settings:
+    return rig.settings.model_copy(update={"worker": rig.settings.worker.model_copy(update=worker)})
+
+
+# One run may last 14 s; at 8 s the soft limit asks it to checkpoint and hand on.
+PHASES = {"phase_hard_seconds": 14, "soft_limit_margin_seconds": 6}
+
+
+def test_a_job_past_its_soft_limit_resumes_in_fresh_runs_until_max_handoffs_then_fails(
     rig: Rig,
 ) -> None:
-    limits = {"phase_hard_seconds": 40, "soft_limit_margin_seconds": 20}
-    settings = rig.settings.model_copy(
-        update={"worker": rig.settings.worker.model_copy(update=limits)}
-    )
-    worker = rig.start_worker("a", settings)
+    worker = rig.start_worker("a", _with_limits(rig, **PHASES, max_handoffs=2))
     slow = rig.submit(LONG_SEARCH)
+    job = rig.finished(slow, timeout=150)
+    assert job.status == JobStatus.failed and job.error_type == "TimeLimitExceeded", job.error
+    assert "time limit" in (job.error or "") and "soft time limit" in (job.error or "")
+    # Three runs of one attempt: two handoffs, then the cap.
+    assert (job.attempts, job.handoffs) == (1, 2)
+    assert len(rig.claims(slow)) == 3
+    work = rig.settings.artifacts.root / str(rig.seeded.owner_id) / "jobs" / str(slow) / "work"
+    assert (work / "run-1").is_file() and (work / "run-2").is_file()
+    assert job.work_dir is not None and job.work_dir.endswith("/work/run-3")
+    assert worker.process.poll() is None
+
+
+def test_a_run_killed_at_the_hard_limit_fails_as_time_limit_exceeded_and_is_not_rerun(
+    rig: Rig,
+) -> None:
+    # No periodic sweep: the frozen run's lease runs out, but only the hard limit acts.
+    # A 30 s run (soft limit at 28 s), so the next job needs few runs even on a busy machine.
+    limits = {"phase_hard_seconds": 30, "soft_limit_margin_seconds": 2, "sweep_seconds": 3600.0}
+    worker = rig.start_worker("a", _with_limits(rig, **limits))
+    slow = rig.submit(LONG_SEARCH)
+    running = rig.wait(
+        slow, lambda j: j.status == JobStatus.running, timeout=60, what="the run to start"
+    )
+    os.kill(_job_pid(running), signal.SIGSTOP)  # stuck: it cannot stop at the soft limit
     job = rig.finished(slow, timeout=90)
     assert job.status == JobStatus.failed and job.error_type == "TimeLimitExceeded", job.error
-    assert "time limit" in (job.error or "") and job.attempts == 1
+    assert "killed" in (job.error or "") and (job.attempts, job.handoffs) == (1, 0)
+    assert "Hard time limit (30" in worker.log()
 
+    # A fresh job process takes the next job: however many runs it needs on this machine,
+    # each resumes the last, and it succeeds.
     good = rig.submit(tiny_config())
-    assert rig.finished(good, timeout=90).status == JobStatus.succeeded
-    assert worker.process.poll() is None
-    with rig.sessions() as session:
-        owner = session.scalar(sa.select(RepairJob.lease_owner).where(RepairJob.id == good))
-    assert owner is not None and owner.startswith("a@")
+    assert rig.finished(good, timeout=180).status == JobStatus.succeeded
+    assert len(rig.claims(slow)) == 1 and get_job(rig.sessions, slow).status == JobStatus.failed
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port (never the machine's), to restart."""
+
+    def __init__(self, folder: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.folder = folder
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+             str(self.folder), "--appendonly", "yes", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(self._answers, timeout=30, what="the private redis to answer")
+
+    def _answers(self) -> bool:
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.exceptions.ConnectionError:
+            return False
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def test_redis_restarted_mid_job_hands_the_job_on_and_it_finishes_without_a_failed_attempt(
+    rig: Rig, tmp_path: Path
+) -> None:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        broker = BrokerSettings(url=server.url, queue=rig.settings.broker.queue)
+        rig.settings = rig.settings.model_copy(update={"broker": broker})
+        rig.start_worker("a")
+        job_id = rig.submit(tiny_config(**{"search.epochs": 8, "search.steps_per_epoch": 3}))
+        rig.wait(job_id, lambda j: j.stage == "searching", timeout=90, what="the search")
+        server.stop()
+        server.start()
+        job = rig.finished(job_id, timeout=240)
+        assert job.status == JobStatus.succeeded, job.error
+        assert job.attempts == 1 and job.handoffs >= 1, (job.attempts, job.handoffs)
+    finally:
+        server.stop()

@@ -13,7 +13,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.db.models import JobStatus
 from api.db.session import make_engine, make_session_factory
 from tests.worker.jobs import get_job, queued_job, set_job
-from worker.lease import claim, finish, release, renew, update_fenced, utcnow, why_not_claimed
+from worker.lease import (
+    Handoff,
+    claim,
+    finish,
+    hand_off,
+    renew,
+    update_fenced,
+    utcnow,
+    why_not_claimed,
+)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
@@ -99,8 +108,7 @@ def test_writes_with_a_stale_token_change_nothing(
     with db() as session:
         stale = claim(session, job, owner="w1/1", lease_seconds=60)
     assert stale is not None
-    with db() as session:
-        assert release(session, stale)  # back to queued; a new worker claims it
+    set_job(db, job, status=JobStatus.queued, lease_token=None)  # the sweeper handed it on
     with db() as session:
         fresh = claim(session, job, owner="w2/1", lease_seconds=60)
     assert fresh is not None and fresh.attempt == 2
@@ -117,3 +125,69 @@ def test_writes_with_a_stale_token_change_nothing(
     done = get_job(db, job)
     assert done.status == JobStatus.failed and done.lease_token is None
     assert done.finished_at is not None
+
+
+EXHAUSTED = ("HandoffsExhausted", "handed on too often")
+
+
+def test_a_handoff_requeues_at_once_spends_no_attempt_and_counts_itself(
+    db: sessionmaker[Session], job: uuid.UUID
+) -> None:
+    for run in (1, 2, 3):
+        with db() as session:
+            lease = claim(session, job, owner=f"w{run}/1", lease_seconds=600)
+        assert lease is not None and (lease.attempt, lease.run) == (1, run)
+        with db() as session:
+            handed = hand_off(
+                session, lease, why="deploy", max_handoffs=5, exhausted_error=EXHAUSTED
+            )
+        assert handed is Handoff.queued
+        row = get_job(db, job)
+        # The lease is dropped now, not when it would have expired: the next claim is free.
+        assert (row.status, row.attempts, row.handoffs) == (JobStatus.queued, 0, run)
+        assert row.lease_token is None and row.lease_expires_at is None
+
+
+def test_past_max_handoffs_the_job_fails_saying_why(
+    db: sessionmaker[Session], job: uuid.UUID
+) -> None:
+    set_job(db, job, handoffs=2)
+    with db() as session:
+        lease = claim(session, job, owner="w1/1", lease_seconds=600)
+        assert lease is not None
+        handed = hand_off(
+            session, lease, why="soft limit", max_handoffs=2, exhausted_error=EXHAUSTED
+        )
+    assert handed is Handoff.exhausted
+    row = get_job(db, job)
+    assert (row.status, row.error_type, row.handoffs) == (JobStatus.failed, "HandoffsExhausted", 2)
+    assert row.error == "handed on too often (soft limit)" and row.lease_token is None
+
+
+def test_a_run_the_sweeper_requeued_during_an_outage_is_refunded_but_not_after_a_new_claim(
+    db: sessionmaker[Session], job: uuid.UUID
+) -> None:
+    with db() as session:
+        lease = claim(session, job, owner="w1/1", lease_seconds=600)
+    assert lease is not None
+    # The database came back after the lease ran out, and the sweeper got there first
+    # (its move: back to queued, attempts kept, lease dropped).
+    set_job(db, job, status=JobStatus.queued, lease_token=None, lease_expires_at=None)
+    with db() as session:
+        handed = hand_off(session, lease, why="outage", max_handoffs=5, exhausted_error=EXHAUSTED)
+    assert handed is Handoff.queued
+    row = get_job(db, job)
+    assert (row.status, row.attempts, row.handoffs) == (JobStatus.queued, 0, 1)
+
+    with db() as session:
+        second = claim(session, job, owner="w2/1", lease_seconds=600)
+    assert second is not None
+    with db() as session:  # the first run again: a later claim owns the attempt now
+        assert (
+            hand_off(session, lease, why="outage", max_handoffs=5, exhausted_error=EXHAUSTED)
+            is Handoff.lost
+        )
+    row = get_job(db, job)
+    assert (row.status, row.attempts, row.handoffs, row.lease_owner) == (
+        JobStatus.running, 1, 1, "w2/1",
+    )  # fmt: skip

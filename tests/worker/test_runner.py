@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -82,7 +87,7 @@ def _succeeds_and_ignores_a_later_delivery(
     assert job.status == JobStatus.succeeded and job.attempts == 1
     assert job.progress == 100.0 and job.finished_at is not None
     assert job.lease_token is None and job.lease_owner == "test/1"
-    assert job.work_dir == f"{seeded.owner_id}/jobs/{job_id}/work"
+    assert job.work_dir == f"{seeded.owner_id}/jobs/{job_id}/work/run-1"
     assert {"confirming", "selecting", "searching@1", "retraining@1"} <= set(job.timings)
     assert job.result_model_key and job.report_key and job.report_png_key
     loaded = load_model(ctx.store.path(job.result_model_key))
@@ -172,7 +177,7 @@ def test_an_unexpected_error_fails_the_job_with_its_class_and_message(
 ) -> None:
     job_id = add_job(ctx.sessions, seeded)
     # A file where the work directory must go: the pipeline cannot create it.
-    blocker = JobPaths.of(ctx.store, seeded.owner_id, job_id).work_dir
+    blocker = JobPaths.of(ctx.store, seeded.owner_id, job_id).work_root
     blocker.parent.mkdir(parents=True)
     blocker.write_text("not a directory")
     assert run_job(ctx, job_id, worker="test/1") is Outcome.failed
@@ -236,6 +241,10 @@ def test_a_job_taken_over_after_its_lease_expired_resumes_its_search_and_counts_
     assert run_job(ctx, job_id, worker="test/2") is Outcome.succeeded
     job = get_job(ctx.sessions, job_id)
     assert job.attempts == 2 and job.lease_owner == "test/2"
+    # The second run took the first one's files over; the first's directory is a tombstone.
+    paths = JobPaths.of(ctx.store, seeded.owner_id, job_id)
+    assert job.work_dir == paths.run_key(2)
+    assert paths.run_dir(1).is_file() and (paths.run_dir(2) / "ledger.json").is_file()
     journal = _journal(ctx, seeded, job_id)
     second = [e for e in journal if e["attempt"] == 2]
     claimed = next(e for e in second if e["event"] == "claimed")
@@ -246,3 +255,97 @@ def test_a_job_taken_over_after_its_lease_expired_resumes_its_search_and_counts_
     with ctx.sessions() as session:
         count = session.scalar(sa.select(sa.func.count()).where(Genotype.job_id == job_id))
     assert count == 1
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Callable[[Path], None]]:
+    """Mounts a 96 KiB tmpfs at a path (as root); unmounted afterwards."""
+    mounted: list[Path] = []
+
+    def mount(at: Path) -> None:
+        at.mkdir(parents=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(at)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+        mounted.append(at)
+
+    try:
+        yield mount
+    finally:
+        for at in mounted:
+            subprocess.run(["umount", "-l", str(at)], check=False)
+
+
+def test_a_full_disk_fails_the_job_readably_and_damages_nothing_stored(
+    ctx: WorkerContext, seeded: SeededModel, tiny_disk: Callable[[Path], None]
+) -> None:
+    job_id = add_job(ctx.sessions, seeded)
+    paths = JobPaths.of(ctx.store, seeded.owner_id, job_id)
+    inputs = {p: p.read_bytes() for p in ctx.store.root.rglob("*.*") if p.is_file()}
+    tiny_disk(paths.work_root)  # the job's work directory is on a disk that fills up
+
+    assert run_job(ctx, job_id, worker="test/1") is Outcome.failed
+    job = get_job(ctx.sessions, job_id)
+    assert job.status == JobStatus.failed and job.error_type == "DiskFull", job.error
+    assert "disk is full" in (job.error or "") and job.attempts == 1
+    # Failed for good, not retried; the inputs are intact, the work dir holds whole files only.
+    assert run_job(ctx, job_id, worker="test/2") is Outcome.skipped
+    assert all(p.read_bytes() == data for p, data in inputs.items())
+    left = [p for p in paths.work_root.rglob("*") if p.is_file()]
+    assert not [p for p in left if p.name.endswith(".tmp")]
+    ledger = paths.run_dir(1) / "ledger.json"
+    assert ledger.is_file() and "stages" in json.loads(ledger.read_text())
+    assert _journal(ctx, seeded, job_id)[-1]["outcome"] == "failed"
+
+
+# A job process whose address space is capped this far above what it uses once the
+# pipeline is imported: far too little for a search 64 channels wide, at either batch size.
+_OOM_SCRIPT = """
+import resource, sys, uuid
+import torch
+import worker.runner
+from tests.worker.jobs import worker_settings_for
+from worker.context import build_context
+from pathlib import Path
+
+def vm_size():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+
+# oneDNN reports a failed allocation as "could not create a primitive", which cannot be
+# told apart from its other errors; without it every allocation goes through torch's.
+torch.backends.mkldnn.enabled = False
+ctx = build_context(worker_settings_for(sys.argv[1], Path(sys.argv[2])))
+headroom = 400 * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (vm_size() + headroom, resource.RLIM_INFINITY))
+print(worker.runner.run_job(ctx, uuid.UUID(sys.argv[3]), worker="test/oom").value)
+"""
+
+
+def test_out_of_memory_is_retried_once_with_half_the_batch_then_fails_readably(
+    ctx: WorkerContext, seeded: SeededModel, sqlite_url: str
+) -> None:
+    wide = tiny_config(**{"search_net.init_channels": 64, "search.batch_size": 256})
+    job_id = add_job(ctx.sessions, seeded, wide)
+    done = subprocess.run(
+        [sys.executable, "-c", _OOM_SCRIPT, sqlite_url, str(ctx.store.root), str(job_id)],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "failed", done.stderr[-3000:]
+    job = get_job(ctx.sessions, job_id)
+    assert job.error_type == "OutOfMemoryError", job.error
+    assert "half its batch sizes" in (job.error or "") and "allocate" in (job.error or "")
+    assert (job.oom_retries, job.attempts, job.status) == (1, 1, JobStatus.failed)
+    events = [e["event"] for e in _journal(ctx, seeded, job_id)]
+    assert events.count("out_of_memory") == 1 and events[-1] == "finished"
+    # The retry ran in its own folder with the halved sizes (its ledger is bound to them).
+    half = JobPaths.of(ctx.store, seeded.owner_id, job_id).run_dir(1) / "half-batch"
+    bound = json.loads(json.loads((half / "ledger.json").read_text())["bound"]["config"])
+    assert bound["overrides"]["search.batch_size"] == 128
+    assert bound["overrides"]["train.batch_size"] == 16  # the smoke profile's 32, halved

@@ -60,6 +60,7 @@ def test_creating_a_repair_queues_it_in_the_database_and_on_the_broker(
     assert response.status_code == 201, response.text
     job = response.json()
     assert job["status"] == "queued" and job["progress"] == 0 and job["attempts"] == 0
+    assert (job["handoffs"], job["oom_retries"]) == (0, 0)
     assert sorted(job["failure_batch_ids"]) == sorted(str(b) for b in seeded.batch_ids)
     assert job["config"]["selection"] == "kcenter" and job["config"]["budget"] == 1000
     assert response.headers["location"] == f"/v1/repairs/{job['id']}"
@@ -204,6 +205,8 @@ def test_get_shows_progress_eta_genotype_metrics_and_error(
         total=20,
         eta_seconds=120.0,
         attempts=1,
+        handoffs=2,
+        oom_retries=1,
         metrics={"loss": 0.5},
     )
     with live_server.session_factory() as session:
@@ -225,6 +228,7 @@ def test_get_shows_progress_eta_genotype_metrics_and_error(
         job = client.get(f"/v1/repairs/{job_id}").json()
     assert job["status"] == "running" and job["stage"] == "searching"
     assert job["progress"] == 42.5 and job["eta_seconds"] == 120.0 and job["attempts"] == 1
+    assert (job["handoffs"], job["oom_retries"]) == (2, 1)
     assert job["live_metrics"] == {"loss": 0.5}
     assert job["genotype"] == {"iteration": 1}
     assert job["metrics"] == {"repaired.acc": 0.9}
