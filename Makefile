@@ -25,7 +25,7 @@ test: $(VENV)/.installed lint browser
 # (Playwright drives it; no browser is downloaded by Playwright itself).
 CHROMIUM ?= /usr/bin/chromium
 browser:
-	@test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium)
+	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 # Fast unit tests only (no database, broker or subprocesses).
 test-unit: $(VENV)/.installed
