@@ -96,7 +96,8 @@ def time_search_step(
             model, w_opt, a_opt, (xt, yt), (xv, yv), order=order, grad_clip=5.0, bf16=bf16
         )
 
-    graphed = CudaGraphStep(one, enabled=fast.cuda_graph, device=device, what="search step")
+    graphed = CudaGraphStep(one, enabled=fast.cuda_graph, device=device, what="search step",
+                            owners=[model, w_opt, a_opt])  # fmt: skip
     return _time(lambda: graphed(*train, *val), device, warmup, steps)
 
 
@@ -212,7 +213,8 @@ def time_retrain_step(
         opt.step()
         return loss.detach()
 
-    graphed = CudaGraphStep(step, enabled=fast.cuda_graph, device=device, what="retrain step")
+    graphed = CudaGraphStep(step, enabled=fast.cuda_graph, device=device, what="retrain step",
+                            owners=[model, opt])  # fmt: skip
     return _time(lambda: graphed(x, y), device, warmup, steps)
 
 

@@ -117,11 +117,13 @@ class CudaGraphStep:
         enabled: bool,
         device: torch.device,
         generators: Sequence[torch.Generator] = (),
+        owners: Sequence[nn.Module | torch.optim.Optimizer] = (),
         warmup_steps: int = 3,
         what: str = "step",
     ) -> None:
         self._step, self.device, self.what = step, device, what
         self.generators = list(generators)
+        self.owners = list(owners)
         self.warmup_steps = warmup_steps
         self.mode = "eager"
         self.fallback_reason: str | None = None
@@ -163,14 +165,21 @@ class CudaGraphStep:
 
     def _capture(self, inputs: Sequence[torch.Tensor]) -> Any:
         # Warm-up on a side stream (as PyTorch's docs require), so lazy state (optimizer
-        # buffers, cuDNN plans) exists before capture; these are real training steps.
+        # buffers, cuDNN plans) exists before capture. Warm-up steps are real steps: the
+        # state of `owners` and `generators` is put back after them, so a call is still one
+        # step of training, as in eager.
         self._static_in = [t.clone() for t in inputs]
+        saved = _snapshot(self.owners)
+        rng = [g.get_state() for g in self.generators]
         stream = torch.cuda.Stream(self.device)  # type: ignore[no-untyped-call]
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
             for _ in range(self.warmup_steps):
                 self._step(*self._static_in)
         torch.cuda.current_stream(self.device).wait_stream(stream)
+        _restore(self.owners, saved)
+        for generator, state in zip(self.generators, rng, strict=True):
+            generator.set_state(state)
         graph = torch.cuda.CUDAGraph()
         for generator in self.generators:
             # A generator the step draws from (drop path) must advance on every replay;
@@ -188,6 +197,36 @@ class CudaGraphStep:
     def _fall_back(self, reason: str) -> None:
         self.mode, self.fallback_reason = "eager", reason
         log.warning("CUDA graph off for the %s, running eager: %s", self.what, reason)
+
+
+def _state_tensors(owner: nn.Module | torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    if isinstance(owner, nn.Module):
+        return {n: t for n, t in owner.state_dict(keep_vars=True).items() if t is not None}
+    return {
+        f"{id(p)}.{k}": v
+        for p, state in owner.state.items()
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor)
+    }
+
+
+def _snapshot(owners: Sequence[nn.Module | torch.optim.Optimizer]) -> list[dict[str, torch.Tensor]]:
+    return [{k: v.detach().clone() for k, v in _state_tensors(o).items()} for o in owners]
+
+
+def _restore(
+    owners: Sequence[nn.Module | torch.optim.Optimizer], saved: list[dict[str, torch.Tensor]]
+) -> None:
+    """Copy the saved values back in place (the graph keeps these addresses). Optimizer
+    state born in the warm-up (momentum buffers, Adam moments and step) is zeroed, which is
+    where SGD without dampening and Adam start."""
+    with torch.no_grad():
+        for owner, before in zip(owners, saved, strict=True):
+            for name, tensor in _state_tensors(owner).items():
+                if name in before:
+                    tensor.copy_(before[name])
+                else:
+                    tensor.zero_()
 
 
 def compile_forward(model: nn.Module, *, enabled: bool, what: str) -> CompiledCall:

@@ -189,6 +189,7 @@ class _Loop:
             enabled=settings.cuda_graph,
             device=device,
             generators=[self.generators["drop_path"]] if "drop_path" in self.generators else [],
+            owners=[model, self.optimizer],
             what="retraining step",
         )
         if settings.cuda_graph and settings.augmentation != "standard":
