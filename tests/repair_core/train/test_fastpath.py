@@ -138,3 +138,21 @@ def test_compile_forward_disabled_leaves_the_module_alone() -> None:
     call = compile_forward(model, enabled=False, what="test")
     assert "forward" not in vars(model)
     assert call.mode == "eager"
+
+
+def test_undoing_capture_warm_up_puts_back_weights_and_restarts_momentum() -> None:
+    # The CUDA-graph warm-up's real steps are undone this way; checked here on a CPU step.
+    from repair_core.train.fastpath import _restore, _snapshot
+
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    saved = _snapshot([model, opt])
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    assert not torch.equal(model[0].weight, before["0.weight"])
+    _restore([model, opt], saved)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    buffers = [s["momentum_buffer"] for s in opt.state.values()]
+    assert buffers and all(not b.any() for b in buffers)
