@@ -14,8 +14,14 @@ import torch
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 
 REPO = Path(__file__).resolve().parents[1]
-# `../shared` beside the checkout, or the nearest ancestor's `shared/` (git worktrees sit deeper).
-CIFAR_CANDIDATES = tuple(folder / "shared/data/cifar10" for folder in (REPO, *REPO.parents))
+# `var/data/cifar10` in the checkout (git-ignored; what `bench/gpu_check.sh` carries to a
+# device machine), then `../shared` beside the checkout, or the nearest ancestor's `shared/`
+# (git worktrees sit deeper).
+CIFAR_IN_REPO = REPO / "var/data/cifar10"
+CIFAR_CANDIDATES = (
+    CIFAR_IN_REPO,
+    *(folder / "shared/data/cifar10" for folder in (REPO, *REPO.parents)),
+)
 
 
 def default_cifar10_dir() -> Path:

@@ -47,6 +47,14 @@ from repair_core.search.ops import PRIMITIVES
 from repair_core.search.perturbation import choose_op
 from repair_core.search.step import Order, search_step
 from repair_core.search.supernet import SearchConfig, SuperNet
+from repair_core.train.fastpath import (
+    EAGER,
+    CompiledCall,
+    CudaGraphStep,
+    FastSwitches,
+    compile_forward,
+    make_sgd,
+)
 
 
 def _batch(
@@ -74,23 +82,31 @@ def _time(step: Callable[[], object], device: torch.device, warmup: int, steps: 
 
 def time_search_step(
     order: Order, device: torch.device, *, batch: int, size: int, bf16: bool, channels_last: bool,
-    warmup: int, steps: int,
+    warmup: int, steps: int, fast: FastSwitches = EAGER, config: SearchConfig | None = None,
 ) -> float:  # fmt: skip
     g = torch.Generator().manual_seed(0)
-    model = SuperNet(SearchConfig(), generator=g).to(device)
+    model = SuperNet(config or SearchConfig(), generator=g).to(device)
     if channels_last:
         to_channels_last(model)
-    w_opt = torch.optim.SGD(model.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    compile_forward(model, enabled=fast.compile, what="search forward")
+    w_opt = make_sgd(model.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4,
+                     fused=fast.fused_optimizer, device=device)  # fmt: skip
+    # A captured Adam must keep its step count on the device (`capturable`).
     a_opt = torch.optim.Adam(
-        model.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3
-    )
+        model.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3,
+        capturable=fast.cuda_graph and device.type == "cuda",
+    )  # fmt: skip
     train = _batch(batch, size, 10, device, channels_last, g)
     val = _batch(batch, size, 10, device, channels_last, g)
 
-    def step() -> object:
-        return search_step(model, w_opt, a_opt, train, val, order=order, grad_clip=5.0, bf16=bf16)
+    def one(xt: torch.Tensor, yt: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor) -> object:
+        return search_step(
+            model, w_opt, a_opt, (xt, yt), (xv, yv), order=order, grad_clip=5.0, bf16=bf16
+        )
 
-    return _time(step, device, warmup, steps)
+    graphed = CudaGraphStep(one, enabled=fast.cuda_graph, device=device, what="search step",
+                            owners=[model, w_opt, a_opt])  # fmt: skip
+    return _time(lambda: graphed(*train, *val), device, warmup, steps)
 
 
 # Validation images DARTS-PT scores every removal on at CIFAR-10 (half of the training set).
@@ -224,29 +240,38 @@ def _machine() -> str:
 
 def time_retrain_step(
     device: torch.device, *, batch: int, size: int, bf16: bool, channels_last: bool,
-    warmup: int, steps: int,
+    warmup: int, steps: int, fast: FastSwitches = EAGER, net: NetworkConfig | None = None,
 ) -> float:  # fmt: skip
     g = torch.Generator().manual_seed(0)
-    config = NetworkConfig(image_size=size, auxiliary=True, drop_path_prob=0.2)
+    config = net or NetworkConfig(image_size=size, auxiliary=True, drop_path_prob=0.2)
     model = EvalNetwork(DARTS_V2, config, generator=g).to(device).train()
     if channels_last:
         to_channels_last(model)
-    opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    opt = make_sgd(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4,
+                   fused=fast.fused_optimizer, device=device)  # fmt: skip
     x, y = _batch(batch, size, 10, device, channels_last, g)
 
-    def step() -> object:
-        opt.zero_grad(set_to_none=True)
+    def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with autocast(device, bf16):
             logits, aux = model.forward_with_aux(x)
             loss = F.cross_entropy(logits, y)
             if aux is not None:
                 loss = loss + 0.4 * F.cross_entropy(aux, y)
+        return loss
+
+    compiled = CompiledCall(loss_of, enabled=fast.compile, what="retraining loss")
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss: torch.Tensor = compiled(x, y)
         torch.autograd.backward(loss)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
-        return loss
+        return loss.detach()
 
-    return _time(step, device, warmup, steps)
+    graphed = CudaGraphStep(step, enabled=fast.cuda_graph, device=device, what="retrain step",
+                            owners=[model, opt])  # fmt: skip
+    return _time(lambda: graphed(x, y), device, warmup, steps)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ cell, the collapse guard's signal.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ from repair_core.search.hessian import dominant_eigenvalue
 from repair_core.search.record import EpochRecord
 from repair_core.search.search_state import load_search_state, save_search_state
 from repair_core.search.supernet import SearchConfig, SuperNet
+from repair_core.train.fastpath import compile_forward, make_sgd
 from repair_core.train.schedule import cosine_lr
 
 
@@ -60,6 +61,8 @@ class SearchSettings:
     seed: int = 0  # initial weights, alphas and every batch draw
     bf16: bool = False  # bf16 autocast (CUDA); off until shown not to hurt the search
     channels_last: bool = False
+    compile: bool = False  # torch.compile (inductor) of the supernet forward; see train.fastpath
+    fused_optimizer: bool = False  # fused SGD kernel for the weights (CUDA only)
     warmup_epochs: int = 0  # weights-only epochs before alpha steps start (PC-DARTS: 15)
     drop_path_prob: float = 0.0  # max p, linear over epochs, weight steps only (R-DARTS)
     hessian_every: int = 0  # 0: off; else eigenvalue at epochs e % every == 0 and the last
@@ -148,6 +151,7 @@ class SearchResult:
     stopped_epoch: int | None = None  # 1-based epoch whose architecture early stop returned
     # DARTS-PT: its decisions (with the removal scores behind them) and the argmax genotype.
     perturbation: dict[str, Any] | None = None
+    fast_path: dict[str, str] = field(default_factory=dict)  # how steps ran, fallback reasons
 
 
 def _check_data(train: ImageDataset, val: ImageDataset, config: SearchConfig) -> None:
@@ -174,13 +178,14 @@ def _fingerprint(
     train: ImageDataset, val: ImageDataset, config: SearchConfig, settings: SearchSettings
 ) -> str:
     # What a resumed run must share with the one that saved the state. `epochs` may grow:
-    # a finished search continued for more epochs refines W and alpha further (paper §4.7).
+    # a finished search continued for more epochs refines W and alpha further (paper §4.7);
+    # the speed switches may change.
     # Fields added after states were first written count only when set, so those states
     # still resume.
     relevant = {
         k: v
         for k, v in asdict(settings).items()
-        if k not in ("report_every", "epochs") and not (k in _LATER_SETTINGS and v == _DEFAULTS[k])
+        if k not in _SPEED_SETTINGS and not (k in _LATER_SETTINGS and v == _DEFAULTS[k])
     }
     net = {
         k: v
@@ -191,6 +196,8 @@ def _fingerprint(
     return json.dumps({"config": net, "settings": relevant, "data": data})
 
 
+# How steps run, not what they compute: a run may resume with these changed.
+_SPEED_SETTINGS = ("report_every", "epochs", "compile", "fused_optimizer")
 _DEFAULTS = asdict(SearchSettings())
 _LATER_SETTINGS = (
     "warmup_epochs", "drop_path_prob", "hessian_every", "power_iters", "early_stop",
@@ -219,11 +226,14 @@ def search(
     model = SuperNet(config, generator=generator).to(dev)
     if settings.channels_last:
         to_channels_last(model)
-    weight_opt = torch.optim.SGD(
+    compiled = compile_forward(model, enabled=settings.compile, what="search forward")
+    weight_opt = make_sgd(
         model.weight_parameters(),
         lr=settings.lr,
         momentum=settings.momentum,
         weight_decay=settings.weight_decay,
+        fused=settings.fused_optimizer,
+        device=dev,
     )
     alpha_opt = torch.optim.Adam(
         model.arch_parameters(),
@@ -349,6 +359,7 @@ def search(
             alphas_reduce=alphas[1],
             history=records,
             stopped_epoch=stopped + 1,
+            fast_path=compiled.report(),
         )
     perturbation = None
     if settings.projection:
@@ -379,6 +390,7 @@ def search(
         alphas_reduce=model.alphas_reduce.detach().cpu().clone(),
         history=records,
         perturbation=perturbation,
+        fast_path=compiled.report(),
     )
 
 

@@ -22,7 +22,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from repair_core.evaluation.accuracy import accuracy
 from repair_core.precision import autocast
 from repair_core.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 from repair_core.train.augment import augment_batch, random_crop, random_flip
+from repair_core.train.fastpath import CompiledCall, CudaGraphStep, make_sgd
 from repair_core.train.mixing import augmix, cutmix, fourier_style, jsd_consistency
 from repair_core.train.schedule import cosine_lr
 from repair_core.train.settings import TrainSettings
@@ -54,6 +55,9 @@ class TrainResult:
     # eval set), seconds (wall time incl. evaluation), images_per_second (training only).
     history: list[dict[str, float]]
     resumed_from_epoch: int  # epochs already done in the state file this call started from
+    # How steps ran: {"loss": "eager" | "compile", "step": "eager" | "cuda-graph"}, plus
+    # "<part>_fallback": why a switch that was asked for fell back to eager.
+    fast_path: dict[str, str] = field(default_factory=dict)
 
 
 class TrainingDiverged(RuntimeError):
@@ -121,7 +125,9 @@ def train_model(
     model.eval()
     if loop.channels_last:
         model.to(memory_format=torch.contiguous_format)
-    return TrainResult(history=loop.history, resumed_from_epoch=resumed_from)
+    return TrainResult(
+        history=loop.history, resumed_from_epoch=resumed_from, fast_path=loop.fast_path
+    )
 
 
 class _Loop:
@@ -153,12 +159,15 @@ class _Loop:
             if settings.auxiliary_weight > 0 and callable(forward_with_aux)
             else None
         )
-        self.optimizer = torch.optim.SGD(
+        self.optimizer = make_sgd(
             model.parameters(),
             lr=settings.lr,
             momentum=settings.momentum,
             weight_decay=settings.weight_decay,
+            fused=settings.fused_optimizer,
+            device=device,
         )
+        self.loss_fn = CompiledCall(self._loss, enabled=settings.compile, what="retraining step")
         self.generator = torch.Generator(device=device)  # data order and augmentation
         self.generators = {"data": self.generator}
         if hasattr(model, "drop_path_generator"):
@@ -173,6 +182,27 @@ class _Loop:
             self.fingerprint = {**self.fingerprint, "style": data_fingerprint(style)}
         self.epoch = 0
         self.history: list[dict[str, float]] = []
+        # Only the standard augmentation keeps every step's shapes and host-side branches
+        # fixed, which a replayed graph needs; the mixing baselines always run eager.
+        self.graph_step = CudaGraphStep(
+            self._optimise,
+            enabled=settings.cuda_graph,
+            device=device,
+            generators=[self.generators["drop_path"]] if "drop_path" in self.generators else [],
+            owners=[model, self.optimizer],
+            what="retraining step",
+        )
+        if settings.cuda_graph and settings.augmentation != "standard":
+            self.graph_step.disable(f"augmentation {settings.augmentation!r} varies per step")
+
+    @property
+    def fast_path(self) -> dict[str, str]:
+        """How steps run ("eager", "compile", "cuda-graph") and why a switch fell back."""
+        out = self.loss_fn.report("loss")
+        out["step"] = self.graph_step.mode
+        if self.graph_step.fallback_reason:
+            out["step_fallback"] = self.graph_step.fallback_reason
+        return out
 
     def start(self, state_path: Path | None) -> int:
         """Seed a fresh run, or load the state file; return the epochs already done."""
@@ -216,6 +246,7 @@ class _Loop:
         if hasattr(model, "drop_path_prob"):
             # setattr: nn.Module's typing forbids assigning a float to an unknown attribute.
             setattr(model, "drop_path_prob", drop_path_prob)  # noqa: B010
+        self.graph_step.invalidate()  # lr and drop path are baked into a captured graph
         model.train()
         # Running sums stay on the device; reading them is the only host sync.
         loss_sum = torch.zeros((), device=self.device)
@@ -284,7 +315,7 @@ class _Loop:
             cutout_length=settings.cutout_length,
             generator=self.generator,
         )
-        return self._optimise(images, labels, labels)
+        return self.graph_step(images, labels, labels)  # type: ignore[no-any-return]
 
     def _mixed_batch(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A baseline's (images, targets): crop and flip as usual, then CutMix (soft
@@ -328,6 +359,19 @@ class _Loop:
         n = labels.shape[0]
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+        loss, logits = self.loss_fn(images, targets, n)
+        self.optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss)
+        nn.utils.clip_grad_norm_(self.model.parameters(), settings.grad_clip)
+        self.optimizer.step()
+        return loss, logits[:n], labels
+
+    def _loss(
+        self, images: torch.Tensor, targets: torch.Tensor, n: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(training loss, logits): the part of the step torch.compile takes (it compiles the
+        backward with it)."""
+        settings = self.settings
         with autocast(self.device, self.bf16):
             aux: torch.Tensor | None = None
             if self.forward_with_aux is not None:
@@ -342,11 +386,7 @@ class _Loop:
             if aux is not None:
                 aux_loss = F.cross_entropy(aux[:n], targets, label_smoothing=smoothing)
                 loss = loss + settings.auxiliary_weight * aux_loss
-        self.optimizer.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)
-        nn.utils.clip_grad_norm_(self.model.parameters(), settings.grad_clip)
-        self.optimizer.step()
-        return loss, logits[:n], labels
+        return loss, logits
 
     def _state(self) -> dict[str, Any]:
         return {

@@ -30,6 +30,10 @@ class TrainSettings:
     seed: int = 0  # seeds data order, augmentation, and the model's dropout / drop path
     bf16: bool = False  # bfloat16 autocast; CUDA only, ignored on CPU
     channels_last: bool = False  # NHWC memory format; CUDA only, ignored on CPU
+    # Speed switches (see `train.fastpath`); each falls back to eager where it cannot work.
+    compile: bool = False  # torch.compile (inductor) of the forward + backward
+    cuda_graph: bool = False  # the whole step as one CUDA graph (CUDA, standard augmentation)
+    fused_optimizer: bool = False  # SGD as one fused kernel (CUDA only)
     report_every_steps: int = 50  # steps between progress reports (each is one host sync)
     eval_batch_size: int = 256  # images per forward pass when measuring eval accuracy
     # "standard": crop, flip, cutout (the DARTS protocol). The baselines replace cutout with

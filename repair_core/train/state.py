@@ -27,7 +27,11 @@ STATE_VERSION = 1
 
 # Settings that may change between an interrupted run and its resume without changing the
 # numbers it computes.
-RESUME_MUTABLE_SETTINGS = frozenset({"report_every_steps"})
+# Speed switches change how a step runs, not what it computes: a run may resume with them
+# flipped, and states written before they existed still resume.
+RESUME_MUTABLE_SETTINGS = frozenset(
+    {"report_every_steps", "compile", "cuda_graph", "fused_optimizer"}
+)
 
 # Distance between the seeds derived for the separate RNG streams of one run.
 _SEED_STRIDE = 1_000_003
