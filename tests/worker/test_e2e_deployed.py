@@ -1,6 +1,7 @@
 """End to end over HTTP with real processes, for every deployed-model family: a torchvision
 ResNet-18, a timm MobileNetV3, a DARTS network and an ONNX graph each go upload -> smoke
-repair -> download; and a non-square (12 x 8) dataset goes through the whole repair.
+repair -> download (safetensors and ONNX, the ONNX run in onnxruntime); and a non-square
+(12 x 8) dataset goes through the whole repair.
 
 The deployed models have random weights: a smoke repair only needs failures they get
 wrong, and building them costs milliseconds where training would cost minutes.
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnxruntime as ort
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -135,6 +137,8 @@ def _repair_and_download(
         assert final["status"] == "succeeded", final
         path = tmp_path / "repaired.safetensors"
         assert client.download_model(created["id"], path) == final["result_sha256"]
+        if "onnx" in final["model_formats"]:
+            client.download_model(created["id"], path.with_suffix(".onnx"), model_format="onnx")
     return model, path
 
 
@@ -153,6 +157,14 @@ def test_each_deployed_model_family_goes_upload_repair_download(
     # The repaired network takes the deployed model's input (normalisation included).
     expected = (0.3,) if family != "darts" else repaired.config.mean
     assert repaired.config.mean == expected and repaired.config.in_channels == 1
+    # The ONNX export computes the same logits in onnxruntime alone (fp32, within 1e-4).
+    session = ort.InferenceSession(
+        str(path.with_suffix(".onnx")), providers=["CPUExecutionProvider"]
+    )
+    (logits,) = session.run(["logits"], {"pixels": images.numpy()})
+    with torch.no_grad():
+        expected_logits = repaired.model(images)
+    assert float((torch.from_numpy(logits) - expected_logits).abs().max()) <= 1e-4
 
 
 def _pad_to(images: torch.Tensor, height: int) -> torch.Tensor:
