@@ -48,6 +48,13 @@ class ArtifactStore:
         the job's folder and the orphan sweep (which skips job folders) leaves it alone."""
         return f"{owner_id}/jobs/{job_id}/figures/{file_name}"
 
+    @staticmethod
+    def variant_model_key(owner_id: uuid.UUID, job_id: uuid.UUID, variant: str) -> str:
+        """Where a compared variant's model lives (not the primary's: that is the job's
+        `result_model_key`): in the job's folder like its figures, so deletes, the quota and
+        the orphan sweep see it without a column of its own."""
+        return f"{owner_id}/jobs/{job_id}/variants/{variant}.safetensors"
+
     def path(self, key: str) -> Path:
         """The file behind `key`; rejects anything that could leave the store."""
         parts = key.split("/")

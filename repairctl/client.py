@@ -255,10 +255,13 @@ class RepairClient:
         failure_batch_ids: list[str] | None = None,
         config: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        variants: list[str] | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"model_id": model_id, "config": dict(config or {})}
         if failure_batch_ids:
             body["failure_batch_ids"] = failure_batch_ids
+        if variants:
+            body["variants"] = variants
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self._json("POST", "/v1/repairs", json=body, headers=headers)
 
@@ -367,15 +370,17 @@ class RepairClient:
         dest: Path,
         *,
         model_format: str = DEFAULT_MODEL_FORMAT,
+        variant: str | None = None,
         on_progress: ProgressFn | None = None,
     ) -> str:
-        """Stream the repaired model (`model_format`: safetensors, onnx, torchscript) to
-        `dest`; returns its SHA-256, checked against the server's ETag. `dest` appears only
-        complete."""
+        """Stream the repaired model (`model_format`: safetensors, onnx, torchscript), or a
+        compared `variant`'s, to `dest`; returns its SHA-256, checked against the server's
+        ETag. `dest` appears only complete."""
         dest = Path(dest)
         digest = hashlib.sha256()
         url = f"/v1/repairs/{job_id}/model"
-        with self._http.stream("GET", url, params={"format": model_format}) as response:
+        params = {"format": model_format, **({"variant": variant} if variant else {})}
+        with self._http.stream("GET", url, params=params) as response:
             if response.status_code >= 400:
                 response.read()
                 self._check(response)

@@ -83,11 +83,7 @@ def run_command(
         )  # fmt: skip
         configs = [config]
         if variants:
-            try:
-                fields = [choices.parse_variant(n.strip()) for n in variants.split(",")]
-            except ValueError as exc:
-                raise RepairInputError(str(exc)) from None
-            configs = [RepairConfig.from_dict({**config.to_dict(), **f}) for f in fields]
+            configs = [config.as_variant(n.strip()) for n in variants.split(",")]
         elif compare:
             configs = [
                 config, replace(config, selection="random"), replace(config, selection="augment")

@@ -9,7 +9,7 @@ transaction stays open while tensors are decoded.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,8 +34,9 @@ class InputFiles:
     model: Path
     dataset: Path
     failure_batches: tuple[Path, ...]
-    config: RepairConfig
+    config: RepairConfig  # the primary variant's
     labels: OwnerLabels  # the owner's answers to the picks asked so far
+    also: tuple[RepairConfig, ...] = ()  # the other variants the job compares
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class JobInputs:
     failures: ImageDataset
     config: RepairConfig
     labels: OwnerLabels
+    also: tuple[RepairConfig, ...] = ()
 
 
 def input_files(session: Session, job: RepairJob, store: ArtifactStore) -> InputFiles:
@@ -68,6 +70,13 @@ def input_files(session: Session, job: RepairJob, store: ArtifactStore) -> Input
     if failure_name not in CORRUPTION_NAMES:
         failure_name = "failures"
     config = RepairConfig.from_dict({**job.config, "failure_name": failure_name})
+    # A job that names its variants compares them in one report, with the Control row the
+    # gains are stated against; the first is the primary (the model GET .../model serves).
+    variants = [config.as_variant(name) for name in job.variants or []]
+    also: tuple[RepairConfig, ...] = ()
+    if variants:
+        config = replace(variants[0], control=True)
+        also = tuple(variants[1:])
     return InputFiles(
         model=_file(store, model.storage_key, f"model {model.id}"),
         dataset=_file(store, dataset.storage_key, f"dataset {dataset.id}"),
@@ -78,6 +87,7 @@ def input_files(session: Session, job: RepairJob, store: ArtifactStore) -> Input
         labels=OwnerLabels(
             {int(row): int(label) for row, label in job.labels.items()}, job.label_rounds
         ),
+        also=also,
     )
 
 
@@ -91,7 +101,7 @@ def load_inputs(files: InputFiles, limits: IngestLimits | None = None) -> JobInp
         images.append(x)
         labels.append(y)
     failures = ImageDataset(torch.cat(images), torch.cat(labels), data.class_names)
-    return JobInputs(deployed, data, failures, files.config, files.labels)
+    return JobInputs(deployed, data, failures, files.config, files.labels, files.also)
 
 
 def _owned(

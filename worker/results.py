@@ -1,7 +1,8 @@
 """Storing a finished repair: files first, then one fenced transaction for the rows.
 
-The repaired checkpoint, its ONNX and TorchScript exports, report.json, report.png and the
-report figures are published to the artifact store (temp file, fsync, atomic rename).
+The repaired checkpoint, its ONNX and TorchScript exports, report.json, report.png, the
+report figures and the other compared variants' checkpoints (in the job's folder) are
+published to the artifact store (temp file, fsync, atomic rename).
 Only then does one transaction insert the genotype and metric rows and move the job to
 `succeeded` with the result keys, fenced by the lease. A crash in between leaves files
 without a row (garbage), never a row that points at a half-written file; a worker that
@@ -167,10 +168,19 @@ def store_results(
         exported[sha_column] = copy_hashed(store, str(path), key)
         exported[key_column] = key
         published.append(key)
+    # In the job's folder under fixed names, like the figures: never deleted on a lost
+    # lease, since the successor publishes to the same keys (and a file there without a
+    # row is counted and deleted with the job).
+    variant_models: dict[str, str] = {}
+    for name, path in result.variant_checkpoints.items():
+        if name != result.primary:
+            key = store.variant_model_key(owner_id, lease.job_id, name)
+            variant_models[name] = copy_hashed(store, str(path), key)
     figures = publish_figures(store, owner_id, lease.job_id, result.work_dir)
     values = {
         **exported,
         "figures": figures,
+        "variant_models": variant_models or None,
         "result_model_key": model_key,
         "result_model_sha256": sha256,
         "report_key": report_key,

@@ -246,6 +246,7 @@ def _execute(
             inputs.deployed, inputs.data, inputs.failures, config,
             work_dir=work_dir, device=ctx.settings.device,
             on_progress=keeper.report, cancel=keeper.cancel_token, labels=inputs.labels,
+            also=inputs.also,
         )  # fmt: skip
     except LabelsNeeded as stop:
         picks = stop.picks

@@ -275,6 +275,11 @@ class RepairJob(Base):
     # File names of the report figures published beside the job (`ArtifactStore.figure_key`),
     # e.g. ["robustness-heatmap.png", ...]; None for jobs finished before figures existed.
     figures: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    # The variants the job compares in one report (`choices.parse_variant` names), the first
+    # the primary; None for a plain repair. The other variants' models are published in the
+    # job's folder (`ArtifactStore.variant_model_key`), name -> SHA-256 in `variant_models`.
+    variants: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    variant_models: Mapped[dict[str, str] | None] = mapped_column(sa.JSON)
 
     created_at: Mapped[datetime] = _created_at()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

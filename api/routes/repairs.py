@@ -78,6 +78,8 @@ def _public(view: RepairView) -> RepairPublic:
         failures_confirmed=job.failures_confirmed,
         failures_on_trust=job.failures_on_trust,
         figures=list(job.figures or []),
+        variants=list(job.variants or []),
+        variant_downloads=repairs.variant_downloads(job),
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
@@ -261,12 +263,22 @@ def download_model(
             "`pixels`, float32 NCHW in [0, 1], dynamic batch) or torchscript (torch.jit.load)"
         ),
     ] = choices.DEFAULT_MODEL_FORMAT,
+    variant: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="a compared variant (the job's `variant_downloads`), e.g. CutMix; "
+            "default the primary",
+        ),
+    ] = None,
 ) -> Response:
     """The repaired model, streamed; ETag and Repr-Digest carry its SHA-256. A format the
-    job has no file for answers 404 (its export failed its check), 409 before success."""
+    job has no file for answers 404 (its export failed its check), 409 before success;
+    another variant's model is served as safetensors."""
     path, sha, _job = repairs.model_file(
-        session, owner_id=owner.id, job_id=job_id, model_format=format, store=store
-    )
+        session, owner_id=owner.id, job_id=job_id, model_format=format, store=store,
+        variant=variant,
+    )  # fmt: skip
     headers = {"Cache-Control": "private, no-cache"}
     if sha:
         headers["ETag"] = _etag(sha)
@@ -277,7 +289,7 @@ def download_model(
     return FileResponse(
         path,
         media_type="application/octet-stream",
-        filename=f"repaired-{job_id}{choices.MODEL_FORMAT_SUFFIXES[format]}",
+        filename=f"{variant or 'repaired'}-{job_id}{choices.MODEL_FORMAT_SUFFIXES[format]}",
         headers=headers,
     )
 

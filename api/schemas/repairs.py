@@ -13,6 +13,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from api.db.models import JobStatus
@@ -35,6 +36,9 @@ else:
     ProfileName = Literal[choices.PROFILE_CHOICES]
     ModelFormatName = Literal[choices.MODEL_FORMAT_CHOICES]
     UnlabeledPicksName = Literal[choices.UNLABELED_PICKS_CHOICES]
+
+# Variants one job may compare (each trains a network of its own).
+MAX_VARIANTS = 8
 
 OverrideKey = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=64)
@@ -111,6 +115,42 @@ class RepairCreate(BaseModel):
         None, max_length=100, description="default: every failure batch of the model"
     )
     config: RepairConfig = Field(default_factory=lambda: RepairConfig())
+    variants: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_VARIANTS,
+        description="variants to compare in one report with the Control row, e.g. "
+        '["CF-DARTS", "RF-DARTSE", "CutMix"]; the first is the primary (its model is the '
+        "default download); each takes `config` and sets its own selection, retrain, "
+        "search and baseline. Baselines: AugMix, CutMix, FourierStyle, Control ([-E])",
+    )
+
+    @model_validator(mode="after")
+    def _known_variants(self) -> RepairCreate:
+        # Refused here (422 naming the entry) rather than by the worker after queueing.
+        names = self.variants or []
+        for k, name in enumerate(names):
+            try:
+                fields = choices.parse_variant(name)
+            except ValueError as exc:
+                raise ValueError(f"variants[{k}]: {exc}") from None
+            if names.index(name) != k:
+                raise ValueError(f"variants[{k}]: {name!r} is listed twice")
+            search = fields.get("search", self.config.search)
+            baseline = fields["baseline"]
+            if self.config.iterations != 1 and (
+                baseline != choices.DEFAULT_BASELINE or search in choices.ONE_ITERATION_SEARCHES
+            ):
+                why = (
+                    "has no search"
+                    if baseline != choices.DEFAULT_BASELINE
+                    else "discretises its supernet"
+                )
+                raise ValueError(
+                    f"variants[{k}]: {name} runs one iteration (it {why}); "
+                    "set config.iterations to 1"
+                )
+        return self
 
 
 class ModelSize(BaseModel):
@@ -214,6 +254,15 @@ class RepairPublic(BaseModel):
     figures: list[str] = Field(
         default_factory=list,
         description="report figures this job has, as `/v1/repairs/{id}/figures/<name>` names",
+    )
+    variants: list[str] = Field(
+        default_factory=list, description="the variants compared (the first is the primary)"
+    )
+    variant_downloads: dict[str, list[ModelFormatName]] = Field(
+        default_factory=dict,
+        description="variant -> formats GET /v1/repairs/{id}/model?variant=&format= serves "
+        "(once succeeded): the primary in every exported format, the others (and the "
+        "Control) as safetensors",
     )
     created_at: datetime
     started_at: datetime | None

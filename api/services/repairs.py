@@ -79,7 +79,10 @@ _SIZES = ("params", "flops")
 
 
 def request_digest(request: RepairCreate) -> str:
-    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    body = request.model_dump(mode="json")
+    if body["variants"] is None:
+        del body["variants"]  # a plain request hashes as it did before variants existed
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -125,6 +128,7 @@ def create_repair(
         model_id=model.id,
         failure_batch_ids=[str(b) for b in batch_ids],
         config=request.config.model_dump(mode="json"),
+        variants=request.variants,
         status=JobStatus.queued,
         max_attempts=max_attempts,
         idempotency_key=idempotency_key,
@@ -347,10 +351,15 @@ def model_file(
     job_id: uuid.UUID,
     model_format: str,
     store: ArtifactStore,
+    variant: str | None = None,
 ) -> tuple[Path, str | None, RepairJob]:
     """The repaired model in `model_format`: (file, its SHA-256, job). 409 while the job has
-    not succeeded; 404 when it has no file in that format (its export failed its check)."""
+    not succeeded; 404 when it has no file in that format (its export failed its check).
+    `variant` names another compared variant (`variant_downloads`; safetensors only)."""
     job = get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
+    if variant is not None and variant != primary_variant(job):
+        path, sha = _variant_model(job, variant, model_format, store)
+        return path, sha, job
     key_column, sha_column = MODEL_FILE_COLUMNS[model_format]
     exported = model_format != choices.DEFAULT_MODEL_FORMAT
     what = f"{model_format} model" if exported else "model"
@@ -369,6 +378,43 @@ def model_formats(job: RepairJob) -> list[str]:
     if job.status != JobStatus.succeeded:
         return []
     return [f for f, (key, _) in MODEL_FILE_COLUMNS.items() if getattr(job, key) is not None]
+
+
+def primary_variant(job: RepairJob) -> str:
+    """The name of the job's repaired model: its first variant, or its config's."""
+    if job.variants:
+        return job.variants[0]
+    config = {**dict.fromkeys(("selection", "retrain", "search")), **job.config}
+    return choices.variant_name(
+        config["selection"] or choices.DEFAULT_SELECTION,
+        config["retrain"] or choices.DEFAULT_RETRAIN,
+        search=config["search"] or choices.DEFAULT_SEARCH,
+    )
+
+
+def variant_downloads(job: RepairJob) -> dict[str, list[str]]:
+    """Variant -> the formats its model downloads in (none until the job has succeeded)."""
+    formats = model_formats(job)
+    if not formats:
+        return {}
+    others = {name: [choices.DEFAULT_MODEL_FORMAT] for name in job.variant_models or {}}
+    return {primary_variant(job): formats, **others}
+
+
+def _variant_model(
+    job: RepairJob, variant: str, model_format: str, store: ArtifactStore
+) -> tuple[Path, str]:
+    models = job.variant_models or {}
+    if job.status == JobStatus.succeeded and variant not in models:
+        have = ", ".join([primary_variant(job), *models])
+        raise NotFoundError(f"repair job {job.id} has no variant {variant!r}; it has: {have}")
+    if model_format != choices.DEFAULT_MODEL_FORMAT:
+        raise NotFoundError(
+            f"the {variant} model of repair job {job.id} downloads as safetensors only; "
+            "only the primary variant is exported to ONNX and TorchScript"
+        )
+    key = None if variant not in models else store.variant_model_key(job.owner_id, job.id, variant)
+    return _stored(job, key, f"{variant} model", store), models.get(variant, "")
 
 
 def _stored(

@@ -92,6 +92,15 @@ class RepairConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
+    def as_variant(self, name: str) -> RepairConfig:
+        """This config turned into the variant `name` (CF-DARTS, RF-PCDARTSE, CutMix, ...,
+        `choices.parse_variant`): its sizes, seed and profile, that variant's choices."""
+        try:
+            fields = choices.parse_variant(name)
+        except ValueError as exc:
+            raise RepairInputError(str(exc)) from None
+        return RepairConfig.from_dict({**self.to_dict(), **fields})
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RepairConfig:
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))

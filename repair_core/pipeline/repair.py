@@ -66,6 +66,7 @@ def repair(
     on_progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
     labels: OwnerLabels | None = None,
+    also: Sequence[RepairConfig] = (),
 ) -> RepairResult:
     """Repair `deployed`; calling it again on the same `work_dir` resumes where it stopped.
 
@@ -73,11 +74,14 @@ def repair(
     owner's answers in `labels` (pipeline/labelling.py).
 
     With `config.control` the Control row (phi0's architecture retrained with another seed,
-    no failure guidance) is trained too, in `<work_dir>/Control`, and scored beside it."""
+    no failure guidance) is trained too, in `<work_dir>/Control`, and scored beside it.
+    The variants in `also` (a comparison through the service) run after `config`, each in
+    `<work_dir>/<variant name>` with its own ledger, and are scored in the same report on
+    the same held-out failures; `config` stays the repaired (primary) model."""
     work = WorkDir(work_dir)
     report, variants = _run(
-        as_deployed(deployed), data, failures, [config], work, device, on_progress, cancel,
-        nested=False, answers=labels,
+        as_deployed(deployed), data, failures, [config, *also], work, device, on_progress,
+        cancel, nested=False, answers=labels,
     )  # fmt: skip
     primary = variants[0]
     final = work.path("model.safetensors")
@@ -247,6 +251,8 @@ def _evaluate(
         "rows": rows,  # variant -> its report rows (one per iteration)
         **roles,
         "held_out_failures": len(held_out),
+        # The uploaded failure rows every row's <X>_fail column was scored on.
+        "held_out_rows": held_out.tolist(),
         "evaluation_seconds": seconds,
         "evaluation_max_images": ev.max_images,
     }

@@ -53,6 +53,13 @@ def create(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override, e.g. search.epochs=5 (repeat).")
     ] = None,
+    variants: Annotated[
+        str | None,
+        typer.Option(
+            help="Compare variants in one report with the Control row, comma-separated, "
+            "e.g. CF-DARTS,RF-DARTSE,CutMix (the first is the primary)."
+        ),
+    ] = None,
     idempotency_key: Annotated[
         str | None, typer.Option(help="Retry-safe: the same key returns the same job.")
     ] = None,
@@ -82,6 +89,7 @@ def create(
                 failure_batch_ids=batch or None,
                 config=config,
                 idempotency_key=idempotency_key,
+                variants=[v.strip() for v in variants.split(",")] if variants else None,
             )
         )
 
@@ -184,22 +192,28 @@ def download(
             + " (onnx and torchscript run without this project)",
         ),
     ] = choices.DEFAULT_MODEL_FORMAT,
+    variant: Annotated[
+        str | None,
+        typer.Option(help="Another compared variant's model, e.g. CutMix (safetensors)."),
+    ] = None,
     url: UrlOpt = DEFAULT_URL,
     api_key: KeyOpt = None,
 ) -> None:
-    """Download the repaired model; its SHA-256 is checked against the ETag."""
+    """Download the repaired model (or a compared variant's); its SHA-256 is checked
+    against the ETag."""
     if model_format not in choices.MODEL_FORMAT_CHOICES:
         fail_message(
             f"--format {model_format!r}: choose one of {', '.join(choices.MODEL_FORMAT_CHOICES)}",
             code=2,
         )
-    dest = output or Path(f"repaired-{job_id}{choices.MODEL_FORMAT_SUFFIXES[model_format]}")
+    stem = variant or "repaired"
+    dest = output or Path(f"{stem}-{job_id}{choices.MODEL_FORMAT_SUFFIXES[model_format]}")
     with (
         connected(url, api_key) as client,
         transfer_progress(f"downloading {dest.name}") as progress,
     ):
         digest = client.download_model(
-            job_id, dest, model_format=model_format, on_progress=progress
+            job_id, dest, model_format=model_format, variant=variant, on_progress=progress
         )
     typer.echo(f"{dest}  sha256 {digest}")
 

@@ -85,7 +85,9 @@ def succeeded_with_files(
     (live_server.artifacts_root / folder).mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (live_server.artifacts_root / folder / name).write_bytes(data)
-    values = {c: f"{folder}/{v}" if v in files else v for c, v in columns.items()}
+    values = {
+        c: f"{folder}/{v}" if isinstance(v, str) and v in files else v for c, v in columns.items()
+    }
     with live_server.session_factory() as session:
         session.execute(
             sa.update(RepairJob)

@@ -74,6 +74,17 @@ def test_variant_names_parse_to_the_config_that_names_them_back() -> None:
         RepairConfig(baseline="augmix", iterations=2)
 
 
+def test_a_config_as_a_variant_keeps_its_sizes_and_takes_the_variants_choices() -> None:
+    base = RepairConfig(budget=7, seed=3, search="darts-2nd", overrides={"train.epochs": 2})
+    rf = base.as_variant("RF-PCDARTSE")
+    assert (rf.selection, rf.search, rf.retrain) == ("random", "pcdarts", "with-failures")
+    assert (rf.budget, rf.seed, rf.overrides) == (7, 3, {"train.epochs": 2})
+    assert base.as_variant("CF-DARTS").search == "darts-2nd"  # DARTS names both orders
+    assert base.as_variant("CutMix").baseline == "cutmix"
+    with pytest.raises(RepairInputError, match="unknown variant 'Nope'"):
+        base.as_variant("Nope")
+
+
 def test_variant_names_carry_the_search_strategy() -> None:
     fields = parse_variant("RF-PCDARTSE")
     assert fields == {"selection": "random", "retrain": "with-failures", "baseline": "none",

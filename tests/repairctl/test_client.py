@@ -181,6 +181,39 @@ def test_download_format_onnx_fetches_the_export_and_an_unknown_format_is_a_usag
     assert bad.exit_code == 2 and "safetensors, onnx, torchscript" in bad.stderr
 
 
+def test_repairs_create_with_variants_and_download_of_a_variant(
+    live_server: LiveServer, cli: tuple[CliRunner, dict[str, str], Seeded], tmp_path: Path
+) -> None:
+    runner, env, seeded = cli
+    created = runner.invoke(
+        app, ["repairs", "create", str(seeded.model_id), "--variants", "CF-DARTSE, AugMix"],
+        env=env,
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    job = json.loads(created.stdout)
+    assert job["variants"] == ["CF-DARTSE", "AugMix"]
+    weights = b"augmix" * 1000
+    with live_server.session_factory() as session:
+        owner_id = session.get_one(RepairJob, uuid.UUID(job["id"])).owner_id
+    folder = live_server.artifacts_root / str(owner_id) / "jobs" / job["id"] / "variants"
+    folder.mkdir(parents=True)
+    (folder / "AugMix.safetensors").write_bytes(weights)
+    succeeded_with_files(
+        live_server, job["id"], {"m.safetensors": b"weights"}, result_model_key="m.safetensors",
+        variant_models={"AugMix": hashlib.sha256(weights).hexdigest()},
+    )  # fmt: skip
+    out = tmp_path / "augmix.safetensors"
+    downloaded = runner.invoke(
+        app, ["repairs", "download", job["id"], "--variant", "AugMix", "-o", str(out)], env=env
+    )
+    assert downloaded.exit_code == 0, downloaded.output
+    assert out.read_bytes() == weights
+    bad = runner.invoke(
+        app, ["repairs", "create", str(seeded.model_id), "--variants", "CF-DARTS,Nope"], env=env
+    )
+    assert bad.exit_code == 1 and "variants[1]" in bad.stderr
+
+
 def test_errors_are_one_line_with_the_problem_code(
     live_server: LiveServer, cli: tuple[CliRunner, dict[str, str], Seeded]
 ) -> None:

@@ -369,3 +369,38 @@ def test_a_job_cancelled_during_search_stops_within_seconds_and_the_worker_takes
 
         owners = [session.get_one(RepairJob, uuid.UUID(i)).lease_owner for i in (job_id, next_id)]
     assert all(owner and owner.startswith("a@") for owner in owners), owners
+
+
+def test_a_job_comparing_two_variants_scores_both_and_the_control_and_serves_each_model(
+    stack: Stack, uploaded: Uploaded, digits_problem: RepairProblem, tmp_path: Path
+) -> None:
+    stack.start_worker("a")
+    with stack.client(uploaded.key) as client:
+        created = client.create_repair(
+            uploaded.model_id, config=tiny_config(), variants=["CF-DARTS", "CutMix"]
+        )
+        final = _watch(client, created["id"], until=_finished, timeout=180)[-1]
+        assert final["status"] == "succeeded", final
+        report = client.get_report(created["id"])
+        path = tmp_path / "cutmix.safetensors"
+        client.download_model(created["id"], path, variant="CutMix")
+    info = report["info"]
+    assert list(report["models"]) == ["original", "Control", "CF-DARTS", "CutMix"]
+    assert info["primary"] == "CF-DARTS" and info["control"] == "Control"
+    # One held-out set for every row: CF-DARTS's (its core set left out), not the larger
+    # one CutMix, which selects nothing, would have had alone.
+    held = info["held_out_rows"]
+    assert len(held) == info["variants"]["CF-DARTS"]["held_out_failures"] > 0
+    assert info["variants"]["CutMix"]["held_out_failures"] > len(held)
+    assert all(row["held_out_failures"] is not None for row in report["models"].values())
+    assert final["variants"] == ["CF-DARTS", "CutMix"]
+    assert final["variant_downloads"] == {
+        "CF-DARTS": ["safetensors", "onnx", "torchscript"],
+        "CutMix": ["safetensors"], "Control": ["safetensors"],
+    }  # fmt: skip
+    assert {"control.clean", "CutMix.clean", "repaired.clean"} <= set(final["metrics"])
+    cutmix = load_model(path)
+    images = digits_problem.data.test.images[:8].float() / 255
+    assert cutmix.model(images).shape == (8, len(digits_problem.data.class_names))
+    # CutMix keeps the deployed architecture; the primary's is the searched one.
+    assert cutmix.genotype == load_model(digits_problem.checkpoint).genotype

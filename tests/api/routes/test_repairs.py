@@ -111,6 +111,72 @@ def test_an_invalid_config_answers_422_naming_the_field(
     assert any(field in e["loc"] for e in problem["errors"])
 
 
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"variants": ["CF-DARTS", "XF-DARTS"]}, "variants[1]: unknown variant 'XF-DARTS'"),
+        ({"variants": ["CutMix", "CutMix"]}, "variants[1]: 'CutMix' is listed twice"),
+        ({"variants": ["AugMix"], "config": {"iterations": 2}}, "variants[0]: AugMix runs one"),
+        ({"variants": []}, "variants"),
+    ],
+)
+def test_a_bad_variant_answers_422_naming_the_entry(
+    live_server: LiveServer,
+    owner_with_model: tuple[str, Seeded],
+    body: dict[str, object],
+    named: str,
+) -> None:
+    key, seeded = owner_with_model
+    with live_server.client(key) as client:
+        response = client.post("/v1/repairs", json={"model_id": str(seeded.model_id), **body})
+        listed = client.get("/v1/repairs").json()
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "validation_error" and named in problem["detail"]
+    assert listed["count"] == 0
+
+
+def test_a_job_with_variants_lists_them_and_serves_each_variants_model(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded]
+) -> None:
+    import hashlib
+
+    key, seeded = owner_with_model
+    body = {"model_id": str(seeded.model_id), "variants": ["RF-DARTSE", "CutMix"]}
+    with live_server.client(key) as client:
+        job = client.post("/v1/repairs", json=body).json()
+        before = client.get(f"/v1/repairs/{job['id']}/model", params={"variant": "CutMix"})
+    assert job["variants"] == ["RF-DARTSE", "CutMix"] and job["variant_downloads"] == {}
+    assert before.status_code == 409
+    cutmix = b"cutmix-weights" * 100
+    digest = hashlib.sha256(cutmix).hexdigest()
+    with live_server.session_factory() as session:
+        owner_id = session.get_one(RepairJob, uuid.UUID(job["id"])).owner_id
+    stored = live_server.artifacts_root / str(owner_id) / "jobs" / job["id"] / "variants"
+    stored.mkdir(parents=True)
+    (stored / "CutMix.safetensors").write_bytes(cutmix)
+    succeeded_with_files(
+        live_server, job["id"], {"m.safetensors": b"primary"},
+        result_model_key="m.safetensors", variant_models={"CutMix": digest},
+    )  # fmt: skip
+    url = f"/v1/repairs/{job['id']}/model"
+    with live_server.client(key) as client:
+        shown = client.get(f"/v1/repairs/{job['id']}").json()
+        primary = client.get(url, params={"variant": "RF-DARTSE"})
+        default = client.get(url)
+        other = client.get(url, params={"variant": "CutMix"})
+        unknown = client.get(url, params={"variant": "AugMix"})
+        exported = client.get(url, params={"variant": "CutMix", "format": "onnx"})
+    assert shown["variant_downloads"] == {"RF-DARTSE": ["safetensors"], "CutMix": ["safetensors"]}
+    assert primary.content == default.content == b"primary"
+    assert other.status_code == 200 and other.content == cutmix
+    assert other.headers["etag"] == f'"{digest}"'
+    assert f"CutMix-{job['id']}.safetensors" in other.headers["content-disposition"]
+    assert unknown.status_code == 404
+    assert "no variant 'AugMix'; it has: RF-DARTSE, CutMix" in unknown.json()["detail"]
+    assert exported.status_code == 404 and "safetensors only" in exported.json()["detail"]
+
+
 def test_a_model_without_failure_batches_cannot_be_repaired(
     live_server: LiveServer, new_owner: NewOwner
 ) -> None:

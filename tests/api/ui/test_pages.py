@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from api.db.models import JobStatus
+from api.db.models import JobStatus, RepairJob
 from api.deps import SESSION_COOKIE
 from tests.api.conftest import LiveServer
 from tests.api.seed import seed_job
@@ -80,6 +80,23 @@ def test_the_jobs_page_lists_the_owners_jobs_and_only_theirs(
     assert foreign.status_code == 404 and str(theirs) in foreign.text  # only the id asked for
     assert "running" not in foreign.text.split("<main>")[1]
     assert foreign_api.status_code == 404
+
+
+def test_a_job_page_links_every_compared_variants_model(
+    live_server: LiveServer, new_owner: NewOwner
+) -> None:
+    owner_id, key = new_owner()
+    with live_server.session_factory() as session:
+        job_id = seed_job(session, owner_id, status=JobStatus.succeeded)
+        job = session.get_one(RepairJob, job_id)
+        job.variants, job.variant_models = ["CF-DARTS", "CutMix"], {"CutMix": "0" * 64}
+        job.result_model_key = f"{owner_id}/m.safetensors"
+        session.commit()
+    with _logged_in(live_server, key) as client:
+        page = client.get(f"/ui/jobs/{job_id}")
+    assert page.status_code == 200
+    assert f'href="/v1/repairs/{job_id}/model?variant=CutMix"' in page.text
+    assert "model?variant=CF-DARTS" not in page.text  # the primary is the plain download
 
 
 def test_an_unsafe_request_by_cookie_needs_the_sessions_csrf_token(

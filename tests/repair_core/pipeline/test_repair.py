@@ -148,6 +148,40 @@ def test_compare_scores_cf_rf_and_au_on_the_same_held_out_failures(
     assert json.loads(report.to_json())["models"]["AU-DARTS"]["clean"] >= 0
 
 
+def test_a_repair_with_another_variant_resumes_in_it_without_redoing_the_primary(
+    digits_problem: RepairProblem, smoke_overrides: dict[str, object], tmp_path: Path
+) -> None:
+    config = _config(smoke_overrides)
+    also = [config.as_variant("CutMix")]
+    primary_model = tmp_path / "iter1" / "model.safetensors"
+
+    def crash_in_the_second_variant(progress: Progress) -> None:
+        if progress.stage == "retraining" and primary_model.exists():
+            raise KeyboardInterrupt("simulated crash")
+
+    with pytest.raises(KeyboardInterrupt):
+        repair(
+            digits_problem.deployed(), digits_problem.data, digits_problem.failures, config,
+            work_dir=tmp_path, device="cpu", on_progress=crash_in_the_second_variant, also=also,
+        )  # fmt: skip
+    stamp = primary_model.stat().st_mtime_ns
+    seen: list[Progress] = []
+    result = repair(
+        digits_problem.deployed(), digits_problem.data, digits_problem.failures, config,
+        work_dir=tmp_path, device="cpu", on_progress=seen.append, also=also,
+    )  # fmt: skip
+    assert primary_model.stat().st_mtime_ns == stamp
+    assert {"confirming", "selecting", "searching"}.isdisjoint(p.stage for p in seen)
+    assert result.primary == "CF-DARTS" and list(result.report.models) == [
+        "original", "CF-DARTS", "CutMix"
+    ]  # fmt: skip
+    assert (
+        result.variant_checkpoints["CutMix"] == tmp_path / "CutMix" / "iter1" / "model.safetensors"
+    )
+    assert result.checkpoint.read_bytes() == primary_model.read_bytes()
+    assert len(result.report.info["held_out_rows"]) == result.report.info["held_out_failures"]
+
+
 def _splits_like(data: DatasetSplits, images: torch.Tensor) -> DatasetSplits:
     train = ImageDataset(images, data.train.labels[: len(images)], data.class_names)
     return DatasetSplits(train=train, test=data.test)
