@@ -33,7 +33,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from api.db.jobs import transition
-from api.db.models import JobStatus, RepairJob
+from api.db.models import JOB_KIND_TRANSFER, JobStatus, RepairJob
 from api.services.upkeep import reduce_job
 from api.storage import ArtifactStore, job_folder_key
 from repair_core.errors import RepairInputError
@@ -47,6 +47,7 @@ from worker.journal import JOURNAL_NAME, Journal
 from worker.keeper import JobKeeper
 from worker.lease import Lease, claim, finish, release, update_fenced, utcnow, why_not_claimed
 from worker.results import store_results
+from worker.transfer import run_transfer, transfer_files
 from worker.transient import TRANSIENT_ERRORS, retry_transient
 
 log = logging.getLogger(__name__)
@@ -156,9 +157,22 @@ def _execute(
 ) -> RepairResult | AskedForLabels:
     lease = keeper.lease
     with ctx.sessions() as session:
-        files = input_files(session, session.get_one(RepairJob, lease.job_id), ctx.store)
+        job = session.get_one(RepairJob, lease.job_id)
+        is_transfer = job.kind == JOB_KIND_TRANSFER
+        files = None if is_transfer else input_files(session, job, ctx.store)
+        moved = transfer_files(session, job, ctx.store) if is_transfer else None
         update_fenced(session, lease, {"work_dir": paths.work_key})
         session.commit()
+    if moved is not None:
+        keeper.cancel_token.check()
+        result = run_transfer(
+            moved, work_dir=paths.work_dir, device=ctx.settings.device,
+            on_progress=keeper.report, cancel=keeper.cancel_token,
+        )  # fmt: skip
+        if ctx.settings.worker.report_figures:
+            draw_figures(result)
+        return result
+    assert files is not None
     inputs = load_inputs(files)
     keeper.cancel_token.check()
     try:

@@ -6,12 +6,14 @@ the Control: the deployed architecture retrained on the same images with the sam
 the same seed policy as a repair's control (init and data order from seed + offset). The
 deployed model itself has no row: it was trained for other classes. Each retraining is a
 ledger stage of the work directory, so a second call resumes after the last finished one.
+
+The result is a `RepairResult` (primary row: Transferred; its model exported to the other
+formats like a repair's), so the service stores a transfer job like any other job.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,9 +26,11 @@ from repair_core.evaluation.plot import plot_report
 from repair_core.evaluation.report import EvaluationReport
 from repair_core.evaluation.scoring import evaluate_models
 from repair_core.pipeline.config import CONTROL_SEED_OFFSET
+from repair_core.pipeline.exporting import export_repaired, exported_files
 from repair_core.pipeline.original import dataset_normalization
 from repair_core.pipeline.profiles import StagePlan
-from repair_core.pipeline.repair import scored_corruptions, write_report
+from repair_core.pipeline.progress_map import span_share
+from repair_core.pipeline.repair import RepairResult, scored_corruptions, write_report
 from repair_core.pipeline.stages import retrain
 from repair_core.pipeline.workdir import WorkDir
 from repair_core.progress import CancelToken, ProgressCallback, ignore_progress
@@ -36,18 +40,6 @@ from repair_core.search.network import NetworkConfig
 
 TRANSFERRED = "Transferred"  # the searched genotype's row
 CONTROL = "Control"  # the deployed architecture's row
-
-
-@dataclass(frozen=True)
-class TransferResult:
-    report: EvaluationReport  # rows: Control, Transferred
-    checkpoints: dict[str, Path]  # row name -> its model on the new dataset
-    work_dir: Path
-
-    @property
-    def checkpoint(self) -> Path:
-        """The transferred genotype's model (the job's model download)."""
-        return self.checkpoints[TRANSFERRED]
 
 
 def transfer_network_config(data: DatasetSplits, plan: StagePlan) -> NetworkConfig:
@@ -79,7 +71,7 @@ def transfer(
     device: torch.device | str = "auto",
     on_progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
-) -> TransferResult:
+) -> RepairResult:
     """Retrain `genotype` and `deployed_genotype` on `data.train`, score both on `data.test`.
 
     `failure_name`: the source repair's failure corruption; when it names a known corruption
@@ -95,15 +87,17 @@ def transfer(
         TRANSFERRED: (genotype, seed, None),
     }
     checkpoints: dict[str, Path] = {}
-    for name, (cell, init_seed, train_seed) in rows.items():
+    for k, (name, (cell, init_seed, train_seed)) in enumerate(rows.items()):
         key = f"retraining:{name}"
         checkpoint = work.path(name, "model.safetensors")
         if not work.done(key):
             started = time.perf_counter()
+            # Each retraining is 44 % of the whole, the evaluation the last 12 %.
+            on = span_share(on_progress, "retraining", 44.0 * k, 44.0 * (k + 1))
             net, result = retrain(
                 cell, config, train, plan,
                 seed=init_seed, device=dev, state_path=work.path(name, TRAIN_STATE),
-                on_progress=on_progress, cancel=cancel, train_seed=train_seed,
+                on_progress=on, cancel=cancel, train_seed=train_seed,
             )  # fmt: skip
             save_model(checkpoint, net, class_names=data.class_names)
             last = result.history[-1] if result.history else {}
@@ -115,7 +109,23 @@ def transfer(
             )  # fmt: skip
         checkpoints[name] = checkpoint
     report = _evaluate(work, data, plan, checkpoints, seed, failure_name, dev, on_progress, cancel)
-    return TransferResult(report, checkpoints, work.root)
+    formats = export_repaired(work, checkpoints[TRANSFERRED], data.image_shape)
+    if report.info.get("exports") != formats:
+        report = EvaluationReport(
+            report.models, report.failure_corruption, {**report.info, "exports": formats}
+        )
+        write_report(work, report)
+    return RepairResult(
+        genotype=genotype,
+        checkpoint=checkpoints[TRANSFERRED],
+        report=report,
+        timings=work.timings(),
+        work_dir=work.root,
+        primary=TRANSFERRED,
+        variant_checkpoints=checkpoints,
+        exports=exported_files(work, formats),
+        deployed_genotype=deployed_genotype,
+    )
 
 
 def _evaluate(
@@ -140,7 +150,7 @@ def _evaluate(
         corruption_name_of_failures=failure_name,
         corruptions=scored_corruptions(ev.corruptions, failure_name), severities=ev.severities,
         seed=seed, device=device, batch_size=ev.batch_size, max_images=ev.max_images,
-        on_progress=on_progress, cancel=cancel,
+        on_progress=span_share(on_progress, "evaluating", 88.0, 100.0), cancel=cancel,
     )  # fmt: skip
     info = {
         **report.info,

@@ -16,6 +16,7 @@ from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.pipeline import build_plan
 from repair_core.pipeline.config import CONTROL_SEED_OFFSET
 from repair_core.pipeline.transfer import CONTROL, TRANSFERRED, transfer
+from repair_core.progress import Progress
 from repair_core.search.genotype import DARTS_V2, PC_DARTS, Genotype
 
 
@@ -56,14 +57,23 @@ def test_transfer_retrains_both_architectures_on_the_new_dataset_and_scores_them
     data = DATASETS[name]()
     plan = build_plan(
         "smoke",
-        {"evaluation.corruptions": "fog", "evaluation.max_images": 48, "train.epochs": 2},
+        {
+            "evaluation.corruptions": "fog",
+            "evaluation.max_images": 48,
+            "train.epochs": 2,
+            "data.train_max_images": 120,
+        },
         search="darts-1st",
         seed=0,
     )
+    seen: list[Progress] = []
     result = transfer(
         PC_DARTS, DARTS_V2, data, plan, seed=3, work_dir=tmp_path, failure_name="gaussian_noise",
-        device="cpu",
+        device="cpu", on_progress=seen.append,
     )  # fmt: skip
+    overall = [p.metrics["overall_percent"] for p in seen]
+    assert overall == sorted(overall) and overall[-1] == 100.0
+    assert {p.stage for p in seen} == {"retraining", "evaluating"}
     report = result.report
     assert list(report.models) == [CONTROL, TRANSFERRED]
     assert report.control == CONTROL and report.repaired == TRANSFERRED
@@ -74,7 +84,7 @@ def test_transfer_retrains_both_architectures_on_the_new_dataset_and_scores_them
     assert report.info["classes"] == list(data.class_names)
     assert report.info["input_shape"] == list(data.image_shape)
     for row, genotype in ((TRANSFERRED, PC_DARTS), (CONTROL, DARTS_V2)):
-        model = load_model(result.checkpoints[row])
+        model = load_model(result.variant_checkpoints[row])
         assert model.genotype == genotype
         assert model.class_names == data.class_names
         assert model.config.num_classes == len(data.class_names)
@@ -87,9 +97,13 @@ def test_transfer_retrains_both_architectures_on_the_new_dataset_and_scores_them
     assert (
         ledger[f"retraining:{TRANSFERRED}"]["train_images"]
         == ledger[f"retraining:{CONTROL}"]["train_images"]
-        == len(data.train)
+        == min(120, len(data.train))
     )
-    assert (tmp_path / "report.md").read_text().count(TRANSFERRED) >= 1
+    assert result.checkpoint == result.variant_checkpoints[TRANSFERRED]
+    assert result.primary == TRANSFERRED and result.genotype == PC_DARTS
+    assert set(result.exports) <= {"onnx", "torchscript"}
+    assert set(report.info["exports"]) == {"onnx", "torchscript"}
+    assert TRANSFERRED in (tmp_path / "report.md").read_text()
     assert (tmp_path / "report.png").stat().st_size > 0
 
 
@@ -100,7 +114,7 @@ def test_transfer_resumes_without_retraining_finished_rows(tmp_path: Path) -> No
     )
     plan = replace(plan, evaluation=replace(plan.evaluation, severities=(5,)))
     first = transfer(PC_DARTS, DARTS_V2, data, plan, seed=0, work_dir=tmp_path, device="cpu")
-    stamps = {row: p.stat().st_mtime_ns for row, p in first.checkpoints.items()}
+    stamps = {row: p.stat().st_mtime_ns for row, p in first.variant_checkpoints.items()}
     again = transfer(PC_DARTS, DARTS_V2, data, plan, seed=0, work_dir=tmp_path, device="cpu")
-    assert {row: p.stat().st_mtime_ns for row, p in again.checkpoints.items()} == stamps
+    assert {row: p.stat().st_mtime_ns for row, p in again.variant_checkpoints.items()} == stamps
     assert again.report.to_dict() == first.report.to_dict()
