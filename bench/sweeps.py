@@ -106,6 +106,7 @@ def plot_sweep(points: Sequence[SweepPoint], swept: str, path: Path, *, title: s
         ax.errorbar(values, means, yerr=spreads, marker="o", capsize=3, label=label)
     if swept == "budget":
         ax.set_xscale("log")
+    ax.minorticks_off()  # the log axis would label 3x10^0 ... between the swept values
     ax.set_xticks(values, [str(v) for v in values])
     ax.set_xlabel(SWEPT[swept])
     ax.set_ylabel("top-1 accuracy (%)")
