@@ -148,3 +148,27 @@ def test_a_dataset_a_queued_transfer_trains_on_cannot_be_deleted(
         response = client.delete(f"/v1/datasets/{dataset}")
     assert response.status_code == 409, response.text
     assert response.json()["code"] == "in_use" and job.json()["id"] in response.text
+
+
+def test_deleting_the_source_keeps_the_transfer_and_deleting_its_dataset_removes_it(
+    live_server: LiveServer, new_owner: NewOwner
+) -> None:
+    owner_id, key = new_owner()
+    source = _source(live_server, owner_id, JobStatus.succeeded)
+    dataset = _dataset(live_server, owner_id)
+    with live_server.client(key) as client:
+        job = client.post(f"/v1/repairs/{source}/transfers", json={"dataset_id": str(dataset)})
+        job_id = job.json()["id"]
+        with live_server.session_factory() as session:
+            session.execute(
+                sa.update(RepairJob)
+                .where(RepairJob.id == uuid.UUID(job_id))
+                .values(status=JobStatus.failed)
+            )
+            session.commit()
+        assert client.delete(f"/v1/repairs/{source}").status_code == 204
+        kept = client.get(f"/v1/repairs/{job_id}").json()
+        assert kept["kind"] == "transfer" and kept["source_job_id"] is None
+        assert kept["config"]["genotype"] == GENOTYPE  # what it needs was copied
+        assert client.delete(f"/v1/datasets/{dataset}").status_code == 204
+        assert client.get(f"/v1/repairs/{job_id}").status_code == 404
