@@ -19,6 +19,7 @@ from api.schemas.repairs import TransferCreate
 from api.services.common import get_owned
 from api.services.quotas import check_active_jobs, lock_owner
 from api.services.repairs import RepairView, enqueue, request_digest
+from repair_core import choices
 
 
 def create_transfer(
@@ -54,7 +55,7 @@ def create_transfer(
         session.rollback()
         raise
     config = {
-        "profile": request.profile or source.config.get("profile"),
+        "profile": request.profile or source.config.get("profile") or choices.DEFAULT_PROFILE,
         "overrides": dict(request.overrides),
         "seed": int(source.config.get("seed", 0)),
         "genotype": genotype,
