@@ -265,6 +265,20 @@ class RepairClient:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self._json("POST", "/v1/repairs", json=body, headers=headers)
 
+    def create_transfer(
+        self,
+        job_id: str,
+        dataset_id: str,
+        *,
+        profile: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Queue a transfer of a succeeded job's genotype to another dataset."""
+        body: dict[str, Any] = {"dataset_id": dataset_id, "overrides": dict(overrides or {})}
+        if profile is not None:
+            body["profile"] = profile
+        return self._json("POST", f"/v1/repairs/{job_id}/transfers", json=body)
+
     def list_repairs(
         self,
         *,

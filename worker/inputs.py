@@ -52,10 +52,10 @@ class JobInputs:
 def input_files(session: Session, job: RepairJob, store: ArtifactStore) -> InputFiles:
     """Where the job's model, dataset and failure batches are; every row must still exist
     and belong to the job's owner."""
-    model = _owned(session, Model, job.model_id, job.owner_id, "model")
-    dataset = _owned(session, Dataset, model.dataset_id, job.owner_id, "dataset")
+    model = owned(session, Model, job.model_id, job.owner_id, "model")
+    dataset = owned(session, Dataset, model.dataset_id, job.owner_id, "dataset")
     batches = [
-        _owned(session, FailureBatch, uuid.UUID(str(b)), job.owner_id, "failure batch")
+        owned(session, FailureBatch, uuid.UUID(str(b)), job.owner_id, "failure batch")
         for b in job.failure_batch_ids
     ]
     if not batches:
@@ -63,13 +63,7 @@ def input_files(session: Session, job: RepairJob, store: ArtifactStore) -> Input
     for batch in batches:
         if batch.model_id != model.id:
             raise RepairInputError(f"failure batch {batch.id} belongs to another model")
-    # Failures named after a known corruption (e.g. "fog.npz") label the report's
-    # `<corruption>_fail` column, and that corruption leaves the other columns (Table 2).
-    stems = {b.name.rsplit(".", 1)[0] for b in batches}
-    failure_name = stems.pop() if len(stems) == 1 else "failures"
-    if failure_name not in CORRUPTION_NAMES:
-        failure_name = "failures"
-    config = RepairConfig.from_dict({**job.config, "failure_name": failure_name})
+    config = RepairConfig.from_dict({**job.config, "failure_name": failure_name(batches)})
     # A job that names its variants compares them in one report, with the Control row the
     # gains are stated against; the first is the primary (the model GET .../model serves).
     variants = [config.as_variant(name) for name in job.variants or []]
@@ -78,10 +72,10 @@ def input_files(session: Session, job: RepairJob, store: ArtifactStore) -> Input
         config = replace(variants[0], control=True)
         also = tuple(variants[1:])
     return InputFiles(
-        model=_file(store, model.storage_key, f"model {model.id}"),
-        dataset=_file(store, dataset.storage_key, f"dataset {dataset.id}"),
+        model=stored_file(store, model.storage_key, f"model {model.id}"),
+        dataset=stored_file(store, dataset.storage_key, f"dataset {dataset.id}"),
         failure_batches=tuple(
-            _file(store, b.storage_key, f"failure batch {b.id}") for b in batches
+            stored_file(store, b.storage_key, f"failure batch {b.id}") for b in batches
         ),
         config=config,
         labels=OwnerLabels(
@@ -89,6 +83,16 @@ def input_files(session: Session, job: RepairJob, store: ArtifactStore) -> Input
         ),
         also=also,
     )
+
+
+def failure_name(batches: list[FailureBatch]) -> str:
+    """The failures' corruption when every batch is named after the same known one, else
+    "failures"."""
+    # Failures named after a known corruption (e.g. "fog.npz") label the report's
+    # `<corruption>_fail` column, and that corruption leaves the other columns (Table 2).
+    stems = {b.name.rsplit(".", 1)[0] for b in batches}
+    name = stems.pop() if len(stems) == 1 else "failures"
+    return name if name in CORRUPTION_NAMES else "failures"
 
 
 def load_inputs(files: InputFiles, limits: IngestLimits | None = None) -> JobInputs:
@@ -104,16 +108,14 @@ def load_inputs(files: InputFiles, limits: IngestLimits | None = None) -> JobInp
     return JobInputs(deployed, data, failures, files.config, files.labels, files.also)
 
 
-def _owned(
-    session: Session, table: type[T], row_id: uuid.UUID, owner_id: uuid.UUID, what: str
-) -> T:
+def owned(session: Session, table: type[T], row_id: uuid.UUID, owner_id: uuid.UUID, what: str) -> T:
     row = session.get(table, row_id)
     if row is None or row.owner_id != owner_id:
         raise RepairInputError(f"the job's {what} {row_id} no longer exists")
     return row
 
 
-def _file(store: ArtifactStore, key: str, what: str) -> Path:
+def stored_file(store: ArtifactStore, key: str, what: str) -> Path:
     path = store.path(key)
     if not path.is_file():
         raise RepairInputError(f"the stored file of {what} is missing ({key})")

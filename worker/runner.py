@@ -38,7 +38,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from api.db.jobs import transition
-from api.db.models import JobStatus, RepairJob
+from api.db.models import JOB_KIND_TRANSFER, JobStatus, RepairJob
 from api.services.upkeep import reduce_job
 from api.storage import ArtifactStore, job_folder_key
 from repair_core.errors import RepairInputError
@@ -71,6 +71,7 @@ from worker.lease import (
 from worker.results import store_results
 from worker.rundir import newest_run_dir, promote, run_dir_name
 from worker.timing import time_limits
+from worker.transfer import run_transfer, transfer_files
 from worker.transient import TRANSIENT_ERRORS, retry_transient
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,9 @@ def _execute(
     lease = keeper.lease
     with ctx.sessions() as session:
         job = session.get_one(RepairJob, lease.job_id)
-        files = input_files(session, job, ctx.store)
+        is_transfer = job.kind == JOB_KIND_TRANSFER
+        files = None if is_transfer else input_files(session, job, ctx.store)
+        moved = transfer_files(session, job, ctx.store) if is_transfer else None
         oom_retries = job.oom_retries
     work_dir = paths.run_dir(lease.run)
     if not work_dir.is_dir():  # the first try of this run: take over the last run's files
@@ -232,6 +235,16 @@ def _execute(
         with ctx.sessions() as session:
             update_fenced(session, lease, {"work_dir": paths.run_key(lease.run)})
             session.commit()
+    if moved is not None:
+        keeper.cancel_token.check()
+        result = run_transfer(
+            moved, work_dir=work_dir, device=ctx.settings.device,
+            on_progress=keeper.report, cancel=keeper.cancel_token,
+        )  # fmt: skip
+        if ctx.settings.worker.report_figures:
+            draw_figures(result)
+        return result
+    assert files is not None
     inputs = load_inputs(files)
     config = inputs.config
     if oom_retries:

@@ -171,6 +171,10 @@ class FailureBatch(_Upload, Base):
     created_at: Mapped[datetime] = _created_at()
 
 
+JOB_KIND_REPAIR = "repair"
+JOB_KIND_TRANSFER = "transfer"
+
+
 class RepairJob(Base):
     """One repair: its request, its live state (written by the worker) and its results.
 
@@ -193,6 +197,17 @@ class RepairJob(Base):
     model_id: Mapped[uuid.UUID] = _parent_fk("models.id")
     failure_batch_ids: Mapped[list[str]] = mapped_column(sa.JSON, nullable=False)
     config: Mapped[dict[str, Any]] = mapped_column(sa.JSON, nullable=False)
+    # "repair", or "transfer" (docs/transfer.md): the source job's genotype retrained on
+    # `dataset_id`; its config holds the genotypes, so the job outlives its source.
+    kind: Mapped[str] = mapped_column(
+        sa.String(16), nullable=False, default=JOB_KIND_REPAIR, server_default=JOB_KIND_REPAIR
+    )
+    source_job_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.Uuid, sa.ForeignKey("repair_jobs.id", ondelete="SET NULL"), index=True
+    )
+    dataset_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.Uuid, sa.ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
 
     status: Mapped[JobStatus] = mapped_column(
         sa.Enum(

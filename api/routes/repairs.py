@@ -34,8 +34,9 @@ from api.schemas.repairs import (
     RepairCreate,
     RepairPublic,
     RepairsPublic,
+    TransferCreate,
 )
-from api.services import deletion, labels, repairs
+from api.services import deletion, labels, repairs, transfers
 from api.services.repairs import RepairView
 from repair_core import choices
 from repair_core.choices import FIGURE_FORMATS
@@ -48,6 +49,9 @@ def _public(view: RepairView) -> RepairPublic:
     job = view.job
     return RepairPublic(
         id=job.id,
+        kind=job.kind,
+        source_job_id=job.source_job_id,
+        dataset_id=job.dataset_id,
         model_id=job.model_id,
         failure_batch_ids=[uuid.UUID(b) for b in job.failure_batch_ids],
         config=job.config,
@@ -125,6 +129,38 @@ def create_repair(
         retry_after_seconds=settings.quotas.retry_after_seconds,
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/repairs/{view.job.id}"
+    return _public(view)
+
+
+@router.post(
+    "/{job_id}/transfers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RepairPublic,
+    dependencies=[Depends(limit_job_creation)],
+    responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 503),
+)
+def create_transfer(
+    job_id: uuid.UUID,
+    body: TransferCreate,
+    response: Response,
+    owner: OwnerDep,
+    session: SessionDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+) -> RepairPublic:
+    """Queue a transfer: the succeeded job's genotype and the deployed architecture
+    retrained on another dataset and scored on its test split (a job of kind `transfer`)."""
+    view = transfers.create_transfer(
+        session,
+        owner_id=owner.id,
+        source_job_id=job_id,
+        request=body,
+        queue=queue,
+        max_attempts=settings.worker.max_attempts,
+        max_active_jobs=settings.quotas.active_jobs,
+        retry_after_seconds=settings.quotas.retry_after_seconds,
+    )
     response.headers["Location"] = f"/v1/repairs/{view.job.id}"
     return _public(view)
 

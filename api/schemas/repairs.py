@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     ProfileName = str
     ModelFormatName = str
     UnlabeledPicksName = str
+    JobKindName = str
 else:
     SelectionName = Literal[choices.SELECTION_CHOICES]
     SearchName = Literal[choices.SEARCH_CHOICES]
@@ -36,6 +37,7 @@ else:
     ProfileName = Literal[choices.PROFILE_CHOICES]
     ModelFormatName = Literal[choices.MODEL_FORMAT_CHOICES]
     UnlabeledPicksName = Literal[choices.UNLABELED_PICKS_CHOICES]
+    JobKindName = Literal["repair", "transfer"]
 
 # Variants one job may compare (each trains a network of its own).
 MAX_VARIANTS = 8
@@ -153,6 +155,25 @@ class RepairCreate(BaseModel):
         return self
 
 
+class TransferCreate(BaseModel):
+    """Retrain a succeeded job's genotype on another dataset (docs/transfer.md)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"dataset_id": "3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a6b7", "profile": "fast"}]
+        },
+    )
+
+    dataset_id: uuid.UUID = Field(description="the dataset to retrain and evaluate on")
+    profile: ProfileName | None = Field(None, description="default: the source job's profile")
+    overrides: dict[OverrideKey, OverrideValue] = Field(
+        default_factory=dict,
+        max_length=32,
+        description='per-run settings, e.g. {"train.epochs": 20}',
+    )
+
+
 class ModelSize(BaseModel):
     params: int = Field(description="parameters")
     flops: int = Field(description="FLOPs of one forward pass on one image (a MAC is 2)")
@@ -202,6 +223,11 @@ class RepairPublic(BaseModel):
     )
 
     id: uuid.UUID
+    kind: JobKindName = Field(
+        "repair", description="a repair, or a transfer of a repair's genotype to a dataset"
+    )
+    source_job_id: uuid.UUID | None = Field(None, description="a transfer's source job")
+    dataset_id: uuid.UUID | None = Field(None, description="the dataset a transfer trains on")
     model_id: uuid.UUID
     failure_batch_ids: list[uuid.UUID]
     config: dict[str, Any]

@@ -69,12 +69,16 @@ def _dependents(session: Session, owner_id: uuid.UUID, doomed: Doomed) -> None:
         doomed.models += _ids(
             session, Model.id, Model.owner_id == owner_id, Model.dataset_id.in_(doomed.datasets)
         )
+        # Transfers trained on a doomed dataset exist only through it, as jobs do through
+        # their model.
+        doomed.jobs += _ids(session, RepairJob.id, *mine, RepairJob.dataset_id.in_(doomed.datasets))
     if doomed.models:
         doomed.batches += _ids(
             session, FailureBatch.id, FailureBatch.owner_id == owner_id,
             FailureBatch.model_id.in_(doomed.models),
         )  # fmt: skip
         doomed.jobs += _ids(session, RepairJob.id, *mine, RepairJob.model_id.in_(doomed.models))
+    doomed.jobs = list(dict.fromkeys(doomed.jobs))  # a transfer may be doomed twice
 
 
 def _refuse_if_in_use(
@@ -83,14 +87,22 @@ def _refuse_if_in_use(
     """409 naming the first active job that uses a doomed row (or is one of `asked`, the
     jobs the delete was asked for)."""
     models, batches = set(doomed.models), {str(b) for b in doomed.batches}
-    jobs = set(doomed.jobs)
+    jobs, datasets = set(doomed.jobs), set(doomed.datasets)
     active = session.execute(
-        sa.select(RepairJob.id, RepairJob.status, RepairJob.model_id, RepairJob.failure_batch_ids)
+        sa.select(
+            RepairJob.id, RepairJob.status, RepairJob.model_id, RepairJob.failure_batch_ids,
+            RepairJob.dataset_id,
+        )
         .where(RepairJob.owner_id == owner_id, RepairJob.status.in_(sorted(ACTIVE_STATUSES)))
         .order_by(RepairJob.created_at, RepairJob.id)
-    ).all()
+    ).all()  # fmt: skip
     for row in active:
-        if row.id in jobs or row.model_id in models or batches & set(row.failure_batch_ids):
+        if (
+            row.id in jobs
+            or row.model_id in models
+            or row.dataset_id in datasets
+            or batches & set(row.failure_batch_ids)
+        ):
             user = "it is" if row.id in asked else f"repair job {row.id} uses it, which is"
             raise ConflictError(
                 f"{what} cannot be deleted: {user} {row.status.value}; cancel the job or "

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -78,9 +79,9 @@ class RepairView:
 _SIZES = ("params", "flops")
 
 
-def request_digest(request: RepairCreate) -> str:
+def request_digest(request: BaseModel) -> str:
     body = request.model_dump(mode="json")
-    if body["variants"] is None:
+    if "variants" in body and body["variants"] is None:
         del body["variants"]  # a plain request hashes as it did before variants existed
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -157,14 +158,19 @@ def create_repair(
         if replay is None:
             raise
         return view_of(session, replay), False
+    enqueue(queue, job.id)
+    return RepairView(job, None, {}), True
+
+
+def enqueue(queue: JobQueue, job_id: uuid.UUID) -> None:
+    """Send a committed job to the workers; a failed send is left to the sweeper."""
     try:
-        queue.enqueue(job.id)
+        queue.enqueue(job_id)
     except Exception:
         # The job is safely queued in the database; the sweeper re-sends old queued jobs.
         log.warning(
-            "could not enqueue repair job %s; the sweeper will retry", job.id, exc_info=True
+            "could not enqueue repair job %s; the sweeper will retry", job_id, exc_info=True
         )
-    return RepairView(job, None, {}), True
 
 
 def _check_idempotency_key(key: str) -> None:

@@ -75,3 +75,19 @@ def variant_share(callback: ProgressCallback, index: int, count: int) -> Progres
         callback(progress)
 
     return report
+
+
+def span_share(
+    callback: ProgressCallback, stage: str, start: float, end: float
+) -> ProgressCallback:
+    """Reports under `stage`, the step fraction mapped onto `start`..`end` percent overall
+    (for runs of fixed parts, e.g. a transfer's two retrainings and its evaluation)."""
+
+    def report(progress: Progress) -> None:
+        fraction = min(progress.step / progress.total, 1.0) if progress.total else 0.0
+        overall = round(start + (end - start) * fraction, 2)
+        metrics = {**progress.metrics, "overall_percent": overall}
+        callback(replace(progress, stage=stage, metrics=metrics))
+
+    report(Progress(stage, 0, 1))
+    return report

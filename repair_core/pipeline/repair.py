@@ -92,7 +92,7 @@ def repair(
         report = EvaluationReport(
             report.models, report.failure_corruption, {**report.info, "exports": formats}
         )
-        _write_report(work, report)
+        write_report(work, report)
     timings = dict(primary.timings)
     for v in variants[1:]:
         timings.update({f"{v.name}:{k}": t for k, t in v.timings.items()})
@@ -233,11 +233,7 @@ def _evaluate(
             rows[v.name].append(name)
     held = failures.subset(held_out) if len(held_out) else None
     ev = plan.evaluation
-    corruptions = tuple(ev.corruptions)
-    if config.failure_name in CORRUPTION_NAMES and config.failure_name not in corruptions:
-        # The <X>_all column (the whole test split under the failures' corruption) always
-        # exists for a known corruption, whatever the evaluation's list says.
-        corruptions = (*corruptions, config.failure_name)
+    corruptions = scored_corruptions(ev.corruptions, config.failure_name)
     report = evaluate_models(
         models, data.test, held,
         corruption_name_of_failures=config.failure_name,
@@ -289,13 +285,23 @@ def _evaluate(
     if warnings:
         info["warnings"] = warnings
     report = EvaluationReport(report.models, report.failure_corruption, {**report.info, **info})
-    _write_report(work, report)
+    write_report(work, report)
     plot_report(report, work.path("report.png"))
     work.finish("evaluating", {"seconds": seconds})
     return report
 
 
-def _write_report(work: WorkDir, report: EvaluationReport) -> None:
+def scored_corruptions(listed: Sequence[str], failure_name: str | None) -> tuple[str, ...]:
+    """The evaluation's corruptions plus the failures' own when it is a known corruption."""
+    corruptions = tuple(listed)
+    if failure_name in CORRUPTION_NAMES and failure_name not in corruptions:
+        # The <X>_all column (the whole test split under the failures' corruption) always
+        # exists for a known corruption, whatever the evaluation's list says.
+        corruptions = (*corruptions, failure_name)
+    return corruptions
+
+
+def write_report(work: WorkDir, report: EvaluationReport) -> None:
     """report.json and report.md (its table at the highest severity scored), atomically."""
     write_json_atomic(work.path("report.json"), json.loads(report.to_json()))
     severity = max(report.severities) if report.severities else None

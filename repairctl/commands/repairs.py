@@ -1,4 +1,5 @@
-"""`repairctl repairs create|status|watch|cancel|delete|download|report|list|labels|label`."""
+"""`repairctl repairs create|transfer|status|watch|cancel|delete|download|report|list|labels|
+label`."""
 
 from __future__ import annotations
 
@@ -92,6 +93,26 @@ def create(
                 variants=[v.strip() for v in variants.split(",")] if variants else None,
             )
         )
+
+
+@app.command()
+def transfer(
+    job_id: str,
+    dataset: Annotated[str, typer.Option("--dataset", help="Dataset id to retrain on.")],
+    profile: Annotated[
+        str | None, typer.Option(help=choices.help_text("profile", "|") + " (default: the job's)")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override, e.g. train.epochs=20 (repeat).")
+    ] = None,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Queue a transfer: JOB_ID's genotype and the deployed architecture retrained on
+    DATASET and scored on its test split (Table 4); follow it like any job."""
+    overrides = dict(_override(item) for item in set_ or [])
+    with connected(url, api_key) as client:
+        echo_json(client.create_transfer(job_id, dataset, profile=profile, overrides=overrides))
 
 
 @app.command("list")

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from api.db.models import JobStatus, RepairJob
+from api.db.models import Genotype, JobStatus, RepairJob
 from api.settings import get_settings
 from repairctl.main import app
 from tests.api.conftest import LiveServer
@@ -307,3 +307,32 @@ def test_report_prints_the_table_and_downloads_the_figures_saying_where(
     assert shown.stdout == sample_report().to_markdown(severity=5)
     assert f"2 figures saved to {folder}/" in shown.stderr
     assert [(folder / n).read_bytes() for n in names] == [n.encode() for n in names]
+
+
+def test_repairs_transfer_queues_a_transfer_and_a_409_is_one_line(
+    live_server: LiveServer, cli: tuple[CliRunner, dict[str, str], Seeded]
+) -> None:
+    runner, env, seeded = cli
+    created = runner.invoke(
+        app, ["repairs", "create", str(seeded.model_id), "--profile", "smoke"], env=env
+    )
+    source = json.loads(created.stdout)["id"]
+    args = ["repairs", "transfer", source, "--dataset", str(seeded.dataset_id)]
+    refused = runner.invoke(app, args, env=env)
+    assert refused.exit_code == 1 and "source_not_succeeded" in refused.stderr
+    _set_job(live_server, source, status=JobStatus.succeeded)
+    with live_server.session_factory() as session:
+        owner_id = session.get_one(RepairJob, uuid.UUID(source)).owner_id
+        session.add(
+            Genotype(
+                owner_id=owner_id, job_id=uuid.UUID(source), iteration=1, genotype={"normal": []}
+            )
+        )
+        session.commit()
+    queued = runner.invoke(app, [*args, "--set", "train.epochs=2"], env=env)
+    assert queued.exit_code == 0, queued.output
+    job = json.loads(queued.stdout)
+    assert job["kind"] == "transfer" and job["source_job_id"] == source
+    assert job["dataset_id"] == str(seeded.dataset_id)
+    assert job["config"]["overrides"] == {"train.epochs": 2}
+    assert job["config"]["genotype"] == {"normal": []}

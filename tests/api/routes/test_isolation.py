@@ -54,6 +54,8 @@ def _request(client: httpx.Client, method: str, url: str, body: dict[str, Any]) 
         return client.post(url, files={"file": ("x.safetensors", b"\0" * 16)}, data=fields)
     if url.endswith("/v1/repairs"):
         return client.post(url, json={"model_id": body["model_id"]})
+    if url.endswith("/transfers"):
+        return client.post(url, json={"dataset_id": body["dataset_id"]})
     return client.post(url)
 
 
