@@ -1,7 +1,7 @@
 """Transfer jobs: a job's kind, its source job and the dataset it retrains on.
 
-Revision ID: 0012_transfer
-Revises: 0008_dashboard
+Revision ID: 0009_transfer
+Revises: 0008_variants
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_transfer"
-down_revision: str | None = "0011_variants"
+revision: str = "0009_transfer"
+down_revision: str | None = "0008_variants"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Deployed models of any family: family, architecture, input spec and FLOPs of a model.
 
-Revision ID: 0005_byom_in
-Revises: 0001
+Revision ID: 0006_deployed_models
+Revises: 0005_dashboard
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_byom_in"
-down_revision: str | None = "0008_dashboard"
+revision: str = "0006_deployed_models"
+down_revision: str | None = "0005_dashboard"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Variants: the variants a repair job compares, and the other variants' models.
 
-Revision ID: 0011_variants
-Revises: 0008_dashboard
+Revision ID: 0008_variants
+Revises: 0007_handoffs
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_variants"
-down_revision: str | None = "0003_worker_faults"
+revision: str = "0008_variants"
+down_revision: str | None = "0007_handoffs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Repair jobs count handoffs (runs handed on by infrastructure) and out-of-memory retries.
 
-Revision ID: 0003_worker_faults
-Revises: 0001
+Revision ID: 0007_handoffs
+Revises: 0006_deployed_models
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_worker_faults"
-down_revision: str | None = "0005_byom_in"
+revision: str = "0007_handoffs"
+down_revision: str | None = "0006_deployed_models"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,8 @@
 """Label on demand: the awaiting_labels status, the owner's labels and picks of a job,
 unlabeled counts of failure batches.
 
-Revision ID: 0007_labels
-Revises: 0001
+Revision ID: 0004_labels
+Revises: 0003_upkeep
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_labels"
-down_revision = "0004_upkeep"
+revision = "0004_labels"
+down_revision = "0003_upkeep"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """Repaired model exports: the ONNX and TorchScript files of a job, with their digests.
 
-Revision ID: 0006_byom_out
+Revision ID: 0002_exports
 Revises: 0001
 Create Date: 2026-12-02
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_byom_out"
+revision: str = "0002_exports"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

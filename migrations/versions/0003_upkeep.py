@@ -1,7 +1,7 @@
 """Upkeep: bytes a job keeps and frees, and storage reserved by uploads in flight.
 
-Revision ID: 0004_upkeep
-Revises: 0001
+Revision ID: 0003_upkeep
+Revises: 0002_exports
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_upkeep"
-down_revision: str | None = "0006_byom_out"
+revision: str = "0003_upkeep"
+down_revision: str | None = "0002_exports"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Dashboard: the report figures of a job, and worker heartbeats for /metrics.
 
-Revision ID: 0008_dashboard
-Revises: 0001
+Revision ID: 0005_dashboard
+Revises: 0004_labels
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_dashboard"
-down_revision: str | None = "0007_labels"
+revision: str = "0005_dashboard"
+down_revision: str | None = "0004_labels"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
