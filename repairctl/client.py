@@ -346,9 +346,13 @@ class RepairClient:
                         last_id = event.id or last_id
                         if on_update is not None:
                             on_update(event.data)
-                        if event.event == "end" or event.data.get("status") in STOPS:
+                        if event.event == "end":
                             final: dict[str, Any] = event.data
                             return final
+                        if event.data.get("status") in STOPS:
+                            # A stage event carries a snapshot of the moving fields only
+                            # (no timings, metrics...): the job record has them all.
+                            return self.get_repair(job_id)
                 except ApiError as exc:
                     # No stream here (an older server, a cap, a busy database): poll. An
                     # unknown job answers the poll's 404 as well.
