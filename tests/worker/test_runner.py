@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from api.db.models import RESULT_KEY_COLUMNS, Genotype, JobStatus, Metric, Model
 from api.services.repairs import cancel_repair
-from api.storage import ArtifactStore
+from api.storage import ArtifactStore, job_folder_key
 from repair_core.checkpoint import load_model
 from tests.digits_problem import RepairProblem
 from tests.worker.jobs import (
@@ -132,7 +132,9 @@ def _succeeds_and_ignores_a_later_delivery(
     work = ctx.store.path(job.work_dir)
     assert not list(work.rglob("*_state.pt")) and (work / "model.safetensors").is_file()
     assert job.work_bytes_freed is not None and job.work_bytes_freed > 0
-    kept = sum(p.stat().st_size for p in work.parent.rglob("*") if p.is_file())
+    # Everything in the job's folder counts: every run's directory, journal, figures.
+    job_folder = ctx.store.path(job_folder_key(seeded.owner_id, job_id))
+    kept = sum(p.stat().st_size for p in job_folder.rglob("*") if p.is_file())
     results = sum(
         ctx.store.path(k).stat().st_size for k in (getattr(job, c) for c in RESULT_KEY_COLUMNS) if k
     )
