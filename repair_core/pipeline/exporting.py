@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from repair_core import choices
-from repair_core.checkpoint import load_model
 from repair_core.export import INPUT_NAME, ExportCheck, ExportError, export_onnx, export_torchscript
+from repair_core.models.store import load_deployed
 from repair_core.pipeline.workdir import WorkDir
 
 Exporter = Callable[[torch.nn.Module, Path, tuple[int, int, int], dict[str, str]], ExportCheck]
@@ -51,13 +51,16 @@ def export_repaired(
         formats: dict[str, dict[str, Any]] = work.result("exporting")["formats"]
         return formats
     started = time.perf_counter()
-    loaded = load_model(checkpoint, device="cpu")
+    # A DARTS network, or the deployed registry architecture a baseline retrained: both
+    # take [0, 1] pixels and normalise inside.
+    loaded = load_deployed(checkpoint, device="cpu")
     c, h, w = input_shape
+    spec = loaded.spec
     metadata = {
         "class_names": json.dumps(list(loaded.class_names)),
         "input": f"{INPUT_NAME}: float32 N x {c} x {h} x {w} (NCHW), pixels in [0, 1]; "
         "the graph normalises",
-        "normalization": json.dumps({"mean": loaded.config.mean, "std": loaded.config.std}),
+        "normalization": json.dumps({"mean": list(spec.mean), "std": list(spec.std)}),
     }
     formats = {}
     for name, (file_name, exporter) in EXPORTERS.items():
