@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -367,6 +368,9 @@ def main(argv: list[str] | None = None) -> None:
             with _database(args.backend, args.pg_admin_url, folder) as url:
                 upgrade(url)
                 settings = Settings(
+                    # A fresh secret per run: outside the embedded default the API refuses
+                    # the default pepper (api.settings.check_secrets).
+                    auth_pepper=secrets.token_urlsafe(32),
                     database=DatabaseSettings(url=url),
                     broker=BrokerSettings(url="filesystem://", folder=folder / "broker"),
                     artifacts=ArtifactSettings(root=folder / "artifacts"),
