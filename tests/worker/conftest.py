@@ -74,7 +74,12 @@ def shared_stack(
 ) -> Iterator[Stack]:
     """One API server and one worker ("a", started by the first test that asks for it) for
     the whole session: a worker start imports torch, seconds of CPU each time."""
-    with running_stack(base_settings, tmp_path_factory.mktemp("shared-stack"), shared=True) as s:
+    # Its worker outlives tests that kill workers on the same database: sweeping (once at
+    # its start, then not within a session), it cannot requeue their expired jobs onto
+    # its own queue and take over what their second worker must resume.
+    worker = base_settings.worker.model_copy(update={"sweep_seconds": 3600.0})
+    settings = base_settings.model_copy(update={"worker": worker})
+    with running_stack(settings, tmp_path_factory.mktemp("shared-stack"), shared=True) as s:
         yield s
 
 
