@@ -3,8 +3,8 @@ real Celery worker processes on a Redis queue of their own, over the run's Postg
 
 Two kinds (docs/testing.md): the session's shared stack, one API and one worker "a" that
 every e2e test which leaves its worker alone reuses (fixture `stack`), and private stacks
-for tests that kill, stop, add or reconfigure workers (fixture `private_stack`, or
-`running_stack` with settings of the test's own).
+for tests that kill, stop, add or reconfigure workers (`stack` in a test marked
+`private_stack`, or `running_stack` with settings of the test's own).
 """
 
 from __future__ import annotations
