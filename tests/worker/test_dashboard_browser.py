@@ -27,7 +27,7 @@ from repair_core.checkpoint import load_model
 from repair_core.datasets.ingest.npz import write_npz_images, write_npz_splits
 from tests.digits_problem import RepairProblem
 from tests.worker.jobs import TINY, worker_settings_for
-from tests.worker.test_e2e import Stack, running_stack
+from tests.worker.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 

@@ -1,7 +1,8 @@
 """End to end over HTTP with real processes: uvicorn, Celery workers, Postgres, Redis.
 
-Each test gets its own queue, API server and workers; the uploads (through the API,
-sandbox included) are made once per module.
+Tests share the session's API server and worker "a" (fixture `stack`, tests/worker/
+conftest.py); those marked `private_stack` kill or add workers and get their own. The
+uploads (through the API, sandbox included) are made once per session.
 """
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,124 +19,20 @@ import onnxruntime as ort
 import pytest
 import sqlalchemy as sa
 import torch
-from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
 from api.db.models import Genotype
-from api.db.session import make_engine, make_session_factory
 from api.queue import CeleryJobQueue
-from api.services.owners import create_owner
-from api.settings import BrokerSettings, EventSettings, Settings
 from repair_core.checkpoint import load_model
 from repair_core.choices import SEARCH_NAMES
-from repair_core.datasets.ingest.npz import write_npz_images, write_npz_splits
 from repairctl.client import RepairClient, ServerEvent
-from tests.api.conftest import serve
 from tests.digits_problem import RepairProblem
-from tests.worker.jobs import tiny_config, wait_for, worker_settings_for
-from tests.worker.processes import WorkerProcess, forget_queue
-from worker.journal import read_journal
+from tests.worker.jobs import tiny_config, wait_for
+from tests.worker.stack import Stack, Uploaded, running_stack
+
+# Imported from here by modules written before the stack had a module of its own.
+__all__ = ["Stack", "Uploaded", "running_stack"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
-
-
-@dataclass(frozen=True)
-class Uploaded:
-    key: str
-    owner_id: uuid.UUID
-    model_id: str
-
-
-@dataclass
-class Stack:
-    url: str
-    settings: Settings
-    sessions: sessionmaker[Session]
-    log_dir: Path
-    workers: dict[str, WorkerProcess] = field(default_factory=dict)
-
-    def start_worker(self, name: str) -> WorkerProcess:
-        process = WorkerProcess(self.settings, name, self.log_dir)
-        self.workers[name] = process
-        process.wait_ready()
-        return process
-
-    def client(self, key: str) -> RepairClient:
-        return RepairClient(self.url, key, timeout=60.0)
-
-    def journal(self, owner_id: uuid.UUID, job_id: str) -> list[dict[str, Any]]:
-        root = self.settings.artifacts.root
-        return read_journal(root / str(owner_id) / "jobs" / job_id / "attempts.jsonl")
-
-
-@pytest.fixture(scope="module")
-def base_settings(
-    worker_postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Settings:
-    root = tmp_path_factory.mktemp("e2e") / "artifacts"
-    return worker_settings_for(
-        worker_postgres_url, root, broker=BrokerSettings(url=redis_url, queue="unused")
-    )
-
-
-@contextmanager
-def running_stack(base: Settings, log_dir: Path) -> Iterator[Stack]:
-    """An API server and (started by the test) workers on a queue of their own."""
-    queue = f"test-worker-{uuid.uuid4().hex[:10]}"
-    settings = base.model_copy(
-        update={
-            "broker": BrokerSettings(url=base.broker.url, queue=queue),
-            # Streams read their job often enough to see every stage of a smoke job.
-            "events": EventSettings(poll_seconds=0.1),
-        }
-    )
-    engine = make_engine(settings.database.url)
-    stack = None
-    try:
-        with serve(create_app(settings, CeleryJobQueue(settings.broker))) as url:
-            stack = Stack(url, settings, make_session_factory(engine), log_dir)
-            yield stack
-    finally:
-        for process in stack.workers.values() if stack else []:
-            process.stop()
-            # Shown by pytest when the test failed.
-            print(f"--- worker {process.name} ---\n{process.log()[-6000:]}")
-        engine.dispose()
-        forget_queue(settings.broker.url, queue)
-
-
-@pytest.fixture
-def stack(base_settings: Settings, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(base_settings, tmp_path) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def uploaded(
-    base_settings: Settings,
-    digits_problem: RepairProblem,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Uploaded:
-    """An owner with the digits dataset, deployed model and noisy failures, uploaded
-    through the API as a user would."""
-    files = tmp_path_factory.mktemp("uploads")
-    write_npz_splits(files / "digits.npz", digits_problem.data)
-    failures = digits_problem.failures
-    write_npz_images(files / "gaussian_noise.npz", failures.images, failures.labels)
-    engine = make_engine(base_settings.database.url)
-    with make_session_factory(engine)() as session:
-        owner = create_owner(
-            session, name=f"owner-{uuid.uuid4().hex[:12]}", pepper=base_settings.auth_pepper
-        )
-    engine.dispose()
-    with (
-        running_stack(base_settings, files) as stack,
-        stack.client(owner.api_key) as client,
-    ):
-        dataset = client.upload_dataset(files / "digits.npz")
-        model = client.upload_model(digits_problem.checkpoint, dataset_id=dataset["id"])
-        client.upload_failures(model["id"], files / "gaussian_noise.npz")
-    return Uploaded(owner.api_key, owner.owner_id, model["id"])
 
 
 def _watch(
@@ -188,6 +83,7 @@ class _EventReader(threading.Thread):
             self.client.close()
 
 
+@pytest.mark.private_stack  # the stream opens before any worker exists
 def test_a_smoke_repair_runs_through_its_stages_to_success_and_its_model_downloads(
     stack: Stack, uploaded: Uploaded, digits_problem: RepairProblem, tmp_path: Path
 ) -> None:
@@ -276,6 +172,7 @@ def test_each_search_strategy_repairs_through_the_api_and_reports_its_search_hea
             assert final["metrics"]["search.perturbation_decisions"] == 2 * (5 + 1)
 
 
+@pytest.mark.private_stack  # kills its worker
 def test_a_job_whose_worker_is_killed_mid_search_resumes_on_another_worker(
     stack: Stack, uploaded: Uploaded
 ) -> None:
@@ -317,6 +214,7 @@ def test_a_job_whose_worker_is_killed_mid_search_resumes_on_another_worker(
     assert rows == 1
 
 
+@pytest.mark.private_stack  # two workers
 def test_a_second_delivery_of_a_running_job_is_a_no_op(stack: Stack, uploaded: Uploaded) -> None:
     stack.start_worker("a")
     stack.start_worker("b")

@@ -9,7 +9,6 @@ wrong, and building them costs milliseconds where training would cost minutes.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,6 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from api.db.session import make_engine, make_session_factory
-from api.services.owners import create_owner
-from api.settings import Settings
 from repair_core.checkpoint import load_model, save_model
 from repair_core.datasets.ingest.npz import write_npz_images, write_npz_splits
 from repair_core.datasets.types import DatasetSplits, ImageDataset
@@ -32,10 +28,10 @@ from repair_core.search.network import EvalNetwork, NetworkConfig
 from tests.digits_problem import RepairProblem
 from tests.onnx_graphs import tiny_onnx
 from tests.worker.jobs import tiny_config
-from tests.worker.test_e2e import _finished, _watch, base_settings, running_stack, stack
+from tests.worker.stack import Stack
+from tests.worker.test_e2e import _finished, _watch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
-__all__ = ["base_settings", "stack"]  # fixtures shared with test_e2e
 
 NORMALIZATION = {"mean": [0.3], "std": [0.4]}
 
@@ -95,28 +91,23 @@ class Owner:
 
 
 def _upload_owner_and_dataset(
-    settings: Settings, data: DatasetSplits, failures: ImageDataset, folder: Path
+    stack: Stack, data: DatasetSplits, failures: ImageDataset, folder: Path
 ) -> Owner:
     """An owner and its dataset, uploaded through the API as a user would."""
     write_npz_splits(folder / "data.npz", data)
     write_npz_images(folder / "gaussian_noise.npz", failures.images, failures.labels)
-    engine = make_engine(settings.database.url)
-    with make_session_factory(engine)() as session:
-        owner = create_owner(
-            session, name=f"owner-{uuid.uuid4().hex[:12]}", pepper=settings.auth_pepper
-        )
-    engine.dispose()
-    with running_stack(settings, folder) as stack, stack.client(owner.api_key) as client:
+    _, key = stack.new_owner()
+    with stack.client(key) as client:
         dataset = client.upload_dataset(folder / "data.npz")
-    return Owner(owner.api_key, dataset["id"], folder / "gaussian_noise.npz", data)
+    return Owner(key, dataset["id"], folder / "gaussian_noise.npz", data)
 
 
 @pytest.fixture(scope="module")
 def digits_owner(
-    base_settings: Settings, digits_problem: RepairProblem, tmp_path_factory: pytest.TempPathFactory
+    shared_stack: Stack, digits_problem: RepairProblem, tmp_path_factory: pytest.TempPathFactory
 ) -> Owner:
     return _upload_owner_and_dataset(
-        base_settings, digits_problem.data, digits_problem.failures,
+        shared_stack, digits_problem.data, digits_problem.failures,
         tmp_path_factory.mktemp("digits"),
     )  # fmt: skip
 
@@ -182,7 +173,7 @@ def test_a_non_square_dataset_goes_end_to_end(
     )
     f = digits_problem.failures
     failures = ImageDataset(_pad_to(f.images, 12), f.labels, f.class_names)
-    owner = _upload_owner_and_dataset(stack.settings, data, failures, tmp_path)
+    owner = _upload_owner_and_dataset(stack, data, failures, tmp_path)
     model, path = _repair_and_download(stack, owner, "darts", tmp_path)
     assert model["input_spec"]["height"] == 12 and model["input_spec"]["width"] == 8
     repaired = load_model(path)

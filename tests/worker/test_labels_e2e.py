@@ -23,8 +23,6 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from api.db.models import RepairJob
-from api.db.session import make_engine, make_session_factory
-from api.services.owners import create_owner
 from api.settings import Settings
 from repair_core.datasets.ingest.npz import write_npz_splits
 from repair_core.datasets.ops import seeded_subset
@@ -35,9 +33,7 @@ from repairctl.client import ApiError, RepairClient
 from repairctl.main import app
 from tests.digits_problem import RepairProblem
 from tests.worker.jobs import TINY, wait_for
-from tests.worker.test_e2e import Stack, base_settings, running_stack
-
-__all__ = ["base_settings"]  # the module-scoped settings fixture, shared with test_e2e
+from tests.worker.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
@@ -61,7 +57,7 @@ class Uploads:
 
 @pytest.fixture(scope="module")
 def uploads(
-    base_settings: Settings, digits_problem: RepairProblem, tmp_path_factory: pytest.TempPathFactory
+    shared_stack: Stack, digits_problem: RepairProblem, tmp_path_factory: pytest.TempPathFactory
 ) -> Uploads:
     """The digits dataset and model, and the images the model gets wrong (so a truthful
     label never shows a pick to be no failure) as two batches: unlabeled, partly labelled."""
@@ -77,19 +73,14 @@ def uploads(
     partial = labels.numpy().copy()
     partial[1::2] = UNLABELED
     np.savez(files / "partly.npz", x=nhwc, y=partial)
-    engine = make_engine(base_settings.database.url)
-    with make_session_factory(engine)() as session:
-        owner = create_owner(
-            session, name=f"owner-{uuid.uuid4().hex[:12]}", pepper=base_settings.auth_pepper
-        )
-    engine.dispose()
-    with running_stack(base_settings, files) as stack, stack.client(owner.api_key) as client:
+    _, key = shared_stack.new_owner()
+    with shared_stack.client(key) as client:
         dataset = client.upload_dataset(files / "digits.npz")
         uploaded = client.upload_model(digits_problem.checkpoint, dataset_id=dataset["id"])
         unlabeled = client.upload_failures(uploaded["id"], files / "gaussian_noise.npz")
         partly = client.upload_failures(uploaded["id"], files / "partly.npz", name="gaussian_noise")
     assert unlabeled["unlabeled"] == len(images) and partly["unlabeled"] == len(images[1::2])
-    return Uploads(owner.api_key, uploaded["id"], unlabeled["id"], partly["id"], images, labels)
+    return Uploads(key, uploaded["id"], unlabeled["id"], partly["id"], images, labels)
 
 
 def _until(client: RepairClient, job_id: str, statuses: set[str], timeout: float = 180) -> dict:  # type: ignore[type-arg]
@@ -207,9 +198,9 @@ def test_unlabeled_failures_wait_for_labels_of_the_k_center_picks_and_then_succe
 
 
 def test_a_partly_labelled_batch_asks_only_for_unlabeled_picks_and_replaces_skipped_ones(
-    base_settings: Settings, uploads: Uploads, tmp_path: Path
+    stack: Stack, uploads: Uploads, tmp_path: Path
 ) -> None:
-    with running_stack(base_settings, tmp_path) as stack, stack.client(uploads.key) as client:
+    with stack.client(uploads.key) as client:
         stack.start_worker("a")
         job = _waiting_job(stack, client, uploads, uploads.partly)
         labelled = len(uploads.failures) - len(uploads.failures[1::2])
@@ -238,9 +229,9 @@ def test_a_partly_labelled_batch_asks_only_for_unlabeled_picks_and_replaces_skip
 
 
 def test_bad_label_files_are_each_a_4xx_naming_the_rows_and_change_nothing(
-    base_settings: Settings, uploads: Uploads, tmp_path: Path
+    stack: Stack, uploads: Uploads, tmp_path: Path
 ) -> None:
-    with running_stack(base_settings, tmp_path) as stack, stack.client(uploads.key) as client:
+    with stack.client(uploads.key) as client:
         stack.start_worker("a")
         job = _waiting_job(stack, client, uploads, uploads.unlabeled)
         ids = [p["id"] for p in client.get_picks(job["id"])["picks"]]
@@ -275,9 +266,9 @@ def test_bad_label_files_are_each_a_4xx_naming_the_rows_and_change_nothing(
 
 
 def test_a_waiting_job_is_cancelled_at_once_and_then_offers_no_picks(
-    base_settings: Settings, uploads: Uploads, tmp_path: Path
+    stack: Stack, uploads: Uploads, tmp_path: Path
 ) -> None:
-    with running_stack(base_settings, tmp_path) as stack, stack.client(uploads.key) as client:
+    with stack.client(uploads.key) as client:
         stack.start_worker("a")
         job = _waiting_job(stack, client, uploads, uploads.unlabeled)
         cancelled = client.cancel_repair(job["id"])

@@ -15,15 +15,8 @@ from repair_core.datasets.ingest.npz import write_npz_splits
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.search.genotype import Genotype
 from tests.worker.jobs import TINY, tiny_config
-from tests.worker.test_e2e import (  # noqa: F401 (fixtures)
-    Stack,
-    Uploaded,
-    _finished,
-    _watch,
-    base_settings,
-    stack,
-    uploaded,
-)
+from tests.worker.stack import Stack, Uploaded
+from tests.worker.test_e2e import _finished, _watch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
@@ -41,8 +34,8 @@ def _four_digits_at_12px() -> DatasetSplits:
 
 
 def test_a_transfer_job_retrains_the_genotype_on_a_second_dataset_and_its_model_downloads(
-    stack: Stack,  # noqa: F811 (the fixture imported above)
-    uploaded: Uploaded,  # noqa: F811
+    stack: Stack,
+    uploaded: Uploaded,
     tmp_path: Path,
 ) -> None:
     second = _four_digits_at_12px()

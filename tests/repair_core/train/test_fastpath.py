@@ -3,6 +3,8 @@ work here falls back to eager with its reason recorded."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from torch import nn
@@ -97,18 +99,25 @@ def test_retraining_reports_how_its_steps_ran() -> None:
     assert "CUDA device" in result.fast_path["step_fallback"]
 
 
-def _tiny_convnet() -> nn.Module:
-    # Not a DARTS cell network: inductor compiling even a 3-cell one (forward and backward)
-    # ran past 10 minutes on the loaded 2-core machine; a conv, BN, ReLU and a head exercise
-    # the same compile path in seconds.
+def _tiniest_net() -> nn.Module:
+    # Inductor's cost on a CPU is its C++ kernels, a few per layer, each a compiler run: a
+    # DARTS cell network ran past 10 minutes on the loaded 2-core machine, a conv-BN net
+    # a minute. One linear layer still compiles the loss, its backward and the wiring
+    # through the training loop, in seconds.
     torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3),
-    )  # fmt: skip
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
 
 
-@pytest.mark.slow  # torch.compile (inductor, C++ kernels): tens of seconds on a loaded CPU
+@pytest.fixture
+def aot_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.compile with its "aot_eager" backend: Dynamo captures the graph and AOTAutograd
+    traces its backward, as with inductor, but the graph runs on eager kernels, so no C++
+    is compiled. For tests of how a compiled call is wired in; the inductor kernels
+    themselves are proved once, in the retraining test."""
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+
+
+@pytest.mark.slow  # torch.compile (inductor, C++ kernels): seconds, more on a loaded CPU
 def test_compiled_retraining_gives_the_eager_losses_for_the_same_seed() -> None:
     train = _dataset(96, 0)
     histories, paths = [], []
@@ -117,15 +126,17 @@ def test_compiled_retraining_gives_the_eager_losses_for_the_same_seed() -> None:
             epochs=2, batch_size=32, report_every_steps=0, drop_path_prob=0.0,
             auxiliary_weight=0.0, compile=compiled,
         )  # fmt: skip
-        result = train_model(_tiny_convnet(), train, settings, device="cpu")
+        result = train_model(_tiniest_net(), train, settings, device="cpu")
         histories.append([h["loss"] for h in result.history])
         paths.append(result.fast_path)
     assert paths[1]["loss"] == "compile", paths[1]
     assert histories[1] == pytest.approx(histories[0], rel=1e-3, abs=1e-4)
 
 
-@pytest.mark.slow  # torch.compile of a one-cell, one-node supernet, forward and backward
-def test_compiled_first_order_search_gives_the_eager_losses_for_the_same_seed() -> None:
+@pytest.mark.slow  # Dynamo + AOTAutograd over a one-cell, one-node supernet, both ways
+def test_compiled_first_order_search_gives_the_eager_losses_for_the_same_seed(
+    aot_eager: None,
+) -> None:
     train, val = _dataset(96, 0), _dataset(96, 1)
     config = SearchConfig(init_channels=4, layers=1, steps=1, multiplier=1, num_classes=3)
     runs = []
