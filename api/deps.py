@@ -33,32 +33,35 @@ _bearer = HTTPBearer(
 )
 
 
-def get_app_settings(request: Request) -> Settings:
+# The accessors below are `async` although they only read `app.state`: FastAPI runs a
+# sync dependency in a worker thread, a thread hop per dependency per request.
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_gate(request: Request) -> DbGate:
+async def get_gate(request: Request) -> DbGate:
     gate: DbGate = request.app.state.gate
     return gate
 
 
 async def get_db(request: Request) -> AsyncIterator[Session]:
-    async with get_gate(request).session() as session:
+    gate: DbGate = request.app.state.gate
+    async with gate.session() as session:
         yield session
 
 
-def get_limits(request: Request) -> Limits:
+async def get_limits(request: Request) -> Limits:
     limits: Limits = request.app.state.limits
     return limits
 
 
-def get_store(request: Request) -> ArtifactStore:
+async def get_store(request: Request) -> ArtifactStore:
     store: ArtifactStore = request.app.state.store
     return store
 
 
-def get_queue(request: Request) -> JobQueue:
+async def get_queue(request: Request) -> JobQueue:
     queue: JobQueue = request.app.state.queue
     return queue
 
@@ -88,7 +91,7 @@ async def authenticate(request: Request, settings: Settings, gate: DbGate, key: 
     if owner is not None:
         # A key that checked out moments ago: nothing to guess here, no limit lookup.
         return owner
-    limits = get_limits(request)
+    limits: Limits = request.app.state.limits
     client = request.client.host if request.client else "unknown"
     # Before the key is checked, so a blocked brute forcer learns nothing from its guesses.
     await limits.failed_auth_blocked(client)
@@ -137,7 +140,7 @@ async def get_owner(
 OwnerDep = Annotated[AuthedOwner, Depends(get_owner)]
 
 
-def get_upload_receiver(
+async def get_upload_receiver(
     request: Request,
     owner: OwnerDep,
     gate: GateDep,

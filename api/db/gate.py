@@ -68,20 +68,17 @@ class DbGate:
         )
 
     @asynccontextmanager
-    async def session(
+    async def _slot(
         self,
         *,
-        upload: bool = False,
-        timeout: float | None = None,
+        upload: bool,
+        timeout: float | None,
         when_busy: Callable[[], Exception] | None = None,
-    ) -> AsyncIterator[Session]:
-        """A session that may check out a connection without waiting; closed (in a
-        thread, shielded from cancellation) before the slot is given back. The session
-        checks out a connection only at its first query, so holding one idle costs a slot,
-        not a connection. `timeout=0`: take a free slot or fail at once (`when_busy()`)."""
+    ) -> AsyncIterator[None]:
+        """Hold a request (or upload) slot; waits at most the timeout, then `when_busy()`."""
         self._ready()
         sem = self._uploads if upload else self._requests
-        assert sem is not None and self._closer is not None
+        assert sem is not None
         try:
             sem.acquire_nowait()
         except anyio.WouldBlock:
@@ -94,6 +91,24 @@ class DbGate:
             except TimeoutError:
                 raise busy() from None
         try:
+            yield
+        finally:
+            sem.release()
+
+    @asynccontextmanager
+    async def session(
+        self,
+        *,
+        upload: bool = False,
+        timeout: float | None = None,
+        when_busy: Callable[[], Exception] | None = None,
+    ) -> AsyncIterator[Session]:
+        """A session that may check out a connection without waiting; closed (in a
+        thread, shielded from cancellation) before the slot is given back. The session
+        checks out a connection only at its first query, so holding one idle costs a slot,
+        not a connection. `timeout=0`: take a free slot or fail at once (`when_busy()`)."""
+        async with self._slot(upload=upload, timeout=timeout, when_busy=when_busy):
+            assert self._closer is not None
             session = self._factory()
             try:
                 yield session
@@ -102,15 +117,23 @@ class DbGate:
                 # cannot skip it and leak the slot's connection.
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(session.close, limiter=self._closer)
-        finally:
-            sem.release()
 
     async def run(
         self, fn: Callable[[Session], T], *, upload: bool = False, timeout: float | None = None
     ) -> T:
-        """`fn(session)` in a worker thread under a slot (one thread hop)."""
-        async with self.session(upload=upload, timeout=timeout) as session:
-            return await self.in_thread(fn, session, upload=upload)
+        """`fn(session)` under a slot, with the session opened and closed in the same
+        worker thread: one thread hop per call (a hop costs about as much CPU as a query,
+        and every status poll makes this call). A cancelled caller still waits for the
+        thread (AnyIO does not abandon it), so the close always runs before the slot is
+        given back."""
+
+        def call(session_fn: Callable[[Session], T]) -> T:
+            with self._factory() as session:
+                return session_fn(session)
+
+        async with self._slot(upload=upload, timeout=timeout):
+            limiter = self._upload_threads if upload else None
+            return await anyio.to_thread.run_sync(call, fn, limiter=limiter)
 
     async def in_thread(self, fn: Callable[[Session], T], session: Session, *, upload: bool) -> T:
         """`fn(session)` in a worker thread; uploads use threads of their own."""
