@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.settings import ArtifactSettings
 from api.storage import open_store
 from api.storage.s3 import S3ArtifactStore
-from api.settings import ArtifactSettings
 from tests.s3server import s3_settings
 
 pytestmark = pytest.mark.integration
