@@ -73,6 +73,8 @@ class S3Settings(BaseModel):
     presign_seconds: int = Field(default=300, ge=1, le=900)
     # Whether to create the bucket at start-up when it is missing (MinIO in compose).
     create_bucket: bool = False
+    # Tries of one request (botocore's "standard" retries: throttling, 5xx, resets).
+    max_attempts: int = Field(default=5, ge=1)
 
 
 class ArtifactSettings(BaseModel):

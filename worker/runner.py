@@ -136,14 +136,20 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID, *, worker: str) -> Outcome:
         owner_id = session.get_one(RepairJob, job_id).owner_id
     log.info("job %s claimed by %s (attempt %d, run %d)", job_id, worker, lease.attempt, lease.run)
     paths = JobPaths.of(ctx.store, owner_id, job_id)
-    # From an S3 store: the earlier runs' directories and journal, maybe another machine's.
-    restore(ctx.store, job_folder_key(owner_id, job_id))
     journal = Journal(paths.journal, lease.run)
+    keeper = JobKeeper(ctx.sessions, lease, ctx.settings.worker, journal)
+    try:
+        # From an S3 store: the earlier runs' directories and journal, maybe another
+        # machine's. Before anything is journalled here: a pulled journal replaces ours.
+        restore(ctx.store, job_folder_key(owner_id, job_id))
+    except TRANSIENT_ERRORS:
+        log.warning("job %s: its folder could not be restored", job_id, exc_info=True)
+        _handoff(ctx, keeper, "the artifact store was unreachable", send=False)
+        raise  # the task retries it with backoff
     journal.write(
         "claimed", worker=worker, at=utcnow(), lease_expires_at=lease.expires_at,
         job_attempt=lease.attempt, resumed_stages=_finished_stages(paths),
     )  # fmt: skip
-    keeper = JobKeeper(ctx.sessions, lease, ctx.settings.worker, journal)
     through = WriteThrough(
         ctx.store, run_key=paths.run_key(lease.run), journal_key=paths.journal_key,
         every_seconds=ctx.settings.worker.writethrough_seconds,

@@ -76,20 +76,19 @@ class ArtifactStore:
         self.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self.tmp_dir / f"{uuid.uuid4().hex}{suffix}"
 
-    def publish(self, tmp: Path, key: str) -> Path:
-        """(remote) Move a finished temp file to `key`, durably; returns the local file."""
+    def publish(self, tmp: Path, key: str) -> None:
+        """(remote) Move a finished temp file to `key`, durably."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fsync_path(tmp)
         os.replace(tmp, target)
         fsync_folder(target.parent)
-        return target
 
-    def write_bytes(self, key: str, data: bytes) -> Path:
+    def write_bytes(self, key: str, data: bytes) -> None:
         tmp = self.temp_path()
         try:
             tmp.write_bytes(data)
-            return self.publish(tmp, key)
+            self.publish(tmp, key)
         finally:
             tmp.unlink(missing_ok=True)
 

@@ -14,6 +14,7 @@ running job's work directory, which the worker writes through with `push_tree`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import time
@@ -29,8 +30,10 @@ from botocore.exceptions import ClientError
 
 from api.settings import S3Settings
 from api.storage import keys
+from api.storage.errors import STORE_ERRORS
 from api.storage.local import ArtifactStore
 
+log = logging.getLogger(__name__)
 _CHUNK = 4 * 1024 * 1024
 _DELETE_BATCH = 1000  # DeleteObjects' limit
 CACHE_DIR = ".cache"
@@ -59,7 +62,11 @@ class S3ArtifactStore(ArtifactStore):
         # path -> (size, mtime_ns) as last pushed by this process (`push_tree`).
         self._pushed: dict[Path, tuple[int, int]] = {}
         if settings.create_bucket:
-            self.ensure_bucket()
+            try:
+                self.ensure_bucket()
+            except STORE_ERRORS:
+                # The process still starts: requests answer 503 until the store is back.
+                log.warning("could not create bucket %s", self.bucket, exc_info=True)
 
     def ensure_bucket(self) -> None:
         try:
@@ -71,12 +78,11 @@ class S3ArtifactStore(ArtifactStore):
         keys.check_key(key)
         return self.prefix + key
 
-    def publish(self, tmp: Path, key: str) -> Path:
+    def publish(self, tmp: Path, key: str) -> None:
         """Upload a finished temp file to `key` (multipart when large); the object exists
         only once the upload completed. The temp file is removed."""
         self.upload_file(tmp, key)
         tmp.unlink(missing_ok=True)
-        return self.path(key)
 
     def upload_file(self, local: Path, key: str) -> str:
         """Upload `local` to `key` with its SHA-256 as metadata; returns the digest."""
@@ -87,14 +93,6 @@ class S3ArtifactStore(ArtifactStore):
             Config=self.transfer,
         )  # fmt: skip
         return digest
-
-    def write_bytes(self, key: str, data: bytes) -> Path:
-        tmp = self.temp_path()
-        try:
-            tmp.write_bytes(data)
-            return self.publish(tmp, key)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def head(self, key: str) -> dict[str, Any]:
         """The object's HEAD answer; FileNotFoundError when there is none."""
@@ -313,7 +311,7 @@ def _client(settings: S3Settings) -> Any:
             signature_version="s3v4",
             # Path-style: MinIO and Ceph behind one host name need no wildcard DNS.
             s3={"addressing_style": "path"},
-            retries={"max_attempts": 5, "mode": "standard"},
+            retries={"max_attempts": settings.max_attempts, "mode": "standard"},
             connect_timeout=5,
             read_timeout=60,
         ),

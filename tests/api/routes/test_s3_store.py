@@ -6,6 +6,7 @@ the bucket."""
 from __future__ import annotations
 
 import hashlib
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,3 +232,48 @@ def test_reducing_a_finished_job_deletes_its_resume_state_from_the_bucket(
     with server.session_factory() as session:
         job = session.get_one(RepairJob, job_id)
     assert job.work_bytes_freed == 300 and job.stored_bytes == 2 + len(MODEL) + 2
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_unreachable_store_answers_503_and_stores_nothing(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    # The API still starts (bucket creation and the start-up sweep only log), then
+    # every request that needs the store answers 503 with Retry-After, never 500.
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    servers = _s3_server(live_server, tmp_path / "scratch", endpoint, max_attempts=1)
+    server, _store = next(servers)
+    try:
+        owner_id, key = make_owner(server)
+        with server.session_factory() as session:
+            seeded = seed_model(session, owner_id)
+        with server.client(key) as client:
+            upload = client.post("/v1/datasets", files={"file": ("d.npz", payloads.npz_dataset())})
+            job = client.post("/v1/repairs", json={"model_id": str(seeded.model_id)})
+            assert job.status_code == 201, job.text
+            with server.session_factory() as session:
+                session.execute(
+                    sa.update(RepairJob)
+                    .where(RepairJob.id == uuid.UUID(job.json()["id"]))
+                    .values(status=JobStatus.succeeded, result_model_key=f"{owner_id}/m")
+                )
+                session.commit()
+            download = client.get(f"/v1/repairs/{job.json()['id']}/model")
+        for response in (upload, download):
+            assert response.status_code == 503, response.text
+            assert problem(response)["code"] == "storage_unavailable"
+            assert response.headers["retry-after"] == "5"
+        with server.session_factory() as session:
+            datasets = session.scalar(
+                sa.select(sa.func.count()).select_from(Dataset).where(Dataset.owner_id == owner_id)
+            )
+        assert datasets == 1  # the seeded one only
+        tmp = server.artifacts_root / ".tmp"
+        assert not tmp.is_dir() or list(tmp.iterdir()) == []
+    finally:
+        servers.close()
