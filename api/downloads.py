@@ -13,6 +13,7 @@ import re
 from fastapi import Request, Response, status
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 
+from api.errors import NotFoundError
 from api.settings import S3Settings
 from api.storage import ArtifactStore
 
@@ -45,7 +46,11 @@ def stored_response(
     from api.storage.s3 import S3ArtifactStore
 
     assert isinstance(store, S3ArtifactStore)
-    size = store.size(key)
+    try:
+        size = store.size(key)
+    except FileNotFoundError:
+        # Deleted between the service's check and here (a concurrent DELETE).
+        raise NotFoundError("the stored file is missing") from None
     headers["Accept-Ranges"] = "bytes"
     if file_name is not None:
         headers["Content-Disposition"] = f'attachment; filename="{file_name}"'
