@@ -28,7 +28,8 @@ from api.queue import CeleryJobQueue, JobQueue
 from api.routes import datasets, failures, health, metrics, models, repairs
 from api.services.upkeep import run_upkeep
 from api.settings import Settings, check_secrets, get_settings
-from api.storage import ArtifactStore
+from api.storage import open_store
+from api.storage.errors import STORE_ERRORS
 from api.ui import routes as ui_routes
 from api.uploads.sandbox_plan import log_sandbox_plan
 
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     )
     job_queue: JobQueue = queue if queue is not None else CeleryJobQueue(settings.broker)
 
-    store = ArtifactStore(settings.artifacts.root)
+    store = open_store(settings.artifacts)
     session_factory = make_session_factory(engine)
     limits = Limits(settings)
     gate = DbGate(
@@ -131,6 +132,8 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
         except SQLAlchemyError:
             # The API must come up with the database down (it answers 503 meanwhile).
             log.warning("upkeep sweep skipped: database unavailable", exc_info=True)
+        except STORE_ERRORS:
+            log.warning("upkeep sweep skipped: artifact store unavailable", exc_info=True)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from api import errors
+from api.storage.errors import STORE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,19 @@ async def _db_error(request: Request, exc: Exception) -> JSONResponse:
     return await _unexpected(request, exc)
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The S3 store refused or could not be reached; nothing half-done is left (an object
+    # appears only when its upload completes, and rows are committed after).
+    log.warning("artifact store unavailable on %s %s", request.method, request.url.path,
+                exc_info=exc)  # fmt: skip
+    return problem_response(
+        503,
+        "the artifact store is unavailable; retry shortly",
+        code="storage_unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _stale(_request: Request, _exc: Exception) -> JSONResponse:
     return problem_response(
         409, "the resource changed while this request ran; retry it", code="concurrent_update"
@@ -177,4 +191,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StaleDataError, _stale)
     app.add_exception_handler(ClientDisconnect, _disconnect)
     app.add_exception_handler(OSError, _os_error)
+    for store_error in STORE_ERRORS:
+        app.add_exception_handler(store_error, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)

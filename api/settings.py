@@ -53,8 +53,37 @@ class BrokerSettings(BaseModel):
     queue: str = "repair"
 
 
+class S3Settings(BaseModel):
+    # Any S3-compatible endpoint (MinIO, Ceph, AWS); empty: AWS's own for `region`.
+    endpoint_url: str = ""
+    bucket: str = "repair-artifacts"
+    region: str = "us-east-1"
+    # Empty: boto3's own chain (instance role, ~/.aws, AWS_* variables).
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    # Prepended to every key, so several deployments can share a bucket ("" or "a/b").
+    prefix: str = ""
+    # Files at least this large go up in parts of `multipart_chunk_bytes` (each part
+    # checksummed by the server with SHA-256); S3 needs parts of at least 5 MiB.
+    multipart_threshold_bytes: int = Field(default=64 * MiB, ge=5 * MiB)
+    multipart_chunk_bytes: int = Field(default=16 * MiB, ge=5 * MiB)
+    # Downloads answer 307 to a presigned URL of the object instead of streaming it
+    # through the API; the URL expires after `presign_seconds` (at most 15 min).
+    presign_downloads: bool = False
+    presign_seconds: int = Field(default=300, ge=1, le=900)
+    # Whether to create the bucket at start-up when it is missing (MinIO in compose).
+    create_bucket: bool = False
+    # Tries of one request (botocore's "standard" retries: throttling, 5xx, resets).
+    max_attempts: int = Field(default=5, ge=1)
+
+
 class ArtifactSettings(BaseModel):
+    # "local": `root` is the store (one machine or a shared volume). "s3": the store is
+    # the bucket of `s3` and `root` is this machine's scratch folder (temp files, cached
+    # inputs, a running job's work directory, written through to the bucket).
+    backend: Literal["local", "s3"] = "local"
     root: Path = VAR_DIR / "artifacts"
+    s3: S3Settings = Field(default_factory=S3Settings)
 
 
 class UploadLimits(BaseModel):
@@ -105,6 +134,9 @@ class WorkerSettings(BaseModel):
     # Invariant (docs/job-lifecycle.md): heartbeat < lease < soft limit < hard limit < visibility;
     # `worker.timing` refuses settings that break it.
     heartbeat_seconds: float = 60.0
+    # With an S3 store: how often the running job's checkpoints and journal are written
+    # through from the scratch folder (a worker that dies loses at most this much).
+    writethrough_seconds: float = Field(default=5.0, gt=0)
     lease_seconds: float = 600.0
     # Hard time limit of one run of a job (a phase): past it the job process is killed and
     # the job fails (`TimeLimitExceeded`). The soft limit comes this much earlier: the job

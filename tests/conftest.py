@@ -61,6 +61,15 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API server (moto's server mode) on loopback for this test run."""
+    from tests.s3server import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     import redis
 

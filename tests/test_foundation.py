@@ -38,14 +38,16 @@ def test_settings_read_nested_env_vars_with_the_repair_prefix(
     assert settings.device == "cpu"
 
 
-def _settings_env_names() -> set[str]:
+def _settings_env_names(model: type = Settings, prefix: str = "REPAIR_") -> set[str]:
+    """Every variable a setting reads, nested groups to the leaves (`REPAIR_A__B__C`)."""
     names = set()
-    for field, info in Settings.model_fields.items():
+    for field, info in model.model_fields.items():  # type: ignore[attr-defined]
         sub = info.annotation
+        name = f"{prefix}{field}".upper()
         if isinstance(sub, type) and hasattr(sub, "model_fields"):
-            names |= {f"REPAIR_{field}__{inner}".upper() for inner in sub.model_fields}
+            names |= _settings_env_names(sub, f"{name}__")
         else:
-            names.add(f"REPAIR_{field}".upper())
+            names.add(name)
     return names
 
 
@@ -114,8 +116,28 @@ def test_compose_takes_every_secret_from_the_environment_and_never_a_default() -
         assert env["REPAIR_BROKER__URL"].startswith("redis://:${REDIS_PASSWORD:?")
         assert env["REPAIR_AUTH_PEPPER"].startswith("${REPAIR_AUTH_PEPPER:?")
     example = (ROOT / ".env.example").read_text()
-    for var in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "REPAIR_AUTH_PEPPER"):
+    for var in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "REPAIR_AUTH_PEPPER", "MINIO_ROOT_USER"):
         assert f"\n{var}=" in example
+    minio = services["minio"]["environment"]
+    assert minio["MINIO_ROOT_PASSWORD"].startswith("${MINIO_ROOT_PASSWORD:?")
+    for name in ("api", "worker", "migrate"):
+        env = services[name]["environment"]
+        assert env["REPAIR_ARTIFACTS__S3__SECRET_ACCESS_KEY"] == minio["MINIO_ROOT_PASSWORD"]
+
+
+def test_compose_keeps_artifacts_in_the_object_store_and_shares_no_volume_between_machines() -> (
+    None
+):
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert "healthcheck" in services["minio"]
+    for name in ("api", "worker"):
+        env = services[name]["environment"]
+        assert env["REPAIR_ARTIFACTS__BACKEND"] == "s3"
+        assert env["REPAIR_ARTIFACTS__S3__ENDPOINT_URL"] == "http://minio:9000"
+        assert services[name]["depends_on"]["minio"]["condition"] == "service_healthy"
+    api_volumes = {v.split(":")[0] for v in services["api"]["volumes"]}
+    worker_volumes = {v.split(":")[0] for v in services["worker"]["volumes"]}
+    assert not api_volumes & worker_volumes
 
 
 def test_settings_passed_to_a_child_as_env_vars_rebuild_the_same_settings(

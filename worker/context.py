@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.db.session import make_engine, make_session_factory
 from api.queue import CeleryJobQueue
 from api.settings import Settings
-from api.storage import ArtifactStore
+from api.storage import ArtifactStore, open_store
 
 
 @dataclass
@@ -35,7 +35,7 @@ def build_context(settings: Settings) -> WorkerContext:
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
-        store=ArtifactStore(settings.artifacts.root),
+        store=open_store(settings.artifacts),
         queue=CeleryJobQueue(settings.broker),
     )
 

@@ -116,7 +116,11 @@ def owned(session: Session, table: type[T], row_id: uuid.UUID, owner_id: uuid.UU
 
 
 def stored_file(store: ArtifactStore, key: str, what: str) -> Path:
-    path = store.path(key)
-    if not path.is_file():
-        raise RepairInputError(f"the stored file of {what} is missing ({key})")
-    return path
+    """A local copy of the stored file (from an S3 store: fetched into the scratch folder
+    and checked against the SHA-256 recorded at upload)."""
+    try:
+        return store.fetch(key)
+    except FileNotFoundError:
+        raise RepairInputError(f"the stored file of {what} is missing ({key})") from None
+    except ValueError as exc:
+        raise RepairInputError(f"the stored file of {what} is corrupt: {exc}") from None

@@ -73,6 +73,7 @@ from worker.rundir import newest_run_dir, promote, run_dir_name
 from worker.timing import time_limits
 from worker.transfer import run_transfer, transfer_files
 from worker.transient import TRANSIENT_ERRORS, retry_transient
+from worker.writethrough import WriteThrough, restore
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +107,14 @@ class JobPaths:
     work_key: str  # artifact-store key of the folder that holds the job's run directories
     work_root: Path
     journal: Path
+    journal_key: str
 
     @classmethod
     def of(cls, store: ArtifactStore, owner_id: uuid.UUID, job_id: uuid.UUID) -> JobPaths:
         key = f"{job_folder_key(owner_id, job_id)}/work"
         work_root = store.path(key)
-        return cls(key, work_root, work_root.parent / JOURNAL_NAME)
+        journal_key = f"{job_folder_key(owner_id, job_id)}/{JOURNAL_NAME}"
+        return cls(key, work_root, work_root.parent / JOURNAL_NAME, journal_key)
 
     def run_key(self, run: int) -> str:
         return f"{self.work_key}/{run_dir_name(run)}"
@@ -134,17 +137,31 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID, *, worker: str) -> Outcome:
     log.info("job %s claimed by %s (attempt %d, run %d)", job_id, worker, lease.attempt, lease.run)
     paths = JobPaths.of(ctx.store, owner_id, job_id)
     journal = Journal(paths.journal, lease.run)
+    keeper = JobKeeper(ctx.sessions, lease, ctx.settings.worker, journal)
+    try:
+        # From an S3 store: the earlier runs' directories and journal, maybe another
+        # machine's. Before anything is journalled here: a pulled journal replaces ours.
+        restore(ctx.store, job_folder_key(owner_id, job_id))
+    except TRANSIENT_ERRORS:
+        log.warning("job %s: its folder could not be restored", job_id, exc_info=True)
+        _handoff(ctx, keeper, "the artifact store was unreachable", send=False)
+        raise  # the task retries it with backoff
     journal.write(
         "claimed", worker=worker, at=utcnow(), lease_expires_at=lease.expires_at,
         job_attempt=lease.attempt, resumed_stages=_finished_stages(paths),
     )  # fmt: skip
-    keeper = JobKeeper(ctx.sessions, lease, ctx.settings.worker, journal)
+    through = WriteThrough(
+        ctx.store, run_key=paths.run_key(lease.run), journal_key=paths.journal_key,
+        every_seconds=ctx.settings.worker.writethrough_seconds,
+    )  # fmt: skip
     keeper.start()
+    through.start()
     try:
         try:
             result = _execute_with_oom_retry(ctx, keeper, paths, journal)
         finally:
             keeper.stop()
+            through.stop()
     except RepairCancelled:
         outcome = _stopped(ctx, keeper)
     except SoftTimeLimitExceeded:
@@ -158,6 +175,7 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID, *, worker: str) -> Outcome:
         log.warning("job %s: transient error; handing it back", job_id, exc_info=True)
         outcome = _handoff(ctx, keeper, f"a transient error: {type(exc).__name__}", send=False)
         journal.write("finished", outcome=outcome.value)
+        through.push()
         if outcome is Outcome.requeued:
             raise  # the task retries it with backoff: that is its new message
         return outcome
@@ -174,6 +192,7 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID, *, worker: str) -> Outcome:
     finally:
         _free_memory()
     journal.write("finished", outcome=outcome.value)
+    through.push()
     log.info("job %s: %s", job_id, outcome.value)
     if outcome in _FINISHED:
         _reduce(ctx, job_id)
@@ -265,7 +284,12 @@ def _execute(
         picks = stop.picks
         listing = picks_listing(picks, inputs.data.class_names)
         key = f"{paths.work_key.rsplit('/', 1)[0]}/picks-round{picks.round}.zip"
-        write_picks_archive(ctx.store.path(key), inputs.failures, listing, round_=picks.round)
+        tmp = ctx.store.temp_path(".zip")
+        try:
+            write_picks_archive(tmp, inputs.failures, listing, round_=picks.round)
+            ctx.store.publish(tmp, key)
+        finally:
+            tmp.unlink(missing_ok=True)
         return AskedForLabels(picks, listing, key)
     if oom_retries:
         result.report.info["out_of_memory_retry"] = {

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import botocore.exceptions
 import kombu.exceptions
 import redis.exceptions
 import sqlalchemy.exc
@@ -21,8 +22,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Database unreachable or restarting, SQLite busy, broker connection lost.
+# Database unreachable or restarting, SQLite busy, broker connection lost, S3 store
+# unreachable (after botocore's own retries; a refusal such as AccessDenied is not transient).
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     kombu.exceptions.OperationalError,

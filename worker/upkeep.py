@@ -16,7 +16,7 @@ from celery import bootsteps
 from api.db.session import make_engine, make_session_factory
 from api.services.upkeep import UpkeepReport, run_upkeep
 from api.settings import Settings
-from api.storage import ArtifactStore
+from api.storage import open_store
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class Upkeep:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._store = ArtifactStore(settings.artifacts.root)
+        self._store = open_store(settings.artifacts)
 
     def __call__(self) -> UpkeepReport | None:
         engine = make_engine(self._settings.database.url)

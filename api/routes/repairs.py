@@ -24,6 +24,7 @@ from api.deps import (
     StoreDep,
     limit_job_creation,
 )
+from api.downloads import stored_response
 from api.events import JobStreamDep
 from api.schemas.common import problem_responses
 from api.schemas.repairs import (
@@ -292,6 +293,7 @@ def download_model(
     owner: OwnerDep,
     session: SessionDep,
     store: StoreDep,
+    settings: SettingsDep,
     format: Annotated[
         ModelFormatName,
         Query(
@@ -311,7 +313,7 @@ def download_model(
     """The repaired model, streamed; ETag and Repr-Digest carry its SHA-256. A format the
     job has no file for answers 404 (its export failed its check), 409 before success;
     another variant's model is served as safetensors."""
-    path, sha, _job = repairs.model_file(
+    key, sha, _job = repairs.model_file(
         session, owner_id=owner.id, job_id=job_id, model_format=format, store=store,
         variant=variant,
     )  # fmt: skip
@@ -322,12 +324,11 @@ def download_model(
         headers["X-Checksum-SHA256"] = sha
         if _etag(sha) in _if_none_match(request):
             return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return FileResponse(
-        path,
-        media_type="application/octet-stream",
-        filename=f"{variant or 'repaired'}-{job_id}{choices.MODEL_FORMAT_SUFFIXES[format]}",
+    return stored_response(
+        request, store, key, media_type="application/octet-stream", s3=settings.artifacts.s3,
+        file_name=f"{variant or 'repaired'}-{job_id}{choices.MODEL_FORMAT_SUFFIXES[format]}",
         headers=headers,
-    )
+    )  # fmt: skip
 
 
 def _if_none_match(request: Request) -> set[str]:
@@ -343,10 +344,10 @@ def get_report(
     job_id: uuid.UUID, owner: OwnerDep, session: SessionDep, store: StoreDep
 ) -> JSONResponse:
     """What got better and what did not get worse: original vs repaired metrics."""
-    path, _job = repairs.result_path(
+    key, _job = repairs.result_key(
         session, owner_id=owner.id, job_id=job_id, kind="report", store=store
     )
-    report: Any = json.loads(path.read_text())
+    report: Any = json.loads(store.fetch(key).read_text())
     return JSONResponse(report)
 
 
@@ -356,12 +357,20 @@ def get_report(
     responses=_result_responses("image/png", "The report as a figure"),
 )
 def get_report_png(
-    job_id: uuid.UUID, owner: OwnerDep, session: SessionDep, store: StoreDep
-) -> FileResponse:
-    path, _job = repairs.result_path(
+    job_id: uuid.UUID,
+    request: Request,
+    owner: OwnerDep,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> Response:
+    key, _job = repairs.result_key(
         session, owner_id=owner.id, job_id=job_id, kind="report_png", store=store
     )
-    return FileResponse(path, media_type="image/png", filename=f"report-{job_id}.png")
+    return stored_response(
+        request, store, key, media_type="image/png", s3=settings.artifacts.s3,
+        file_name=f"report-{job_id}.png",
+    )  # fmt: skip
 
 
 @router.get(
@@ -405,11 +414,19 @@ def get_picks_template(job_id: uuid.UUID, owner: OwnerDep, session: SessionDep) 
     },
 )
 def download_picks(
-    job_id: uuid.UUID, owner: OwnerDep, session: SessionDep, store: StoreDep
-) -> FileResponse:
+    job_id: uuid.UUID,
+    request: Request,
+    owner: OwnerDep,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> Response:
     """The picked images (`<id>.png`, stable names) and `picks.json` with the hints."""
-    path = labels.picks_archive(session, owner_id=owner.id, job_id=job_id, store=store)
-    return FileResponse(path, media_type="application/zip", filename=f"picks-{job_id}.zip")
+    key = labels.picks_archive(session, owner_id=owner.id, job_id=job_id, store=store)
+    return stored_response(
+        request, store, key, media_type="application/zip", s3=settings.artifacts.s3,
+        file_name=f"picks-{job_id}.zip",
+    )  # fmt: skip
 
 
 @router.post(
@@ -462,10 +479,10 @@ def get_report_markdown(
 ) -> PlainTextResponse:
     """The accuracy table (paper Table 2 layout, at the highest severity), the verdicts
     and the search health, as markdown."""
-    path, _job = repairs.result_path(
+    key, _job = repairs.result_key(
         session, owner_id=owner.id, job_id=job_id, kind="report", store=store
     )
-    report = EvaluationReport.from_json(path.read_bytes())
+    report = EvaluationReport.from_json(store.fetch(key).read_bytes())
     markdown = report.to_markdown(severity=max(report.severities) if report.severities else None)
     return PlainTextResponse(markdown, media_type="text/markdown; charset=utf-8")
 
@@ -482,12 +499,21 @@ def get_report_markdown(
     },
 )
 def get_figure(
-    job_id: uuid.UUID, name: str, owner: OwnerDep, session: SessionDep, store: StoreDep
-) -> FileResponse:
+    job_id: uuid.UUID,
+    name: str,
+    request: Request,
+    owner: OwnerDep,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> Response:
     """A report figure by name: `<figure>.<png|svg>`, figures from
     `cell-deployed-normal`, `cell-repaired-reduce`, `robustness-heatmap`, `search-curves`,
     `search-alphas-normal`, `retrain-curves`, ... (the job's `figures` lists its own);
     an unknown name answers 404 listing the valid ones."""
-    path = repairs.figure_path(session, owner_id=owner.id, job_id=job_id, name=name, store=store)
+    key = repairs.figure_key(session, owner_id=owner.id, job_id=job_id, name=name, store=store)
     media = FIGURE_FORMATS[name.rsplit(".", 1)[1]]
-    return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=60"})
+    return stored_response(
+        request, store, key, media_type=media, s3=settings.artifacts.s3,
+        headers={"Cache-Control": "private, max-age=60"},
+    )  # fmt: skip

@@ -15,7 +15,6 @@ import io
 import logging
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -61,12 +60,12 @@ def picks_of(
 
 def picks_archive(
     session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID, store: ArtifactStore
-) -> Path:
+) -> str:
+    """The stored key of the picks archive of a job awaiting labels."""
     job = _waiting(session, owner_id=owner_id, job_id=job_id)
-    path = store.path(job.picks_key) if job.picks_key else None
-    if path is None or not path.is_file():
+    if not job.picks_key or not store.exists(job.picks_key):
         raise NotFoundError(f"the picks archive of repair job {job_id} is missing")
-    return path
+    return job.picks_key
 
 
 def template_csv(picks: list[dict[str, Any]]) -> str:

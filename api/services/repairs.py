@@ -8,7 +8,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -336,15 +335,15 @@ def cancel_repair(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -
 ResultKind = Literal["report", "report_png"]
 
 
-def result_path(
+def result_key(
     session: Session,
     *,
     owner_id: uuid.UUID,
     job_id: uuid.UUID,
     kind: ResultKind,
     store: ArtifactStore,
-) -> tuple[Path, RepairJob]:
-    """The file of a finished job's report; 409 while the job has not succeeded."""
+) -> tuple[str, RepairJob]:
+    """The stored key of a finished job's report; 409 while the job has not succeeded."""
     job = get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
     key = {"report": job.report_key, "report_png": job.report_png_key}[kind]
     return _stored(job, key, kind.replace("_", " "), store), job
@@ -358,14 +357,14 @@ def model_file(
     model_format: str,
     store: ArtifactStore,
     variant: str | None = None,
-) -> tuple[Path, str | None, RepairJob]:
-    """The repaired model in `model_format`: (file, its SHA-256, job). 409 while the job has
+) -> tuple[str, str | None, RepairJob]:
+    """The repaired model in `model_format`: (stored key, its SHA-256, job). 409 while the job has
     not succeeded; 404 when it has no file in that format (its export failed its check).
     `variant` names another compared variant (`variant_downloads`; safetensors only)."""
     job = get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
     if variant is not None and variant != primary_variant(job):
-        path, sha = _variant_model(job, variant, model_format, store)
-        return path, sha, job
+        key, sha = _variant_model(job, variant, model_format, store)
+        return key, sha, job
     key_column, sha_column = MODEL_FILE_COLUMNS[model_format]
     exported = model_format != choices.DEFAULT_MODEL_FORMAT
     what = f"{model_format} model" if exported else "model"
@@ -375,8 +374,8 @@ def model_file(
         if exported
         else ""
     )
-    path = _stored(job, getattr(job, key_column), what, store, why)
-    return path, getattr(job, sha_column), job
+    key = _stored(job, getattr(job, key_column), what, store, why)
+    return key, getattr(job, sha_column), job
 
 
 def model_formats(job: RepairJob) -> list[str]:
@@ -409,7 +408,7 @@ def variant_downloads(job: RepairJob) -> dict[str, list[str]]:
 
 def _variant_model(
     job: RepairJob, variant: str, model_format: str, store: ArtifactStore
-) -> tuple[Path, str]:
+) -> tuple[str, str]:
     models = job.variant_models or {}
     if job.status == JobStatus.succeeded and variant not in models:
         have = ", ".join([primary_variant(job), *models])
@@ -423,9 +422,7 @@ def _variant_model(
     return _stored(job, key, f"{variant} model", store), models.get(variant, "")
 
 
-def _stored(
-    job: RepairJob, key: str | None, what: str, store: ArtifactStore, why: str = ""
-) -> Path:
+def _stored(job: RepairJob, key: str | None, what: str, store: ArtifactStore, why: str = "") -> str:
     if job.status == JobStatus.succeeded and key is None:
         raise NotFoundError(f"repair job {job.id} produced no {what}{why}")
     if job.status != JobStatus.succeeded or key is None:
@@ -434,17 +431,17 @@ def _stored(
             "available once the job has succeeded",
             code="result_not_ready",
         )
-    path = store.path(key)
-    if not path.is_file():
+    if not store.exists(key):
         raise NotFoundError(f"the {what} of repair job {job.id} is missing")
-    return path
+    return key
 
 
-def figure_path(
+def figure_key(
     session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID, name: str, store: ArtifactStore
-) -> Path:
-    """A report figure of a finished job by file name (`repair_core.choices.figure_files`):
-    404 naming the valid names for an unknown one, 409 before the job has succeeded."""
+) -> str:
+    """The stored key of a finished job's report figure by file name
+    (`repair_core.choices.figure_files`): 404 naming the valid names for an unknown one, 409
+    before the job has succeeded."""
     valid = figure_files()
     if name not in valid:
         raise NotFoundError(f"no figure named {name!r}; valid names: {', '.join(valid)}")
@@ -458,7 +455,7 @@ def figure_path(
     if name not in (job.figures or []):
         have = ", ".join(job.figures or []) or "none"
         raise NotFoundError(f"repair job {job_id} has no figure {name!r}; it has: {have}")
-    path = store.path(store.figure_key(owner_id, job_id, name))
-    if not path.is_file():
+    key = store.figure_key(owner_id, job_id, name)
+    if not store.exists(key):
         raise NotFoundError(f"figure {name!r} of repair job {job_id} is missing")
-    return path
+    return key

@@ -67,12 +67,19 @@ def reduce_job(
     if row is None:
         return None
     owner_id, *result_keys = row
-    pruned = prune_finished(store.path(job_folder_key(owner_id, job_id)))
+    folder = job_folder_key(owner_id, job_id)
+    # A remote store is reduced through a scratch copy: pulled, pruned, and the objects
+    # pruned away deleted from the store.
+    store.pull_tree(folder)
+    pruned = prune_finished(store.path(folder))
+    if store.remote:
+        store.push_tree(folder, delete_extra=True)
+        store.drop_scratch(folder)
     results = 0
     for key in result_keys:
         if key:
             try:
-                results += store.path(key).stat().st_size
+                results += store.size(key)
             except FileNotFoundError:
                 continue
     with sessions() as session:

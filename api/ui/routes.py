@@ -181,12 +181,12 @@ def _report(
 ) -> dict[str, Any] | None:
     """The report's table and verdicts at its highest severity, for the job page."""
     try:
-        path, _ = repairs.result_path(
+        key, _ = repairs.result_key(
             session, owner_id=owner_id, job_id=job_id, kind="report", store=store
         )
     except (ConflictError, NotFoundError):
         return None
-    report = EvaluationReport.from_json(path.read_bytes())
+    report = EvaluationReport.from_json(store.fetch(key).read_bytes())
     severity = max(report.severities) if report.severities else None
     columns = report.columns(severity)
     rows = [

@@ -1,4 +1,6 @@
-"""The artifact store: files under `root/<owner_id>/<uuid>`, published atomically.
+"""The artifact store's local-folder backend (the embedded default), and the interface the
+S3 backend (`api.storage.s3`) overrides: files under `root/<owner_id>/<uuid>`, published
+atomically.
 
 Writers fill a temp file under `root/.tmp` (same file system, so `os.replace` is atomic),
 fsync it, and only then move it to its key; rows are committed after the move. A crash
@@ -9,91 +11,108 @@ half-written file.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import shutil
 import time
 import uuid
 from collections.abc import Callable, Collection
-from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-from api.errors import PayloadTooLargeError
+from api.storage import keys
 from repair_core.atomic import fsync_folder, fsync_path
-
-_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-# Bytes of the upload kept in memory for magic-byte sniffing.
-HEAD_BYTES = 512
-
-
-def job_folder_key(owner_id: uuid.UUID, job_id: uuid.UUID) -> str:
-    """The key of a job's folder: its work directory (`work/`) and journal."""
-    return f"{owner_id}/jobs/{job_id}"
 
 
 class ArtifactStore:
+    """The local folder `root` is the store. Subclasses keep `root` as this machine's
+    scratch copy and override the operations marked "remote" below; everything else
+    (keys, temp files, the orphan sweep) is shared."""
+
+    # Whether the store lives elsewhere than `root` (then `root` is a scratch copy).
+    remote = False
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self.tmp_dir = self.root / ".tmp"
 
-    def new_key(self, owner_id: uuid.UUID, suffix: str = "") -> str:
-        return f"{owner_id}/{uuid.uuid4().hex}{suffix}"
-
-    @staticmethod
-    def figure_key(owner_id: uuid.UUID, job_id: uuid.UUID, file_name: str) -> str:
-        """Where a job's report figure lives: beside its work directory, so it goes with
-        the job's folder and the orphan sweep (which skips job folders) leaves it alone."""
-        return f"{owner_id}/jobs/{job_id}/figures/{file_name}"
-
-    @staticmethod
-    def variant_model_key(owner_id: uuid.UUID, job_id: uuid.UUID, variant: str) -> str:
-        """Where a compared variant's model lives (not the primary's: that is the job's
-        `result_model_key`): in the job's folder like its figures, so deletes, the quota and
-        the orphan sweep see it without a column of its own."""
-        return f"{owner_id}/jobs/{job_id}/variants/{variant}.safetensors"
+    new_key = staticmethod(keys.new_key)
+    figure_key = staticmethod(keys.figure_key)
+    variant_model_key = staticmethod(keys.variant_model_key)
 
     def path(self, key: str) -> Path:
-        """The file behind `key`; rejects anything that could leave the store."""
-        parts = key.split("/")
-        if not parts or not all(_SEGMENT_RE.match(p) and ".." not in p for p in parts):
-            raise ValueError(f"invalid storage key {key!r}")
-        return self.root.joinpath(*parts)
+        """The local file behind `key` (on a remote store: its scratch copy, which may not
+        be there; `fetch` makes sure it is); rejects anything that could leave the root."""
+        return self.root.joinpath(*keys.check_key(key))
+
+    def fetch(self, key: str) -> Path:
+        """(remote) A local file holding the stored object `key`, verified; raises
+        FileNotFoundError when the store has no such object."""
+        path = self.path(key)
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        return path
+
+    def size(self, key: str) -> int:
+        """(remote) The stored object's size in bytes; FileNotFoundError if absent."""
+        return self.path(key).stat().st_size
+
+    def presigned_url(self, key: str, *, file_name: str, expires_seconds: int) -> str | None:
+        """(remote) A URL that downloads `key` without our credentials, or None where the
+        store cannot make one (the local folder)."""
+        return None
+
+    def pull_tree(self, key: str) -> int:
+        """(remote) Copy the stored objects under the folder `key` into the scratch copy;
+        returns how many were fetched. The local folder is its own copy."""
+        return 0
+
+    def push_tree(self, key: str, *, delete_extra: bool = False) -> int:
+        """(remote) Write the scratch folder `key` through to the store (files changed since
+        the last push; dot-named temp files skipped); with `delete_extra`, remove stored
+        objects under it that the folder no longer has. Returns how many were uploaded."""
+        return 0
 
     def temp_path(self, suffix: str = "") -> Path:
         # Private: sandbox children (another user) reach only their own work folder in it.
         self.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self.tmp_dir / f"{uuid.uuid4().hex}{suffix}"
 
-    def publish(self, tmp: Path, key: str) -> Path:
-        """Move a finished temp file to `key`, durably."""
+    def publish(self, tmp: Path, key: str) -> None:
+        """(remote) Move a finished temp file to `key`, durably."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fsync_path(tmp)
         os.replace(tmp, target)
         fsync_folder(target.parent)
-        return target
 
-    def write_bytes(self, key: str, data: bytes) -> Path:
+    def write_bytes(self, key: str, data: bytes) -> None:
         tmp = self.temp_path()
         try:
             tmp.write_bytes(data)
-            return self.publish(tmp, key)
+            self.publish(tmp, key)
         finally:
             tmp.unlink(missing_ok=True)
 
+    def push_file(self, key: str) -> bool:
+        """(remote) Upload the scratch file `key` if it changed since its last push; whether
+        it was uploaded."""
+        return False
+
+    def drop_scratch(self, key: str) -> None:
+        """(remote) Remove this machine's scratch copy of the folder `key`; the local
+        folder is the store itself, so nothing goes."""
+
     def delete(self, key: str) -> None:
+        """(remote) Remove `key`; a missing one is no error."""
         self.path(key).unlink(missing_ok=True)
 
     def delete_tree(self, key: str) -> None:
-        """Remove the folder behind `key` and everything in it (a job's folder)."""
+        """(remote) Remove the folder behind `key` and everything in it (a job's folder)."""
         path = self.path(key)
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
 
     def exists(self, key: str) -> bool:
+        """(remote)"""
         return self.path(key).is_file()
 
     def sweep_temp(self, older_than_seconds: float = 3600.0) -> int:
@@ -118,7 +137,7 @@ class ArtifactStore:
         return removed
 
     def published_files(self) -> list[tuple[str, float]]:
-        """(key, mtime) of every published artifact: the files `<owner>/<name>` that
+        """(remote) (key, mtime) of every published artifact: the files `<owner>/<name>` that
         `new_key` names. Job work directories (`<owner>/jobs/...`) are not listed."""
         if not self.root.is_dir():
             return []
@@ -135,7 +154,7 @@ class ArtifactStore:
         return found
 
     def job_folders(self) -> list[tuple[str, float]]:
-        """(key, mtime) of every job folder `<owner>/jobs/<job id>`."""
+        """(remote) (key, mtime) of every job folder `<owner>/jobs/<job id>`."""
         if not self.root.is_dir():
             return []
         found: list[tuple[str, float]] = []
@@ -170,7 +189,7 @@ class ArtifactStore:
         for key in candidates:
             if key not in keep:
                 try:
-                    self.path(key).unlink()
+                    self.delete(key)
                     removed += 1
                 except (FileNotFoundError, ValueError):
                     continue
@@ -186,58 +205,3 @@ def _newest_mtime(folder: Path) -> float:
             except FileNotFoundError:
                 continue
     return newest
-
-
-@dataclass(frozen=True)
-class StoredUpload:
-    path: Path
-    sha256: str
-    size: int
-    head: bytes  # the first HEAD_BYTES bytes, for magic-byte checks
-
-
-class CappedHashingWriter:
-    """Writes a stream to a temp file, hashing it and enforcing a byte cap as it goes.
-
-    The cap trips on the first chunk that passes it, so an oversized body is never
-    stored whole. `discard()` removes the file; callers call it on every failure path.
-    """
-
-    def __init__(self, path: Path, *, max_bytes: int, what: str) -> None:
-        self.path = path
-        self.max_bytes = max_bytes
-        self.what = what
-        self.size = 0
-        self._hash = hashlib.sha256()
-        self._head = bytearray()
-        self._file: BinaryIO | None = open(path, "wb")  # noqa: SIM115 (closed in finish/discard)
-
-    def write(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.size > self.max_bytes:
-            raise PayloadTooLargeError(
-                f"{self.what} is larger than the limit of {self.max_bytes} bytes",
-                code="upload_too_large",
-                errors=[{"limit": "max_bytes", "value": self.max_bytes}],
-            )
-        if len(self._head) < HEAD_BYTES:
-            self._head += data[: HEAD_BYTES - len(self._head)]
-        self._hash.update(data)
-        assert self._file is not None
-        self._file.write(data)
-
-    def finish(self) -> StoredUpload:
-        assert self._file is not None
-        self._file.close()
-        self._file = None
-        return StoredUpload(self.path, self._hash.hexdigest(), self.size, bytes(self._head))
-
-    def discard(self) -> None:
-        try:
-            if self._file is not None:
-                # On a full disk closing flushes and fails again; the file goes regardless.
-                with suppress(OSError):
-                    self._file.close()
-                self._file = None
-        finally:
-            self.path.unlink(missing_ok=True)
