@@ -111,6 +111,9 @@ class WorkerSettings(BaseModel):
     # checkpoints and hands on to a fresh run (docs/job-lifecycle.md, "Time limits").
     phase_hard_seconds: int = 8 * 3600
     soft_limit_margin_seconds: int = 600
+    # The Redis visibility timeout is the hard limit plus this much (Celery's Redis caveat:
+    # an unacknowledged message is delivered again after it, so it must outlast a run).
+    visibility_margin_seconds: int = Field(default=3600, gt=0)
     max_attempts: int = 3
     # Runs a job may hand on without spending an attempt (deploys, database or broker
     # outages, and the soft time limit, which checkpoints and hands on so a job longer than
