@@ -99,6 +99,10 @@ class SandboxSettings(BaseModel):
     # The children's interpreter (default: the API's own). A root API drops them to
     # `nobody`, who must be able to read it (docs/sandbox-boundary.md).
     python: str | None = None
+    # `/readyz` fails (503) while the children would run as root or with the network: a
+    # production API sets it, so a host that cannot confine them never takes uploads.
+    # Off by default: the embedded default must start on any machine (it logs what holds).
+    require_confinement: bool = False
 
 
 class WorkerSettings(BaseModel):

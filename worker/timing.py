@@ -15,6 +15,7 @@ import itertools
 
 from api.settings import WorkerSettings
 
+
 class TimingError(ValueError):
     """Worker timing settings that would let a live job be run twice, or cut it short."""
 
