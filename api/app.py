@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.access_log import redact_access_log
 from api.auth_cache import AuthCache
 from api.db.gate import DbGate
 from api.db.session import make_engine, make_session_factory
@@ -96,6 +97,7 @@ class BodyLimitMiddleware:
 def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> FastAPI:
     settings = settings or get_settings()
     check_secrets(settings)
+    redact_access_log()
     db = settings.database
     upload_slots = settings.uploads.max_concurrent_total
     # Exactly one connection per gate slot, no overflow (api/db/gate.py).

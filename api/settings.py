@@ -128,6 +128,10 @@ class SandboxSettings(BaseModel):
     # The children's interpreter (default: the API's own). A root API drops them to
     # `nobody`, who must be able to read it (docs/sandbox-boundary.md).
     python: str | None = None
+    # `/readyz` fails (503) while the children would run as root or with the network: a
+    # production API sets it, so a host that cannot confine them never takes uploads.
+    # Off by default: the embedded default must start on any machine (it logs what holds).
+    require_confinement: bool = False
 
 
 class WorkerSettings(BaseModel):
@@ -143,6 +147,9 @@ class WorkerSettings(BaseModel):
     # checkpoints and hands on to a fresh run (docs/job-lifecycle.md, "Time limits").
     phase_hard_seconds: int = 8 * 3600
     soft_limit_margin_seconds: int = 600
+    # The Redis visibility timeout is the hard limit plus this much (Celery's Redis caveat:
+    # an unacknowledged message is delivered again after it, so it must outlast a run).
+    visibility_margin_seconds: int = Field(default=3600, gt=0)
     max_attempts: int = 3
     # Runs a job may hand on without spending an attempt (deploys, database or broker
     # outages, and the soft time limit, which checkpoints and hands on so a job longer than

@@ -31,10 +31,10 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def api_command(host: str, port: int) -> list[str]:
+def api_command(host: str, port: int, log_level: str = "warning") -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-        "--host", host, "--port", str(port), "--log-level", "warning",
+        "--host", host, "--port", str(port), "--log-level", log_level,
     ]  # fmt: skip
 
 
@@ -47,12 +47,12 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return {**child_env(settings), "REMAP_SIGTERM": "SIGQUIT"}
 
 
-def worker_command(name: str = "repair") -> list[str]:
+def worker_command(name: str = "repair", log_level: str = "INFO") -> list[str]:
     # One job at a time (worker_concurrency = 1 in the app). Mingle and gossip only
     # exchange worker-to-worker chatter this service does not use.
     return [
         sys.executable, "-m", "celery", "-A", "worker.main:app", "worker",
-        "--loglevel", "INFO", "--hostname", f"{name}@%h",
+        "--loglevel", log_level, "--hostname", f"{name}@%h",
         "--without-mingle", "--without-gossip", "--without-heartbeat",
     ]  # fmt: skip
 

@@ -5,8 +5,9 @@ report figures and the other compared variants' checkpoints (in the job's folder
 published to the artifact store (temp file, fsync, atomic rename).
 Only then does one transaction insert the genotype and metric rows and move the job to
 `succeeded` with the result keys, fenced by the lease. A crash in between leaves files
-without a row (garbage), never a row that points at a half-written file; a worker that
-lost its lease deletes what it published.
+without a row (garbage the upkeep sweep removes; the job's next attempt publishes its
+own), never a row that points at a half-written file; a worker that lost its lease
+deletes what it published.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from api.db.models import (
     export_diff_metric,
     size_metric,
 )
+from api.faults import reach
 from api.storage import ArtifactStore
 from repair_core.choices import MODEL_FORMAT_SUFFIXES
 from repair_core.evaluation.report import EvaluationReport
@@ -147,9 +149,12 @@ def store_results(
     lease: Lease,
     owner_id: uuid.UUID,
     result: RepairResult,
+    *,
+    fault_point: str = "",
 ) -> bool:
     """Publish the files and commit the rows; False (and nothing left) if the lease was
-    lost. Transient database errors are retried with backoff."""
+    lost. Transient database errors are retried with backoff. `fault_point` is the
+    test-only crash point (`api.faults`): `results_published` dies between the two."""
     model_key = store.new_key(owner_id, ".safetensors")
     report_key = store.new_key(owner_id, ".json")
     png_key = store.new_key(owner_id, ".png")
@@ -214,6 +219,7 @@ def store_results(
             session.commit()
             return True
 
+    reach("results_published", fault_point)
     # If the retries run out the files stay: whether the last commit landed is unknown,
     # and a stray file is harmless where a row pointing at nothing is not.
     stored = retry_transient(commit, what=f"storing the results of job {lease.job_id}")

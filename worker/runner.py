@@ -316,7 +316,10 @@ def _succeeded(
     if keeper.lost:
         return Outcome.lost
     try:
-        stored = store_results(ctx.sessions, ctx.store, keeper.lease, owner_id, result)
+        stored = store_results(
+            ctx.sessions, ctx.store, keeper.lease, owner_id, result,
+            fault_point=ctx.settings.fault_point,
+        )  # fmt: skip
     except OSError as exc:  # a full disk while publishing: the published files are removed
         return _failed(ctx, keeper, exc)
     return Outcome.succeeded if stored else Outcome.lost

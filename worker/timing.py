@@ -15,9 +15,6 @@ import itertools
 
 from api.settings import WorkerSettings
 
-# The visibility timeout exceeds the hard limit by this much (Celery's Redis caveat).
-VISIBILITY_MARGIN_SECONDS = 3600
-
 
 class TimingError(ValueError):
     """Worker timing settings that would let a live job be run twice, or cut it short."""
@@ -28,13 +25,13 @@ def time_limits(worker: WorkerSettings) -> tuple[int, int, int]:
     invariant heartbeat < lease < soft < hard < visibility."""
     hard = worker.phase_hard_seconds
     soft = hard - worker.soft_limit_margin_seconds
-    visibility = hard + VISIBILITY_MARGIN_SECONDS
+    visibility = hard + worker.visibility_margin_seconds
     chain = [
         ("heartbeat_seconds", worker.heartbeat_seconds),
         ("lease_seconds", worker.lease_seconds),
         ("soft time limit (phase_hard_seconds - soft_limit_margin_seconds)", soft),
         ("phase_hard_seconds", hard),
-        ("visibility timeout (phase_hard_seconds + 1 h)", visibility),
+        ("visibility timeout (phase_hard_seconds + visibility_margin_seconds)", visibility),
     ]
     if worker.heartbeat_seconds <= 0:
         raise TimingError("worker.heartbeat_seconds must be positive")

@@ -4,7 +4,8 @@
 the name's extension against the magic bytes; `staging` runs a `validation` function on
 the file inside the resource-limited child of `sandbox`, then publishes the normalised
 result and commits its row. `forms` declares each upload route's form fields and
-`receive` is the flow the upload routes share.
+`receive` is the flow the upload routes share. `sandbox_probe` finds out, with one child,
+what confinement the children get on this host (`/readyz` reports it).
 
 The sandboxed child runs `sandbox_child` (its entry point) and imports `validation` (the
 functions it may run), `sandbox` with `sandbox_answer` and `sandbox_plan` (for the

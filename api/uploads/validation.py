@@ -237,3 +237,10 @@ def _probe(model: Any, image_shape: tuple[int, int, int], class_names: list[str]
         raise RepairInputError(f"penultimate features have shape {tuple(features.shape)}")
     if not bool(torch.isfinite(logits).all()):
         raise RepairInputError(f"a forward pass on images of {shape_text} gives NaN or Inf")
+
+
+@validator
+def probe() -> dict[str, Any]:
+    """Nothing: the API runs it once to learn what confinement a child gets on this host
+    (`api.uploads.sandbox_probe`)."""
+    return {}

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -25,12 +26,14 @@ class WorkerProcess:
     """`celery -A worker.main:app worker` with the given settings, in its own
     process group (so a kill takes its job process too, as losing a machine would)."""
 
-    def __init__(self, settings: Settings, name: str, log_dir: Path) -> None:
+    def __init__(
+        self, settings: Settings, name: str, log_dir: Path, log_level: str = "INFO"
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"worker-{name}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            worker_command(name),
+            worker_command(name, log_level),
             cwd=PROJECT_ROOT,
             env={"OMP_NUM_THREADS": "1", **worker_env(settings)},
             stdout=self._log,
@@ -94,3 +97,44 @@ def forget_queue(url: str, queue: str) -> None:
                 client.zrem("unacked_index", tag)
     finally:
         client.close()
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port (never the machine's), to restart,
+    optionally with a password (`requirepass`)."""
+
+    def __init__(self, folder: Path, password: str | None = None) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.folder = folder
+        self.password = password
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        auth = ["--requirepass", self.password] if self.password else []
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+             str(self.folder), "--appendonly", "yes", "--save", "", *auth],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(self._answers, timeout=30, what="the private redis to answer")
+
+    def _answers(self) -> bool:
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.exceptions.ConnectionError:
+            return False
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)

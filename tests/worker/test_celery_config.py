@@ -4,6 +4,7 @@ options, and which module builds the app."""
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from api.queue import RUN_JOB_TASK
 from api.settings import BrokerSettings, Settings, WorkerSettings
@@ -74,6 +75,23 @@ def test_timing_settings_that_break_the_invariant_are_refused(
 ) -> None:
     with pytest.raises(TimingError, match=message):
         time_limits(worker)
+
+
+def test_the_visibility_margin_is_a_setting_and_sets_how_often_lost_messages_are_sought() -> None:
+    short = WorkerSettings(
+        heartbeat_seconds=0.5, lease_seconds=3, phase_hard_seconds=40, soft_limit_margin_seconds=10,
+        visibility_margin_seconds=2,
+    )  # fmt: skip
+    conf = _conf(Settings(broker=BrokerSettings(url="redis://127.0.0.1:6379/0"), worker=short))
+    assert conf["visibility_timeout"] == conf["broker_transport_options"]["visibility_timeout"]
+    assert conf["visibility_timeout"] == 42
+    assert conf["broker_transport_options"]["unacked_restore_interval"] == 4
+    assert conf["broker_transport_options"]["unacked_restore_throttle"] == 1
+    default = _conf(Settings(broker=BrokerSettings(url="redis://127.0.0.1:6379/0")))
+    assert default["visibility_timeout"] == 8 * 3600 + 3600
+    assert default["broker_transport_options"]["unacked_restore_interval"] == 60
+    with pytest.raises(ValidationError, match="visibility_margin_seconds"):
+        WorkerSettings(visibility_margin_seconds=0)
 
 
 def test_only_the_entry_point_builds_a_celery_app_when_imported() -> None:

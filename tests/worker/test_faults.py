@@ -5,10 +5,14 @@ job state in Postgres, jobs seeded straight into the database (no API).
   on every attempt, end `failed` with their error class after at most `max_attempts`
   attempts; nothing is delivered again after that.
 - 21. SIGTERM to a worker mid-job (a deploy): the job hands itself back to the queue at
-  once, spending no attempt, and a restarted worker resumes it from its checkpoint.
+  once, spending no attempt, the worker exits as soon as it has (not after its whole
+  soft-shutdown grace), and a restarted worker resumes the job from its checkpoint.
 - 23. Time limits: at the soft limit a run checkpoints and hands on (a job longer than
   one run resumes across runs), up to `max_handoffs`; a run that does not stop is killed
   at the hard limit and fails `TimeLimitExceeded`; the worker takes the next job.
+- 29. A job process killed (the test-only fault point) between publishing its result
+  files and committing their rows: the next attempt finishes the job, no row names a
+  missing file, and the upkeep sweep removes the dead attempt's files.
 - 24. A private Redis restarted mid-job: the worker's job process hands the job on, and
   it finishes on its first attempt.
 """
@@ -17,8 +21,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db.models import FailureBatch, JobStatus, RepairJob
 from api.db.session import make_engine, make_session_factory
 from api.queue import CeleryJobQueue
-from api.settings import BrokerSettings, Settings
+from api.services.orphans import referenced_keys
+from api.services.upkeep import run_upkeep
+from api.settings import BrokerSettings, Settings, UpkeepSettings
 from api.storage import ArtifactStore
 from repair_core.datasets.ingest.npz import write_npz_images
 from tests.digits_problem import RepairProblem
@@ -45,7 +48,7 @@ from tests.worker.jobs import (
     wait_for,
     worker_settings_for,
 )
-from tests.worker.processes import WorkerProcess, forget_queue
+from tests.worker.processes import PrivateRedis, WorkerProcess, forget_queue
 from worker.journal import read_journal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
@@ -234,13 +237,53 @@ def test_a_job_whose_process_dies_every_attempt_fails_as_worker_lost_after_max_a
     assert get_job(rig.sessions, job_id).attempts == 2
 
 
-def test_sigterm_to_a_worker_mid_job_hands_it_on_at_once_without_spending_an_attempt(
+def test_a_worker_killed_between_publishing_results_and_committing_leaves_only_orphans(
     rig: Rig,
 ) -> None:
-    settings = rig.settings.model_copy(
-        update={"worker": rig.settings.worker.model_copy(update={"soft_shutdown_seconds": 10.0})}
+    store = ArtifactStore(rig.settings.artifacts.root)
+    before = {key for key, _ in store.published_files()}
+    crashing = rig.start_worker(
+        "crashing", rig.settings.model_copy(update={"fault_point": "results_published"})
     )
-    first = rig.start_worker("first", settings)
+    job_id = rig.submit(tiny_config())
+    pid = _job_pid(rig.wait(job_id, lambda j: j.lease_owner is not None, timeout=60,
+                            what="the claim"))  # fmt: skip
+    # Its job process publishes the result files, then SIGKILLs itself before the commit.
+    wait_for(lambda: not _alive(pid), timeout=180, what="the job process to die at the point")
+    crashing.stop()  # before its sweeper could hand it the job again (and it died again)
+    dead = get_job(rig.sessions, job_id)
+    assert dead.status == JobStatus.running and dead.result_model_key is None
+    orphans = {key for key, _ in store.published_files()} - before
+    assert any(key.endswith(".safetensors") for key in orphans), orphans  # published: yes
+
+    rig.start_worker("healthy")  # its sweeper hands the job on once the dead lease expires
+    job = rig.finished(job_id, timeout=180)
+    assert job.status == JobStatus.succeeded, job.error
+    assert (job.attempts, job.handoffs) == (2, 0)  # the dead run spent its attempt
+    assert [c["worker"].split("@")[0] for c in rig.claims(job_id)] == ["crashing", "healthy"]
+
+    # No row names a missing file; the dead run's files are no row's, and upkeep takes them.
+    with rig.sessions() as session:
+        named = referenced_keys(session)
+    assert job.result_model_key in named and not orphans & named
+    assert all(store.path(key).is_file() for key in named)
+    run_upkeep(rig.sessions, store, UpkeepSettings(orphan_age_seconds=1e-3))
+    assert not any(store.path(key).exists() for key in orphans)
+    assert all(store.path(key).is_file() for key in named)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_sigterm_to_a_worker_mid_job_hands_it_on_at_once_and_the_worker_exits_without_its_grace(
+    rig: Rig,
+) -> None:
+    grace = 60.0  # the default: Celery alone would sleep all of it with a task active
+    first = rig.start_worker("first", _with_limits(rig, soft_shutdown_seconds=grace))
     config = tiny_config(**{"search.epochs": 6, "search.steps_per_epoch": 3})
     job_id = rig.submit(config)
     # Step 4 is in the second epoch, so the first epoch's search state is saved.
@@ -251,7 +294,8 @@ def test_sigterm_to_a_worker_mid_job_hands_it_on_at_once_without_spending_an_att
         what="the search's second epoch",
     )
     first.process.send_signal(signal.SIGTERM)  # to the worker's main process, as a deploy does
-    first.process.wait(timeout=30)
+    # The job hands off at its next step; the worker's wait ends with it, not at the grace.
+    first.process.wait(timeout=grace / 3)
     # Handed on by the job process itself: queued with its lease dropped (no waiting for it
     # to expire), the attempt refunded and the handoff counted.
     stopped = get_job(rig.sessions, job_id)
@@ -315,43 +359,6 @@ def test_a_run_killed_at_the_hard_limit_fails_as_time_limit_exceeded_and_is_not_
     good = rig.submit(tiny_config())
     assert rig.finished(good, timeout=180).status == JobStatus.succeeded
     assert len(rig.claims(slow)) == 1 and get_job(rig.sessions, slow).status == JobStatus.failed
-
-
-class PrivateRedis:
-    """A redis-server of the test's own on a free port (never the machine's), to restart."""
-
-    def __init__(self, folder: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.folder = folder
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-             str(self.folder), "--appendonly", "yes", "--save", ""],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(self._answers, timeout=30, what="the private redis to answer")
-
-    def _answers(self) -> bool:
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except redis.exceptions.ConnectionError:
-            return False
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
 
 
 def test_redis_restarted_mid_job_hands_the_job_on_and_it_finishes_without_a_failed_attempt(
