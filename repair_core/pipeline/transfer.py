@@ -31,11 +31,21 @@ from repair_core.models.retrainable import DeployedArchitecture, architecture_of
 from repair_core.models.spec import DeployedModel, InputSpec
 from repair_core.models.store import load_deployed
 from repair_core.pipeline.config import CONTROL_SEED_OFFSET
-from repair_core.pipeline.exporting import export_repaired, exported_files
+from repair_core.pipeline.exporting import (
+    export_repaired,
+    export_variants,
+    exported_files,
+    exported_variant_files,
+)
 from repair_core.pipeline.original import dataset_normalization
 from repair_core.pipeline.profiles import StagePlan
 from repair_core.pipeline.progress_map import span_share
-from repair_core.pipeline.repair import RepairResult, scored_corruptions, write_report
+from repair_core.pipeline.repair import (
+    RepairResult,
+    scored_corruptions,
+    with_exports,
+    write_report,
+)
 from repair_core.pipeline.stages import retrain
 from repair_core.pipeline.workdir import WorkDir
 from repair_core.progress import CancelToken, ProgressCallback, ignore_progress
@@ -135,11 +145,8 @@ def transfer(
         work, data, plan, checkpoints, seed, failure_name, dev, on_progress, cancel, fallback
     )
     formats = export_repaired(work, checkpoints[TRANSFERRED], data.image_shape)
-    if report.info.get("exports") != formats:
-        report = EvaluationReport(
-            report.models, report.failure_corruption, {**report.info, "exports": formats}
-        )
-        write_report(work, report)
+    control_formats = export_variants(work, {CONTROL: checkpoints[CONTROL]}, data.image_shape)
+    report = with_exports(work, report, formats, control_formats)
     return RepairResult(
         genotype=genotype,
         checkpoint=checkpoints[TRANSFERRED],
@@ -149,6 +156,7 @@ def transfer(
         primary=TRANSFERRED,
         variant_checkpoints=checkpoints,
         exports=exported_files(work, formats),
+        variant_exports=exported_variant_files(work, control_formats),
         deployed_genotype=own.genotype,
     )
 

@@ -155,9 +155,14 @@ def test_a_job_with_variants_lists_them_and_serves_each_variants_model(
     stored = live_server.artifacts_root / str(owner_id) / "jobs" / job["id"] / "variants"
     stored.mkdir(parents=True)
     (stored / "CutMix.safetensors").write_bytes(cutmix)
+    # CutMix's ONNX export passed its check; its TorchScript export did not (no file, no row).
+    onnx = b"cutmix-onnx" * 100
+    onnx_digest = hashlib.sha256(onnx).hexdigest()
+    (stored / "CutMix.onnx").write_bytes(onnx)
     succeeded_with_files(
         live_server, job["id"], {"m.safetensors": b"primary"},
         result_model_key="m.safetensors", variant_models={"CutMix": digest},
+        variant_exports={"CutMix": {"onnx": onnx_digest}},
     )  # fmt: skip
     url = f"/v1/repairs/{job['id']}/model"
     with live_server.client(key) as client:
@@ -167,14 +172,24 @@ def test_a_job_with_variants_lists_them_and_serves_each_variants_model(
         other = client.get(url, params={"variant": "CutMix"})
         unknown = client.get(url, params={"variant": "AugMix"})
         exported = client.get(url, params={"variant": "CutMix", "format": "onnx"})
-    assert shown["variant_downloads"] == {"RF-DARTSE": ["safetensors"], "CutMix": ["safetensors"]}
+        not_exported = client.get(url, params={"variant": "CutMix", "format": "torchscript"})
+        bad_format = client.get(url, params={"variant": "CutMix", "format": "pickle"})
+    assert shown["variant_downloads"] == {
+        "RF-DARTSE": ["safetensors"], "CutMix": ["safetensors", "onnx"],
+    }  # fmt: skip
     assert primary.content == default.content == b"primary"
     assert other.status_code == 200 and other.content == cutmix
     assert other.headers["etag"] == f'"{digest}"'
     assert f"CutMix-{job['id']}.safetensors" in other.headers["content-disposition"]
     assert unknown.status_code == 404
     assert "no variant 'AugMix'; it has: RF-DARTSE, CutMix" in unknown.json()["detail"]
-    assert exported.status_code == 404 and "safetensors only" in exported.json()["detail"]
+    assert exported.status_code == 200 and exported.content == onnx
+    assert exported.headers["etag"] == f'"{onnx_digest}"'
+    assert f"CutMix-{job['id']}.onnx" in exported.headers["content-disposition"]
+    assert not_exported.status_code == 404
+    assert "no torchscript model of the CutMix variant" in not_exported.json()["detail"]
+    assert "did not pass its check" in not_exported.json()["detail"]
+    assert bad_format.status_code == 422 and "format" in bad_format.text
 
 
 def test_a_model_without_failure_batches_cannot_be_repaired(

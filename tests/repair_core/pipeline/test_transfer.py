@@ -108,6 +108,10 @@ def test_transfer_retrains_both_architectures_on_the_new_dataset_and_scores_them
     assert result.primary == TRANSFERRED and result.genotype == PC_DARTS
     assert set(result.exports) <= {"onnx", "torchscript"}
     assert set(report.info["exports"]) == {"onnx", "torchscript"}
+    # The Control is exported too, beside its checkpoint.
+    assert set(report.info["variant_exports"]) == {CONTROL}
+    assert set(result.variant_exports[CONTROL]) <= {"onnx", "torchscript"}
+    assert all(p.parent == tmp_path / CONTROL for p in result.variant_exports[CONTROL].values())
     assert TRANSFERRED in (tmp_path / "report.md").read_text()
     assert (tmp_path / "report.png").stat().st_size > 0
 
