@@ -35,10 +35,10 @@ from repair_core.pipeline.exporting import (
     exported_variant_files,
 )
 from repair_core.pipeline.labelling import OwnerLabels
-from repair_core.pipeline.profiles import build_plan
 from repair_core.pipeline.progress_map import OverallProgress, variant_share
 from repair_core.pipeline.variant import VariantResult, run_variant
 from repair_core.pipeline.workdir import WorkDir
+from repair_core.profiles import build_plan
 from repair_core.progress import CancelToken, ProgressCallback, ignore_progress
 from repair_core.search.collapse import health_warning
 from repair_core.search.genotype import Genotype

@@ -38,7 +38,6 @@ from repair_core.pipeline.exporting import (
     exported_variant_files,
 )
 from repair_core.pipeline.original import dataset_normalization
-from repair_core.pipeline.profiles import StagePlan
 from repair_core.pipeline.progress_map import span_share
 from repair_core.pipeline.repair import (
     RepairResult,
@@ -48,6 +47,7 @@ from repair_core.pipeline.repair import (
 )
 from repair_core.pipeline.stages import retrain
 from repair_core.pipeline.workdir import WorkDir
+from repair_core.profiles import StagePlan
 from repair_core.progress import CancelToken, ProgressCallback, ignore_progress
 from repair_core.scratch import TRAIN_STATE
 from repair_core.search.genotype import Genotype

@@ -120,6 +120,61 @@ def test_an_invalid_config_answers_422_naming_the_field(
         ({"variants": []}, "variants"),
     ],
 )
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        # A misspelt field: the message lists the section's valid keys.
+        ({"overrides": {"train.epoch": 3}}, "override 'train.epoch' is not a setting; train has"),
+        ({"overrides": {"trian.epochs": 3}}, "with section one of search_net, search, net"),
+        ({"overrides": {"train.epochs": "many"}}, "override 'train.epochs'='many' does not fit"),
+        (
+            {"overrides": {"evaluation.corruptions": "fgo"}},
+            "evaluation.corruptions: unknown 'fgo'; choose from gaussian_noise",
+        ),
+        ({"overrides": {"search.batch_size": 0}}, "SearchSettings.batch_size must be a positive"),
+        # Checked against the strategy's preset too: PC-DARTS needs channels divisible by K.
+        (
+            {"search": "pcdarts", "overrides": {"search_net.init_channels": 6}},
+            "must be a multiple of partial_channels 4",
+        ),
+    ],
+)
+def test_overrides_that_do_not_fit_the_profile_answer_422_naming_the_key_and_store_nothing(
+    live_server: LiveServer,
+    owner_with_model: tuple[str, Seeded],
+    config: dict[str, object],
+    named: str,
+) -> None:
+    key, seeded = owner_with_model
+    with live_server.client(key) as client:
+        before = client.get("/v1/repairs").json()["count"]
+        response = client.post(
+            "/v1/repairs", json={"model_id": str(seeded.model_id), "config": config}
+        )
+        after = client.get("/v1/repairs").json()["count"]
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "validation_error" and named in problem["detail"], problem
+    assert "overrides" in problem["detail"]
+    assert after == before
+
+
+def test_overrides_are_checked_under_each_variants_own_search(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded]
+) -> None:
+    key, seeded = owner_with_model
+    body = {
+        "model_id": str(seeded.model_id),
+        "config": {"profile": "smoke", "overrides": {"search_net.init_channels": 6}},
+        "variants": ["CF-DARTS", "CF-PCDARTS"],
+    }
+    with live_server.client(key) as client:
+        response = client.post("/v1/repairs", json=body)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert "variants[1] (CF-PCDARTS): overrides:" in detail and "partial_channels 4" in detail
+
+
 def test_a_bad_variant_answers_422_naming_the_entry(
     live_server: LiveServer,
     owner_with_model: tuple[str, Seeded],

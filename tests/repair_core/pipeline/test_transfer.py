@@ -17,8 +17,8 @@ from repair_core.models import load_deployed
 from repair_core.models.retrainable import ONNX_FALLBACK, DeployedArchitecture
 from repair_core.pipeline import build_plan
 from repair_core.pipeline.config import CONTROL_SEED_OFFSET
-from repair_core.pipeline.profiles import StagePlan
 from repair_core.pipeline.transfer import CONTROL, TRANSFERRED, transfer
+from repair_core.profiles import StagePlan
 from repair_core.progress import Progress
 from repair_core.search.genotype import DARTS_V2, PC_DARTS, Genotype
 
