@@ -112,15 +112,6 @@ def test_an_invalid_config_answers_422_naming_the_field(
 
 
 @pytest.mark.parametrize(
-    ("body", "named"),
-    [
-        ({"variants": ["CF-DARTS", "XF-DARTS"]}, "variants[1]: unknown variant 'XF-DARTS'"),
-        ({"variants": ["CutMix", "CutMix"]}, "variants[1]: 'CutMix' is listed twice"),
-        ({"variants": ["AugMix"], "config": {"iterations": 2}}, "variants[0]: AugMix runs one"),
-        ({"variants": []}, "variants"),
-    ],
-)
-@pytest.mark.parametrize(
     ("config", "named"),
     [
         # A misspelt field: the message lists the section's valid keys.
@@ -175,6 +166,15 @@ def test_overrides_are_checked_under_each_variants_own_search(
     assert "variants[1] (CF-PCDARTS): overrides:" in detail and "partial_channels 4" in detail
 
 
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"variants": ["CF-DARTS", "XF-DARTS"]}, "variants[1]: unknown variant 'XF-DARTS'"),
+        ({"variants": ["CutMix", "CutMix"]}, "variants[1]: 'CutMix' is listed twice"),
+        ({"variants": ["AugMix"], "config": {"iterations": 2}}, "variants[0]: AugMix runs one"),
+        ({"variants": []}, "variants"),
+    ],
+)
 def test_a_bad_variant_answers_422_naming_the_entry(
     live_server: LiveServer,
     owner_with_model: tuple[str, Seeded],
