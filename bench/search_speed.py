@@ -38,8 +38,8 @@ import torch.nn.functional as F
 
 from repair_core.choices import SEARCH_CHOICES
 from repair_core.device import resolve_device
-from repair_core.pipeline.profiles import build_plan
 from repair_core.precision import autocast, to_channels_last
+from repair_core.profiles import build_plan
 from repair_core.search.genotype import DARTS_V2
 from repair_core.search.hessian import dominant_eigenvalue
 from repair_core.search.network import EvalNetwork, NetworkConfig

@@ -47,7 +47,7 @@ MODEL_FAMILIES: tuple[str, ...] = ("darts", "timm", "torchvision", "onnx")
 # Families whose architecture can be rebuilt fresh and trained (Control, baselines).
 TRAINABLE_FAMILIES: tuple[str, ...] = ("darts", "timm", "torchvision")
 
-# Budget profiles (sizes and epochs of every stage), see `repair_core.pipeline.profiles`.
+# Budget profiles (sizes and epochs of every stage), see `repair_core.profiles`.
 PROFILE_CHOICES: tuple[str, ...] = ("smoke", "fast", "paper")
 DEFAULT_PROFILE = "fast"
 
@@ -63,6 +63,17 @@ MODEL_FORMAT_SUFFIXES: dict[str, str] = {
     "onnx": ".onnx",
     "torchscript": ".pt",  # what torch.jit.save's users expect
 }
+
+# The corruption suite's names in the order of docs/method.md (the registry,
+# `corruptions.registry.CORRUPTIONS`, checks at import that it has exactly these) and its
+# severities: what an evaluation override may name, checked without torch.
+CORRUPTION_CHOICES: tuple[str, ...] = (
+    "gaussian_noise", "shot_noise", "impulse_noise",
+    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+    "snow", "frost", "fog", "brightness",
+    "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+)  # fmt: skip
+SEVERITY_CHOICES: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 # Retraining the deployed architecture instead of searching one (no selection for the
 # control): the control row every honest comparison needs. Not a service field yet: the

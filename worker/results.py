@@ -1,8 +1,8 @@
 """Storing a finished repair: files first, then one fenced transaction for the rows.
 
 The repaired checkpoint, its ONNX and TorchScript exports, report.json, report.png, the
-report figures and the other compared variants' checkpoints (in the job's folder) are
-published to the artifact store (temp file, fsync, atomic rename).
+report figures and the other compared variants' checkpoints and exports (in the job's
+folder) are published to the artifact store (temp file, fsync, atomic rename).
 Only then does one transaction insert the genotype and metric rows and move the job to
 `succeeded` with the result keys, fenced by the lease. A crash in between leaves files
 without a row (garbage the upkeep sweep removes; the job's next attempt publishes its
@@ -177,15 +177,23 @@ def store_results(
     # lease, since the successor publishes to the same keys (and a file there without a
     # row is counted and deleted with the job).
     variant_models: dict[str, str] = {}
+    variant_exports: dict[str, dict[str, str]] = {}
     for name, path in result.variant_checkpoints.items():
         if name != result.primary:
             key = store.variant_model_key(owner_id, lease.job_id, name)
             variant_models[name] = copy_hashed(store, str(path), key)
+            variant_exports[name] = {
+                fmt: copy_hashed(
+                    store, str(p), store.variant_model_key(owner_id, lease.job_id, name, fmt)
+                )
+                for fmt, p in result.variant_exports.get(name, {}).items()
+            }
     figures = publish_figures(store, owner_id, lease.job_id, result.work_dir)
     values = {
         **exported,
         "figures": figures,
         "variant_models": variant_models or None,
+        "variant_exports": variant_exports or None,
         "result_model_key": model_key,
         "result_model_sha256": sha256,
         "report_key": report_key,

@@ -44,7 +44,7 @@ from api.storage import ArtifactStore, job_folder_key
 from repair_core.errors import RepairInputError
 from repair_core.pipeline import LabelsNeeded, Picks, RepairResult, repair
 from repair_core.pipeline.picks_archive import picks_listing, write_picks_archive
-from repair_core.pipeline.profiles import halved_batch_sizes
+from repair_core.profiles import halved_batch_sizes
 from repair_core.progress import RepairCancelled
 from worker.context import WorkerContext
 from worker.failures import (

@@ -2,9 +2,10 @@
 `repair_core.pipeline.transfer.transfer` in the job's work directory.
 
 The genotype was copied into the job's config when the transfer was created; the deployed
-architecture (the control) is read from the model row, with DARTS V2 as the documented
-fallback for a model that declares no genotype; the source job, when it still exists,
-names the failures' corruption (whose whole-test-split column the report then has).
+architecture (the control: its genotype, or its timm / torchvision registry name) is read
+from the model row, with DARTS V2 as the documented fallback for an ONNX graph; the source
+job, when it still exists, names the failures' corruption (whose whole-test-split column
+the report then has).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from repair_core import choices
 from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.datasets.ingest.npz import read_npz_splits
 from repair_core.errors import RepairInputError
+from repair_core.models.retrainable import DeployedArchitecture
 from repair_core.pipeline import RepairResult, build_plan
 from repair_core.pipeline.transfer import transfer
 from repair_core.progress import CancelToken, ProgressCallback
-from repair_core.search.genotype import DARTS_V2, Genotype
+from repair_core.search.genotype import Genotype
 from worker.inputs import failure_name, owned, stored_file
 
 
@@ -34,7 +36,7 @@ from worker.inputs import failure_name, owned, stored_file
 class TransferFiles:
     dataset: Path
     genotype: Genotype  # the source job's searched cell
-    deployed_genotype: Genotype  # the control's architecture
+    deployed: DeployedArchitecture  # what the control retrains
     profile: str
     overrides: dict[str, Any]
     seed: int
@@ -56,9 +58,11 @@ def transfer_files(session: Session, job: RepairJob, store: ArtifactStore) -> Tr
     return TransferFiles(
         dataset=stored_file(store, dataset.storage_key, f"dataset {dataset.id}"),
         genotype=Genotype.from_dict(config["genotype"]),
-        deployed_genotype=DARTS_V2
-        if model.genotype is None
-        else Genotype.from_dict(model.genotype),
+        deployed=DeployedArchitecture(
+            model.family,
+            model.architecture or "",
+            None if model.genotype is None else Genotype.from_dict(model.genotype),
+        ),
         profile=str(config.get("profile") or choices.DEFAULT_PROFILE),
         overrides=dict(config.get("overrides", {})),
         seed=int(config.get("seed", 0)),
@@ -80,7 +84,7 @@ def run_transfer(
         files.profile, files.overrides, search=choices.DEFAULT_SEARCH, seed=files.seed
     )
     return transfer(
-        files.genotype, files.deployed_genotype, data, plan,
+        files.genotype, files.deployed, data, plan,
         seed=files.seed, work_dir=work_dir, failure_name=files.failure_name,
         device=device, on_progress=on_progress, cancel=cancel,
     )  # fmt: skip

@@ -292,9 +292,12 @@ class RepairJob(Base):
     figures: Mapped[list[str] | None] = mapped_column(sa.JSON)
     # The variants the job compares in one report (`choices.parse_variant` names), the first
     # the primary; None for a plain repair. The other variants' models are published in the
-    # job's folder (`ArtifactStore.variant_model_key`), name -> SHA-256 in `variant_models`.
+    # job's folder (`ArtifactStore.variant_model_key`), name -> SHA-256 in `variant_models`;
+    # their exports that passed their check beside them, name -> format -> SHA-256 in
+    # `variant_exports` (None for jobs finished before variants were exported).
     variants: Mapped[list[str] | None] = mapped_column(sa.JSON)
     variant_models: Mapped[dict[str, str] | None] = mapped_column(sa.JSON)
+    variant_exports: Mapped[dict[str, dict[str, str]] | None] = mapped_column(sa.JSON)
 
     created_at: Mapped[datetime] = _created_at()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

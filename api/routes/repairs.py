@@ -312,7 +312,7 @@ def download_model(
 ) -> Response:
     """The repaired model, streamed; ETag and Repr-Digest carry its SHA-256. A format the
     job has no file for answers 404 (its export failed its check), 409 before success;
-    another variant's model is served as safetensors."""
+    `variant` picks another compared variant's model, in any format it was exported to."""
     key, sha, _job = repairs.model_file(
         session, owner_id=owner.id, job_id=job_id, model_format=format, store=store,
         variant=variant,

@@ -18,6 +18,8 @@ from pydantic import (
 
 from api.db.models import JobStatus
 from repair_core import choices
+from repair_core.errors import RepairInputError
+from repair_core.profiles import build_plan
 
 # The choice fields are Literals built from repair_core's tuples (torch-free), so the
 # OpenAPI schema lists exactly the names the core accepts. Type checkers cannot read a
@@ -97,6 +99,23 @@ class RepairConfig(BaseModel):
             )
         return value
 
+    @model_validator(mode="after")
+    def _overrides_fit_the_profile(self) -> RepairConfig:
+        check_overrides(self.profile, self.overrides, search=self.search, seed=self.seed)
+        return self
+
+
+def check_overrides(
+    profile: str, overrides: dict[str, Any], *, search: str = choices.DEFAULT_SEARCH, seed: int = 0
+) -> None:
+    """ValueError naming the bad key or value (and the valid keys) unless `overrides` build
+    a plan of `profile`: refused when the job is created, not by the worker after queueing.
+    The profiles are torch-free config dataclasses, so this runs in the API process."""
+    try:
+        build_plan(profile, overrides, search=search, seed=seed)
+    except RepairInputError as exc:
+        raise ValueError(f"overrides: {exc}") from None
+
 
 class RepairCreate(BaseModel):
     model_config = ConfigDict(
@@ -140,6 +159,15 @@ class RepairCreate(BaseModel):
                 raise ValueError(f"variants[{k}]: {name!r} is listed twice")
             search = fields.get("search", self.config.search)
             baseline = fields["baseline"]
+            if search != self.config.search:
+                # Another search applies its own preset under the same overrides.
+                try:
+                    check_overrides(
+                        self.config.profile, self.config.overrides, search=search,
+                        seed=self.config.seed,
+                    )  # fmt: skip
+                except ValueError as exc:
+                    raise ValueError(f"variants[{k}] ({name}): {exc}") from None
             if self.config.iterations != 1 and (
                 baseline != choices.DEFAULT_BASELINE or search in choices.ONE_ITERATION_SEARCHES
             ):

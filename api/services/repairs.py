@@ -360,7 +360,7 @@ def model_file(
 ) -> tuple[str, str | None, RepairJob]:
     """The repaired model in `model_format`: (stored key, its SHA-256, job). 409 while the job has
     not succeeded; 404 when it has no file in that format (its export failed its check).
-    `variant` names another compared variant (`variant_downloads`; safetensors only)."""
+    `variant` names another compared variant (`variant_downloads`)."""
     job = get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
     if variant is not None and variant != primary_variant(job):
         key, sha = _variant_model(job, variant, model_format, store)
@@ -402,7 +402,12 @@ def variant_downloads(job: RepairJob) -> dict[str, list[str]]:
     formats = model_formats(job)
     if not formats:
         return {}
-    others = {name: [choices.DEFAULT_MODEL_FORMAT] for name in job.variant_models or {}}
+    exports = job.variant_exports or {}
+    others = {
+        name: [choices.DEFAULT_MODEL_FORMAT]
+        + [f for f in choices.EXPORT_FORMATS if f in exports.get(name, {})]
+        for name in job.variant_models or {}
+    }
     return {primary_variant(job): formats, **others}
 
 
@@ -413,13 +418,23 @@ def _variant_model(
     if job.status == JobStatus.succeeded and variant not in models:
         have = ", ".join([primary_variant(job), *models])
         raise NotFoundError(f"repair job {job.id} has no variant {variant!r}; it has: {have}")
-    if model_format != choices.DEFAULT_MODEL_FORMAT:
-        raise NotFoundError(
-            f"the {variant} model of repair job {job.id} downloads as safetensors only; "
-            "only the primary variant is exported to ONNX and TorchScript"
+    if model_format == choices.DEFAULT_MODEL_FORMAT:
+        sha = models.get(variant)
+        what, why = f"{variant} model", ""
+    else:
+        sha = (job.variant_exports or {}).get(variant, {}).get(model_format)
+        what = f"{model_format} model of the {variant} variant"
+        why = (
+            f": its {model_format} export did not pass its check against PyTorch, or the job "
+            "finished before every variant was exported (see info.variant_exports in "
+            f"GET /v1/repairs/{job.id}/report)"
         )
-    key = None if variant not in models else store.variant_model_key(job.owner_id, job.id, variant)
-    return _stored(job, key, f"{variant} model", store), models.get(variant, "")
+    key = (
+        None
+        if sha is None
+        else store.variant_model_key(job.owner_id, job.id, variant, model_format)
+    )
+    return _stored(job, key, what, store, why), sha or ""
 
 
 def _stored(job: RepairJob, key: str | None, what: str, store: ArtifactStore, why: str = "") -> str:

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from api.db.models import JOB_KIND_TRANSFER, Dataset, Genotype, JobStatus, RepairJob
-from api.errors import ConflictError
+from api.errors import ConflictError, InvalidInputError
 from api.queue import JobQueue
-from api.schemas.repairs import TransferCreate
+from api.schemas.repairs import TransferCreate, check_overrides
 from api.services.common import get_owned
 from api.services.quotas import check_active_jobs, lock_owner
 from api.services.repairs import RepairView, enqueue, request_digest
@@ -54,12 +54,20 @@ def create_transfer(
     except Exception:
         session.rollback()
         raise
+    profile = str(request.profile or source.config.get("profile") or choices.DEFAULT_PROFILE)
+    seed = int(source.config.get("seed", 0))
     config = {
-        "profile": request.profile or source.config.get("profile") or choices.DEFAULT_PROFILE,
+        "profile": profile,
         "overrides": dict(request.overrides),
-        "seed": int(source.config.get("seed", 0)),
+        "seed": seed,
         "genotype": genotype,
     }
+    try:
+        # Against the profile the transfer will run (the source's when none is named).
+        check_overrides(profile, dict(request.overrides), seed=seed)
+    except ValueError as exc:
+        session.rollback()
+        raise InvalidInputError(str(exc)) from None
     job = RepairJob(
         owner_id=owner_id,
         model_id=source.model_id,

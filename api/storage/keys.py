@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 import uuid
 
+from repair_core.choices import MODEL_FORMAT_SUFFIXES
+
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -33,11 +35,15 @@ def figure_key(owner_id: uuid.UUID, job_id: uuid.UUID, file_name: str) -> str:
     return f"{owner_id}/jobs/{job_id}/figures/{file_name}"
 
 
-def variant_model_key(owner_id: uuid.UUID, job_id: uuid.UUID, variant: str) -> str:
-    """Where a compared variant's model lives (not the primary's: that is the job's
-    `result_model_key`): in the job's folder like its figures, so deletes, the quota and
-    the orphan sweep see it without a column of its own."""
-    return f"{owner_id}/jobs/{job_id}/variants/{variant}.safetensors"
+def variant_model_key(
+    owner_id: uuid.UUID, job_id: uuid.UUID, variant: str, model_format: str = "safetensors"
+) -> str:
+    """Where a compared variant's model lives in `model_format` (not the primary's: that
+    is the job's `result_model_key` and export columns): in the job's folder like its
+    figures, so deletes, the quota and the orphan sweep see it without a column of its
+    own."""
+    suffix = MODEL_FORMAT_SUFFIXES[model_format]
+    return f"{owner_id}/jobs/{job_id}/variants/{variant}{suffix}"
 
 
 def is_published_key(key: str) -> bool:

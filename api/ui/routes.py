@@ -159,7 +159,7 @@ def _job(view: repairs.RepairView) -> dict[str, Any]:
         "succeeded": job.status.value == "succeeded",
         # Only the formats whose export passed its check have a file to download.
         "onnx": "onnx" in repairs.model_formats(job),
-        # The other compared variants' models (safetensors), by name.
+        # The other compared variants' models, by name.
         "variant_models": [
             v for v in repairs.variant_downloads(job) if v != repairs.primary_variant(job)
         ],

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from repair_core.choices import CORRUPTION_CHOICES, SEVERITY_CHOICES
 from repair_core.corruptions.blur import defocus_blur, glass_blur, motion_blur, zoom_blur
 from repair_core.corruptions.digital import contrast, elastic_transform, jpeg_compression, pixelate
 from repair_core.corruptions.noise import gaussian_noise, impulse_noise, shot_noise
@@ -24,7 +25,7 @@ from repair_core.rng import seeded_generator
 
 CorruptionFn = Callable[[Tensor, int, torch.Generator], Tensor]
 
-SEVERITIES = (1, 2, 3, 4, 5)
+SEVERITIES = SEVERITY_CHOICES
 MIN_SIZE = 8  # px; below this the size-scaled kernels and affine anchors degenerate
 MAX_SEED = 2**63 - 1
 
@@ -69,6 +70,8 @@ CORRUPTIONS: Registry[Corruption] = Registry(
     ),
 )
 CORRUPTION_NAMES: tuple[str, ...] = tuple(CORRUPTIONS)
+# The torch-free copy the API and the profiles read must name exactly these, in this order.
+assert CORRUPTION_NAMES == CORRUPTION_CHOICES, "choices.CORRUPTION_CHOICES is out of date"
 
 
 def get_corruption(name: str) -> Corruption:

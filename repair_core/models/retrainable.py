@@ -1,5 +1,6 @@
 """What the Control row and the baselines retrain: the deployed model's own architecture,
-built fresh (random weights from the run's seed), whatever its family.
+built fresh (random weights from the run's seed), whatever its family; a transfer's Control
+builds it for the new dataset's input and classes.
 
 An ONNX graph has no trainable architecture here, so its Control and baselines fall back
 to the DARTS V2 genotype at the profile's network size (stated in the report's info and
@@ -16,7 +17,7 @@ from torch import nn
 
 from repair_core.checkpoint import save_model
 from repair_core.models.registry_nets import build_registry_net
-from repair_core.models.spec import DeployedModel
+from repair_core.models.spec import DeployedModel, InputSpec
 from repair_core.models.store import save_registry_model
 from repair_core.search.genotype import DARTS_V2, Genotype
 from repair_core.search.network import EvalNetwork
@@ -33,12 +34,32 @@ class Architecture:
     fallback: str | None = None  # why this is not the deployed model's own architecture
 
 
+@dataclass(frozen=True)
+class DeployedArchitecture:
+    """A deployed model's architecture without its weights: what a transfer's Control
+    rebuilds for another dataset."""
+
+    family: str  # one of FAMILIES
+    architecture: str = ""  # the registry name (timm, torchvision)
+    genotype: Genotype | None = None  # darts only
+
+
 def deployed_architecture(deployed: DeployedModel) -> Architecture:
+    """The deployed model's architecture for its own input and classes."""
+    own = DeployedArchitecture(deployed.family, deployed.architecture, deployed.genotype)
+    return architecture_of(own, deployed.spec, deployed.num_classes)
+
+
+def architecture_of(
+    deployed: DeployedArchitecture, spec: InputSpec, num_classes: int
+) -> Architecture:
+    """`deployed` built for `spec` and `num_classes`, which may differ from the deployed
+    model's own (a transfer's new dataset)."""
     if deployed.family in ("timm", "torchvision"):
-        spec, n = deployed.spec, deployed.num_classes
+        family, name = deployed.family, deployed.architecture
 
         def build(seed: int) -> nn.Module:
-            return build_registry_net(deployed.family, deployed.architecture, spec, n, seed=seed)
+            return build_registry_net(family, name, spec, num_classes, seed=seed)
 
         return Architecture(None, build)
     if deployed.genotype is not None:

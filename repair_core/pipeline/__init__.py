@@ -2,9 +2,9 @@
 
 from repair_core.pipeline.config import RepairConfig
 from repair_core.pipeline.labelling import LabelsNeeded, OwnerLabels, Picks
-from repair_core.pipeline.profiles import PROFILES, StagePlan, build_plan
 from repair_core.pipeline.repair import RepairResult, compare, repair
 from repair_core.pipeline.variant import VariantResult
+from repair_core.profiles import PROFILES, StagePlan, build_plan
 
 __all__ = [
     "PROFILES",

@@ -1,6 +1,8 @@
-"""The last stage of a repair: the repaired model exported to every `choices.EXPORT_FORMATS`.
+"""The last stage of a repair: the repaired model exported to every `choices.EXPORT_FORMATS`,
+and so is every other compared variant's model (the Control's included), each in its own
+work directory (`<work_dir>/<variant>`, its own ledger).
 
-Runs once (the ledger records it), after the evaluation, on the CPU from the repaired
+Runs once per model (the ledger records it), after the evaluation, on the CPU from the repaired
 checkpoint itself, so the files are the same network the `.safetensors` holds. A format
 whose export fails its check is recorded with the reason and has no file: the repair and
 its other results stand (hours of search are not thrown away over an exporter).
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +83,21 @@ def exported_files(work: WorkDir, formats: dict[str, dict[str, Any]]) -> dict[st
         for name, entry in formats.items()
         if "file" in entry and (work.root / str(entry["file"])).is_file()
     }
+
+
+def export_variants(
+    root: WorkDir, checkpoints: Mapping[str, Path], input_shape: tuple[int, int, int]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Variant -> its formats (as `export_repaired`), each exported in `<root>/<variant>`;
+    `checkpoints` are the variants other than the primary (exported in `root` itself)."""
+    return {
+        name: export_repaired(WorkDir(root.root / name), checkpoint, input_shape)
+        for name, checkpoint in checkpoints.items()
+    }
+
+
+def exported_variant_files(
+    root: WorkDir, formats: Mapping[str, dict[str, dict[str, Any]]]
+) -> dict[str, dict[str, Path]]:
+    """Variant -> format -> file, for the exports that passed their check."""
+    return {name: exported_files(WorkDir(root.root / name), f) for name, f in formats.items()}

@@ -28,12 +28,17 @@ from repair_core.evaluation.scoring import evaluate_models
 from repair_core.models import DeployedModel, as_deployed, load_deployed
 from repair_core.models.stats import model_stats
 from repair_core.pipeline.config import RepairConfig
-from repair_core.pipeline.exporting import export_repaired, exported_files
+from repair_core.pipeline.exporting import (
+    export_repaired,
+    export_variants,
+    exported_files,
+    exported_variant_files,
+)
 from repair_core.pipeline.labelling import OwnerLabels
-from repair_core.pipeline.profiles import build_plan
 from repair_core.pipeline.progress_map import OverallProgress, variant_share
 from repair_core.pipeline.variant import VariantResult, run_variant
 from repair_core.pipeline.workdir import WorkDir
+from repair_core.profiles import build_plan
 from repair_core.progress import CancelToken, ProgressCallback, ignore_progress
 from repair_core.search.collapse import health_warning
 from repair_core.search.genotype import Genotype
@@ -51,6 +56,8 @@ class RepairResult:
     variant_checkpoints: dict[str, Path] = field(default_factory=dict)
     # The repaired model in the other formats, those whose export passed its check.
     exports: dict[str, Path] = field(default_factory=dict)
+    # The other variants' models in those formats: variant -> format -> file.
+    variant_exports: dict[str, dict[str, Path]] = field(default_factory=dict)
     deployed_genotype: Genotype | None = None  # phi0's architecture, for the report figures
     curves: RepairCurves = field(default_factory=RepairCurves)  # the primary's, per epoch
 
@@ -88,11 +95,9 @@ def repair(
     if not final.exists():
         copy_file_atomic(primary.checkpoints[-1], final)
     formats = export_repaired(work, final, data.image_shape)
-    if report.info.get("exports") != formats:
-        report = EvaluationReport(
-            report.models, report.failure_corruption, {**report.info, "exports": formats}
-        )
-        write_report(work, report)
+    others = {v.name: v.checkpoints[-1] for v in variants[1:]}
+    variant_formats = export_variants(work, others, data.image_shape)
+    report = with_exports(work, report, formats, variant_formats)
     timings = dict(primary.timings)
     for v in variants[1:]:
         timings.update({f"{v.name}:{k}": t for k, t in v.timings.items()})
@@ -108,6 +113,7 @@ def repair(
         primary=primary.name,
         variant_checkpoints={v.name: v.checkpoints[-1] for v in variants},
         exports=exported_files(work, formats),
+        variant_exports=exported_variant_files(work, variant_formats),
         deployed_genotype=deployed.genotype,
         curves=curves_of(work.stages(), config.iterations),
     )
@@ -299,6 +305,25 @@ def scored_corruptions(listed: Sequence[str], failure_name: str | None) -> tuple
         # exists for a known corruption, whatever the evaluation's list says.
         corruptions = (*corruptions, failure_name)
     return corruptions
+
+
+def with_exports(
+    work: WorkDir,
+    report: EvaluationReport,
+    formats: dict[str, dict[str, Any]],
+    variant_formats: dict[str, dict[str, dict[str, Any]]],
+) -> EvaluationReport:
+    """The report with the primary's exports (`exports`) and the other variants'
+    (`variant_exports`), rewritten when they changed."""
+    if (report.info.get("exports"), report.info.get("variant_exports")) == (
+        formats,
+        variant_formats,
+    ):
+        return report
+    info = {**report.info, "exports": formats, "variant_exports": variant_formats}
+    report = EvaluationReport(report.models, report.failure_corruption, info)
+    write_report(work, report)
+    return report
 
 
 def write_report(work: WorkDir, report: EvaluationReport) -> None:

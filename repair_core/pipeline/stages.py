@@ -18,7 +18,7 @@ from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
 from repair_core.evaluation.accuracy import predict
 from repair_core.models import InputSpec
-from repair_core.pipeline.profiles import StagePlan
+from repair_core.profiles import StagePlan
 from repair_core.progress import CancelToken, ProgressCallback
 from repair_core.rng import seeded_generator, seeded_permutation
 from repair_core.search.genotype import Genotype

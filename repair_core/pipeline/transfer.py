@@ -2,8 +2,11 @@
 
 The searched cell is retrained from scratch on the new dataset (its own classes, channels and
 image size) and scored on that dataset's clean test split and the corruption suite, beside
-the Control: the deployed architecture retrained on the same images with the same plan and
-the same seed policy as a repair's control (init and data order from seed + offset). The
+the Control: the deployed architecture (its DARTS genotype, or its timm / torchvision
+registry architecture built for the new classes and input) retrained on the same images with
+the same plan and the same seed policy as a repair's control (init and data order from
+seed + offset). Only an ONNX graph, which has no trainable architecture, falls back to
+DARTS V2 (`architecture_fallback` in the report's info), as a repair's control does. The
 deployed model itself has no row: it was trained for other classes. Each retraining is a
 ledger stage of the work directory, so a second call resumes after the last finished one.
 
@@ -18,25 +21,37 @@ from pathlib import Path
 
 import torch
 
-from repair_core.checkpoint import load_model, save_model
 from repair_core.datasets.ops import seeded_subset
 from repair_core.datasets.types import DatasetSplits
 from repair_core.device import resolve_device
 from repair_core.evaluation.plot import plot_report
 from repair_core.evaluation.report import EvaluationReport
 from repair_core.evaluation.scoring import evaluate_models
+from repair_core.models.retrainable import DeployedArchitecture, architecture_of, save_trained
+from repair_core.models.spec import DeployedModel, InputSpec
+from repair_core.models.store import load_deployed
 from repair_core.pipeline.config import CONTROL_SEED_OFFSET
-from repair_core.pipeline.exporting import export_repaired, exported_files
+from repair_core.pipeline.exporting import (
+    export_repaired,
+    export_variants,
+    exported_files,
+    exported_variant_files,
+)
 from repair_core.pipeline.original import dataset_normalization
-from repair_core.pipeline.profiles import StagePlan
 from repair_core.pipeline.progress_map import span_share
-from repair_core.pipeline.repair import RepairResult, scored_corruptions, write_report
+from repair_core.pipeline.repair import (
+    RepairResult,
+    scored_corruptions,
+    with_exports,
+    write_report,
+)
 from repair_core.pipeline.stages import retrain
 from repair_core.pipeline.workdir import WorkDir
+from repair_core.profiles import StagePlan
 from repair_core.progress import CancelToken, ProgressCallback, ignore_progress
 from repair_core.scratch import TRAIN_STATE
 from repair_core.search.genotype import Genotype
-from repair_core.search.network import EvalNetwork, NetworkConfig
+from repair_core.search.network import NetworkConfig
 
 TRANSFERRED = "Transferred"  # the searched genotype's row
 CONTROL = "Control"  # the deployed architecture's row
@@ -44,24 +59,30 @@ CONTROL = "Control"  # the deployed architecture's row
 
 def transfer_network_config(data: DatasetSplits, plan: StagePlan) -> NetworkConfig:
     """The profile's network size with the new dataset's classes, shape and normalisation."""
-    c, h, _ = data.image_shape
-    mean, std = dataset_normalization(data.train)
+    spec = transfer_input_spec(data)
     return NetworkConfig(
         init_channels=plan.net.init_channels,
         layers=plan.net.layers,
         num_classes=len(data.class_names),
-        in_channels=c,
-        image_size=h,
+        in_channels=spec.channels,
+        image_size=spec.height,
         auxiliary=plan.net.auxiliary,
         drop_path_prob=plan.train.drop_path_prob,
-        mean=mean,
-        std=std,
+        mean=spec.mean,
+        std=spec.std,
     )
+
+
+def transfer_input_spec(data: DatasetSplits) -> InputSpec:
+    """The new dataset's input: shape and the normalisation of its training split."""
+    c, h, w = data.image_shape
+    mean, std = dataset_normalization(data.train)
+    return InputSpec(c, h, w, mean, std)
 
 
 def transfer(
     genotype: Genotype,
-    deployed_genotype: Genotype,
+    deployed: DeployedArchitecture,
     data: DatasetSplits,
     plan: StagePlan,
     *,
@@ -72,22 +93,32 @@ def transfer(
     on_progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
 ) -> RepairResult:
-    """Retrain `genotype` and `deployed_genotype` on `data.train`, score both on `data.test`.
+    """Retrain `genotype` and the `deployed` architecture on `data.train`, score both on
+    `data.test`.
 
     `failure_name`: the source repair's failure corruption; when it names a known corruption
     the report has its whole-test-split column (<X>_all) on the new dataset too."""
     work = WorkDir(work_dir)
     dev = resolve_device(device) if isinstance(device, str) else device
     config = transfer_network_config(data, plan)
+    spec = transfer_input_spec(data)
+    classes = len(data.class_names)
+    own = architecture_of(deployed, spec, classes)
     train = seeded_subset(data.train, plan.data.train_max_images, seed)
     # Same seed policy as a repair: the searched cell from `seed` with the plan's data order,
     # the control from seed + offset for both (variant.py).
+    control_seed = seed + CONTROL_SEED_OFFSET
     rows = {
-        CONTROL: (deployed_genotype, seed + CONTROL_SEED_OFFSET, seed + CONTROL_SEED_OFFSET),
-        TRANSFERRED: (genotype, seed, None),
+        CONTROL: (own.genotype, own.build, control_seed, control_seed),
+        TRANSFERRED: (genotype, None, seed, None),
     }
+    # The facts save_trained writes beside a retrained registry net (its module is unused).
+    target = DeployedModel(
+        torch.nn.Identity(), deployed.family, deployed.architecture, spec, classes,
+        data.class_names,
+    )  # fmt: skip
     checkpoints: dict[str, Path] = {}
-    for k, (name, (cell, init_seed, train_seed)) in enumerate(rows.items()):
+    for k, (name, (cell, build, init_seed, train_seed)) in enumerate(rows.items()):
         key = f"retraining:{name}"
         checkpoint = work.path(name, "model.safetensors")
         if not work.done(key):
@@ -97,26 +128,25 @@ def transfer(
             net, result = retrain(
                 cell, config, train, plan,
                 seed=init_seed, device=dev, state_path=work.path(name, TRAIN_STATE),
-                on_progress=on, cancel=cancel, train_seed=train_seed,
+                on_progress=on, cancel=cancel, train_seed=train_seed, build=build,
             )  # fmt: skip
-            # Both rows are DARTS networks: a transfer builds no registry architecture yet.
-            assert isinstance(net, EvalNetwork)
-            save_model(checkpoint, net, class_names=data.class_names)
+            save_trained(checkpoint, net, target, {})
             last = result.history[-1] if result.history else {}
             work.finish(
                 key,
                 {"seconds": time.perf_counter() - started, "train_images": len(train),
-                 "seed": init_seed, "genotype": cell.to_dict(),
+                 "seed": init_seed, "genotype": None if cell is None else cell.to_dict(),
+                 "architecture": _architecture_label(deployed) if build else "darts",
                  "final_train_acc": last.get("train_acc")},
             )  # fmt: skip
         checkpoints[name] = checkpoint
-    report = _evaluate(work, data, plan, checkpoints, seed, failure_name, dev, on_progress, cancel)
+    fallback = {} if own.fallback is None else {"architecture_fallback": own.fallback}
+    report = _evaluate(
+        work, data, plan, checkpoints, seed, failure_name, dev, on_progress, cancel, fallback
+    )
     formats = export_repaired(work, checkpoints[TRANSFERRED], data.image_shape)
-    if report.info.get("exports") != formats:
-        report = EvaluationReport(
-            report.models, report.failure_corruption, {**report.info, "exports": formats}
-        )
-        write_report(work, report)
+    control_formats = export_variants(work, {CONTROL: checkpoints[CONTROL]}, data.image_shape)
+    report = with_exports(work, report, formats, control_formats)
     return RepairResult(
         genotype=genotype,
         checkpoint=checkpoints[TRANSFERRED],
@@ -126,8 +156,13 @@ def transfer(
         primary=TRANSFERRED,
         variant_checkpoints=checkpoints,
         exports=exported_files(work, formats),
-        deployed_genotype=deployed_genotype,
+        variant_exports=exported_variant_files(work, control_formats),
+        deployed_genotype=own.genotype,
     )
+
+
+def _architecture_label(deployed: DeployedArchitecture) -> str:
+    return f"{deployed.family} {deployed.architecture}"
 
 
 def _evaluate(
@@ -140,13 +175,14 @@ def _evaluate(
     device: torch.device,
     on_progress: ProgressCallback,
     cancel: CancelToken | None,
+    extra_info: dict[str, str],
 ) -> EvaluationReport:
     report_path = work.path("report.json")
     if work.done("evaluating") and report_path.exists():
         return EvaluationReport.from_json(report_path.read_text())
     started = time.perf_counter()
     ev = plan.evaluation
-    models = {name: load_model(path, device=device).model for name, path in checkpoints.items()}
+    models = {name: load_deployed(path, device=device).model for name, path in checkpoints.items()}
     report = evaluate_models(
         models, data.test, None,
         corruption_name_of_failures=failure_name,
@@ -164,8 +200,13 @@ def _evaluate(
         "input_shape": list(data.image_shape),
         "train_images": work.result(f"retraining:{TRANSFERRED}")["train_images"],
         "genotypes": {name: work.result(f"retraining:{name}")["genotype"] for name in checkpoints},
+        "architectures": {
+            name: work.result(f"retraining:{name}").get("architecture", "darts")
+            for name in checkpoints
+        },
         "failure_column": "not available: a transfer has no failures on the new dataset",
         "evaluation_seconds": time.perf_counter() - started,
+        **extra_info,
     }
     report = EvaluationReport(report.models, report.failure_corruption, info)
     write_report(work, report)

@@ -26,7 +26,6 @@ from repair_core.models.retrainable import deployed_architecture, save_trained
 from repair_core.pipeline.config import CONTROL_SEED_OFFSET, RepairConfig
 from repair_core.pipeline.inputs import check_inputs
 from repair_core.pipeline.labelling import LabelledSelection, OwnerLabels, resolve_picks
-from repair_core.pipeline.profiles import StagePlan, build_plan
 from repair_core.pipeline.progress_map import OverallProgress
 from repair_core.pipeline.stages import (
     confirm_failures,
@@ -36,6 +35,7 @@ from repair_core.pipeline.stages import (
     search_data,
 )
 from repair_core.pipeline.workdir import WorkDir
+from repair_core.profiles import StagePlan, build_plan
 from repair_core.progress import CancelToken, Progress
 from repair_core.scratch import SEARCH_STATE, TRAIN_STATE
 from repair_core.search.collapse import search_health

@@ -215,7 +215,7 @@ def download(
     ] = choices.DEFAULT_MODEL_FORMAT,
     variant: Annotated[
         str | None,
-        typer.Option(help="Another compared variant's model, e.g. CutMix (safetensors)."),
+        typer.Option(help="Another compared variant's model, e.g. CutMix (any --format)."),
     ] = None,
     url: UrlOpt = DEFAULT_URL,
     api_key: KeyOpt = None,

@@ -19,7 +19,7 @@ from repair_core.choices import (
 )
 from repair_core.errors import RepairInputError
 from repair_core.pipeline.config import VARIANT_PREFIXES, RepairConfig
-from repair_core.pipeline.profiles import PROFILES
+from repair_core.profiles import PROFILES
 from repair_core.selection import FAILURE_SELECTION_METHODS, SELECTION_METHODS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +56,26 @@ def test_the_choices_module_loads_without_torch() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_the_profiles_and_their_settings_load_without_torch() -> None:
+    # The API checks a job's overrides by building its plan, in a process without torch.
+    code = (
+        "import sys; from repair_core.profiles import build_plan; "
+        "build_plan('fast', {'train.epochs': 2}, search='pcdarts', seed=0); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_the_corruption_names_the_api_checks_are_the_registrys() -> None:
+    from repair_core.choices import CORRUPTION_CHOICES, SEVERITY_CHOICES
+    from repair_core.corruptions import CORRUPTION_NAMES, SEVERITIES
+
+    assert CORRUPTION_CHOICES == CORRUPTION_NAMES and SEVERITY_CHOICES == SEVERITIES
 
 
 def test_variant_names_parse_to_the_config_that_names_them_back() -> None:

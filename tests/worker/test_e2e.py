@@ -282,6 +282,14 @@ def test_a_job_comparing_two_variants_scores_both_and_the_control_and_serves_eac
         report = client.get_report(created["id"])
         path = tmp_path / "cutmix.safetensors"
         client.download_model(created["id"], path, variant="CutMix")
+        # Every compared variant is exported, not only the primary.
+        cutmix_onnx = tmp_path / "cutmix.onnx"
+        client.download_model(created["id"], cutmix_onnx, variant="CutMix", model_format="onnx")
+        client.download_model(created["id"], tmp_path / "control.safetensors", variant="Control")
+        control_ts = tmp_path / "control.pt"
+        client.download_model(
+            created["id"], control_ts, variant="Control", model_format="torchscript"
+        )
     info = report["info"]
     assert list(report["models"]) == ["original", "Control", "CF-DARTS", "CutMix"]
     assert info["primary"] == "CF-DARTS" and info["control"] == "Control"
@@ -292,13 +300,25 @@ def test_a_job_comparing_two_variants_scores_both_and_the_control_and_serves_eac
     assert info["variants"]["CutMix"]["held_out_failures"] > len(held)
     assert all(row["held_out_failures"] is not None for row in report["models"].values())
     assert final["variants"] == ["CF-DARTS", "CutMix"]
-    assert final["variant_downloads"] == {
-        "CF-DARTS": ["safetensors", "onnx", "torchscript"],
-        "CutMix": ["safetensors"], "Control": ["safetensors"],
-    }  # fmt: skip
+    every_format = ["safetensors", "onnx", "torchscript"]
+    assert final["variant_downloads"] == dict.fromkeys(
+        ["CF-DARTS", "CutMix", "Control"], every_format
+    )
+    assert set(info["variant_exports"]) == {"CutMix", "Control"}
     assert {"control.clean", "CutMix.clean", "repaired.clean"} <= set(final["metrics"])
     cutmix = load_model(path)
     images = digits_problem.data.test.images[:8].float() / 255
     assert cutmix.model(images).shape == (8, len(digits_problem.data.class_names))
     # CutMix keeps the deployed architecture; the primary's is the searched one.
     assert cutmix.genotype == load_model(digits_problem.checkpoint).genotype
+    # The exports compute their own variant's logits: CutMix's ONNX in onnxruntime, the
+    # Control's TorchScript in torch.jit.
+    session = ort.InferenceSession(str(cutmix_onnx), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"pixels": images.numpy()})
+    with torch.no_grad():
+        expected = cutmix.model(images)
+    assert float((torch.from_numpy(logits) - expected).abs().max()) <= 1e-4
+    control = load_model(tmp_path / "control.safetensors")
+    scripted = torch.jit.load(str(control_ts))
+    with torch.no_grad():
+        assert float((scripted(images) - control.model(images)).abs().max()) <= 1e-4

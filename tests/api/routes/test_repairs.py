@@ -112,6 +112,61 @@ def test_an_invalid_config_answers_422_naming_the_field(
 
 
 @pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        # A misspelt field: the message lists the section's valid keys.
+        ({"overrides": {"train.epoch": 3}}, "override 'train.epoch' is not a setting; train has"),
+        ({"overrides": {"trian.epochs": 3}}, "with section one of search_net, search, net"),
+        ({"overrides": {"train.epochs": "many"}}, "override 'train.epochs'='many' does not fit"),
+        (
+            {"overrides": {"evaluation.corruptions": "fgo"}},
+            "evaluation.corruptions: unknown 'fgo'; choose from gaussian_noise",
+        ),
+        ({"overrides": {"search.batch_size": 0}}, "SearchSettings.batch_size must be a positive"),
+        # Checked against the strategy's preset too: PC-DARTS needs channels divisible by K.
+        (
+            {"search": "pcdarts", "overrides": {"search_net.init_channels": 6}},
+            "must be a multiple of partial_channels 4",
+        ),
+    ],
+)
+def test_overrides_that_do_not_fit_the_profile_answer_422_naming_the_key_and_store_nothing(
+    live_server: LiveServer,
+    owner_with_model: tuple[str, Seeded],
+    config: dict[str, object],
+    named: str,
+) -> None:
+    key, seeded = owner_with_model
+    with live_server.client(key) as client:
+        before = client.get("/v1/repairs").json()["count"]
+        response = client.post(
+            "/v1/repairs", json={"model_id": str(seeded.model_id), "config": config}
+        )
+        after = client.get("/v1/repairs").json()["count"]
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "validation_error" and named in problem["detail"], problem
+    assert "overrides" in problem["detail"]
+    assert after == before
+
+
+def test_overrides_are_checked_under_each_variants_own_search(
+    live_server: LiveServer, owner_with_model: tuple[str, Seeded]
+) -> None:
+    key, seeded = owner_with_model
+    body = {
+        "model_id": str(seeded.model_id),
+        "config": {"profile": "smoke", "overrides": {"search_net.init_channels": 6}},
+        "variants": ["CF-DARTS", "CF-PCDARTS"],
+    }
+    with live_server.client(key) as client:
+        response = client.post("/v1/repairs", json=body)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert "variants[1] (CF-PCDARTS): overrides:" in detail and "partial_channels 4" in detail
+
+
+@pytest.mark.parametrize(
     ("body", "named"),
     [
         ({"variants": ["CF-DARTS", "XF-DARTS"]}, "variants[1]: unknown variant 'XF-DARTS'"),
@@ -155,9 +210,14 @@ def test_a_job_with_variants_lists_them_and_serves_each_variants_model(
     stored = live_server.artifacts_root / str(owner_id) / "jobs" / job["id"] / "variants"
     stored.mkdir(parents=True)
     (stored / "CutMix.safetensors").write_bytes(cutmix)
+    # CutMix's ONNX export passed its check; its TorchScript export did not (no file, no row).
+    onnx = b"cutmix-onnx" * 100
+    onnx_digest = hashlib.sha256(onnx).hexdigest()
+    (stored / "CutMix.onnx").write_bytes(onnx)
     succeeded_with_files(
         live_server, job["id"], {"m.safetensors": b"primary"},
         result_model_key="m.safetensors", variant_models={"CutMix": digest},
+        variant_exports={"CutMix": {"onnx": onnx_digest}},
     )  # fmt: skip
     url = f"/v1/repairs/{job['id']}/model"
     with live_server.client(key) as client:
@@ -167,14 +227,24 @@ def test_a_job_with_variants_lists_them_and_serves_each_variants_model(
         other = client.get(url, params={"variant": "CutMix"})
         unknown = client.get(url, params={"variant": "AugMix"})
         exported = client.get(url, params={"variant": "CutMix", "format": "onnx"})
-    assert shown["variant_downloads"] == {"RF-DARTSE": ["safetensors"], "CutMix": ["safetensors"]}
+        not_exported = client.get(url, params={"variant": "CutMix", "format": "torchscript"})
+        bad_format = client.get(url, params={"variant": "CutMix", "format": "pickle"})
+    assert shown["variant_downloads"] == {
+        "RF-DARTSE": ["safetensors"], "CutMix": ["safetensors", "onnx"],
+    }  # fmt: skip
     assert primary.content == default.content == b"primary"
     assert other.status_code == 200 and other.content == cutmix
     assert other.headers["etag"] == f'"{digest}"'
     assert f"CutMix-{job['id']}.safetensors" in other.headers["content-disposition"]
     assert unknown.status_code == 404
     assert "no variant 'AugMix'; it has: RF-DARTSE, CutMix" in unknown.json()["detail"]
-    assert exported.status_code == 404 and "safetensors only" in exported.json()["detail"]
+    assert exported.status_code == 200 and exported.content == onnx
+    assert exported.headers["etag"] == f'"{onnx_digest}"'
+    assert f"CutMix-{job['id']}.onnx" in exported.headers["content-disposition"]
+    assert not_exported.status_code == 404
+    assert "no torchscript model of the CutMix variant" in not_exported.json()["detail"]
+    assert "did not pass its check" in not_exported.json()["detail"]
+    assert bad_format.status_code == 422 and "format" in bad_format.text
 
 
 def test_a_model_without_failure_batches_cannot_be_repaired(

@@ -137,6 +137,33 @@ def test_a_transfer_request_with_unknown_fields_is_a_422_naming_them(
     assert "budget" in response.text
 
 
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"overrides": {"train.epoch": 2}}, "override 'train.epoch' is not a setting; train has"),
+        # No profile named: checked against the source job's (smoke).
+        ({"overrides": {"net.layers": "deep"}}, "override 'net.layers'='deep' does not fit"),
+        ({"profile": "fast", "overrides": {"evaluation.severities": "6"}}, "[6] not in 1, 2"),
+    ],
+)
+def test_transfer_overrides_that_do_not_fit_the_profile_are_a_422_and_queue_nothing(
+    live_server: LiveServer, new_owner: NewOwner, body: dict[str, object], named: str
+) -> None:
+    owner_id, key = new_owner()
+    source = _source(live_server, owner_id, JobStatus.succeeded)
+    dataset = _dataset(live_server, owner_id)
+    with live_server.client(key) as client:
+        response = client.post(
+            f"/v1/repairs/{source}/transfers", json={"dataset_id": str(dataset), **body}
+        )
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "invalid_input" and named in problem["detail"], problem
+    with live_server.session_factory() as session:
+        kinds = session.scalars(sa.select(RepairJob.kind).where(RepairJob.owner_id == owner_id))
+        assert "transfer" not in list(kinds)
+
+
 def test_a_dataset_a_queued_transfer_trains_on_cannot_be_deleted(
     live_server: LiveServer, new_owner: NewOwner
 ) -> None:

@@ -12,6 +12,7 @@ import torch
 from repair_core.checkpoint import load_model
 from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
+from repair_core.models import load_deployed
 from repair_core.pipeline import RepairConfig, compare, repair
 from repair_core.progress import CancelToken, Progress, RepairCancelled
 from repair_core.search.genotype import Genotype
@@ -180,6 +181,20 @@ def test_a_repair_with_another_variant_resumes_in_it_without_redoing_the_primary
     )
     assert result.checkpoint.read_bytes() == primary_model.read_bytes()
     assert len(result.report.info["held_out_rows"]) == result.report.info["held_out_failures"]
+    # The other variant is exported too, in its own folder, and its ONNX is its network.
+    cutmix = result.variant_exports["CutMix"]
+    assert cutmix == {
+        "onnx": tmp_path / "CutMix" / "model.onnx",
+        "torchscript": tmp_path / "CutMix" / "model.torchscript.pt",
+    }
+    assert set(result.report.info["variant_exports"]) == {"CutMix"}
+    x = digits_problem.data.test.images[:4].float() / 255
+    (logits,) = ort.InferenceSession(str(cutmix["onnx"]), providers=["CPUExecutionProvider"]).run(
+        None, {"pixels": x.numpy()}
+    )
+    with torch.no_grad():
+        expected = load_deployed(result.variant_checkpoints["CutMix"]).model(x)
+    assert float((torch.from_numpy(logits) - expected).abs().max()) <= 1e-4
 
 
 def _splits_like(data: DatasetSplits, images: torch.Tensor) -> DatasetSplits:

@@ -7,7 +7,7 @@ import pytest
 from repair_core.choices import SEARCH_CHOICES, SEARCH_NAMES
 from repair_core.errors import RepairInputError
 from repair_core.pipeline.config import RepairConfig
-from repair_core.pipeline.profiles import PROFILES, SEARCH_ORDERS, SEARCH_PRESETS, build_plan
+from repair_core.profiles import PROFILES, SEARCH_ORDERS, SEARCH_PRESETS, build_plan
 
 
 def test_every_search_choice_has_a_preset_an_order_and_a_name() -> None:

@@ -13,9 +13,12 @@ import torch
 from repair_core.checkpoint import load_model
 from repair_core.datasets.digits import load_digits_splits
 from repair_core.datasets.types import DatasetSplits, ImageDataset
+from repair_core.models import load_deployed
+from repair_core.models.retrainable import ONNX_FALLBACK, DeployedArchitecture
 from repair_core.pipeline import build_plan
 from repair_core.pipeline.config import CONTROL_SEED_OFFSET
 from repair_core.pipeline.transfer import CONTROL, TRANSFERRED, transfer
+from repair_core.profiles import StagePlan
 from repair_core.progress import Progress
 from repair_core.search.genotype import DARTS_V2, PC_DARTS, Genotype
 
@@ -41,6 +44,8 @@ def _stripes_rgb(n: int, seed: int) -> ImageDataset:
         images[i, c, :, 4:10] = 220
     return ImageDataset(images, labels, ("red", "green", "blue"))
 
+
+DARTS_DEPLOYED = DeployedArchitecture("darts", genotype=DARTS_V2)
 
 DATASETS = {
     "digits-4-classes-12px": lambda: _digits_12px(4),
@@ -68,8 +73,8 @@ def test_transfer_retrains_both_architectures_on_the_new_dataset_and_scores_them
     )
     seen: list[Progress] = []
     result = transfer(
-        PC_DARTS, DARTS_V2, data, plan, seed=3, work_dir=tmp_path, failure_name="gaussian_noise",
-        device="cpu", on_progress=seen.append,
+        PC_DARTS, DARTS_DEPLOYED, data, plan, seed=3, work_dir=tmp_path,
+        failure_name="gaussian_noise", device="cpu", on_progress=seen.append,
     )  # fmt: skip
     overall = [p.metrics["overall_percent"] for p in seen]
     assert overall == sorted(overall) and overall[-1] == 100.0
@@ -103,6 +108,10 @@ def test_transfer_retrains_both_architectures_on_the_new_dataset_and_scores_them
     assert result.primary == TRANSFERRED and result.genotype == PC_DARTS
     assert set(result.exports) <= {"onnx", "torchscript"}
     assert set(report.info["exports"]) == {"onnx", "torchscript"}
+    # The Control is exported too, beside its checkpoint.
+    assert set(report.info["variant_exports"]) == {CONTROL}
+    assert set(result.variant_exports[CONTROL]) <= {"onnx", "torchscript"}
+    assert all(p.parent == tmp_path / CONTROL for p in result.variant_exports[CONTROL].values())
     assert TRANSFERRED in (tmp_path / "report.md").read_text()
     assert (tmp_path / "report.png").stat().st_size > 0
 
@@ -113,8 +122,60 @@ def test_transfer_resumes_without_retraining_finished_rows(tmp_path: Path) -> No
         "smoke", {"evaluation.corruptions": "fog", "train.epochs": 1}, search="darts-1st", seed=0
     )
     plan = replace(plan, evaluation=replace(plan.evaluation, severities=(5,)))
-    first = transfer(PC_DARTS, DARTS_V2, data, plan, seed=0, work_dir=tmp_path, device="cpu")
+    first = transfer(PC_DARTS, DARTS_DEPLOYED, data, plan, seed=0, work_dir=tmp_path, device="cpu")
     stamps = {row: p.stat().st_mtime_ns for row, p in first.variant_checkpoints.items()}
-    again = transfer(PC_DARTS, DARTS_V2, data, plan, seed=0, work_dir=tmp_path, device="cpu")
+    again = transfer(PC_DARTS, DARTS_DEPLOYED, data, plan, seed=0, work_dir=tmp_path, device="cpu")
     assert {row: p.stat().st_mtime_ns for row, p in again.variant_checkpoints.items()} == stamps
     assert again.report.to_dict() == first.report.to_dict()
+
+
+def _small_plan() -> StagePlan:
+    return build_plan(
+        "smoke",
+        {"evaluation.corruptions": "fog", "evaluation.severities": "5", "train.epochs": 1,
+         "evaluation.max_images": 24, "data.train_max_images": 64},
+        search="darts-1st",
+        seed=0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("family", "architecture", "dataset"),
+    [
+        ("timm", "mobilenetv3_small_050", "digits-4-classes-12px"),
+        ("torchvision", "resnet18", "stripes-3-classes-16px-rgb"),
+    ],
+)
+def test_the_control_of_a_registry_model_retrains_its_architecture_for_the_new_dataset(
+    family: str, architecture: str, dataset: str, tmp_path: Path
+) -> None:
+    data = DATASETS[dataset]()
+    deployed = DeployedArchitecture(family, architecture)
+    result = transfer(
+        PC_DARTS, deployed, data, _small_plan(), seed=1, work_dir=tmp_path, device="cpu"
+    )
+    control = load_deployed(result.variant_checkpoints[CONTROL])
+    assert (control.family, control.architecture) == (family, architecture)
+    assert control.class_names == data.class_names
+    assert control.spec.shape == data.image_shape
+    images = data.test.images[:5].float() / 255
+    assert control.model(images).shape == (5, len(data.class_names))
+    info = result.report.info
+    assert info["architectures"] == {CONTROL: f"{family} {architecture}", TRANSFERRED: "darts"}
+    assert info["genotypes"][CONTROL] is None
+    assert "architecture_fallback" not in info
+    assert result.deployed_genotype is None
+    assert list(result.report.models) == [CONTROL, TRANSFERRED]
+    # The transferred row stays the searched DARTS cell.
+    assert load_model(result.variant_checkpoints[TRANSFERRED]).genotype == PC_DARTS
+
+
+def test_the_control_of_an_onnx_model_falls_back_to_darts_v2_and_says_so(tmp_path: Path) -> None:
+    data = DatasetSplits(train=_stripes_rgb(48, 0), test=_stripes_rgb(24, 1))
+    result = transfer(
+        PC_DARTS, DeployedArchitecture("onnx"), data, _small_plan(), seed=0,
+        work_dir=tmp_path, device="cpu",
+    )  # fmt: skip
+    assert load_model(result.variant_checkpoints[CONTROL]).genotype == DARTS_V2
+    assert ONNX_FALLBACK in result.report.info["architecture_fallback"]
+    assert "onnx" in result.report.info["architecture_fallback"]

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from repair_core.datasets.types import ImageDataset
-from repair_core.pipeline.profiles import build_plan
+from repair_core.profiles import build_plan
 from repair_core.search.genotype import DARTS_V2
 from repair_core.search.network import EvalNetwork, NetworkConfig
 from repair_core.search.searcher import SearchSettings, search

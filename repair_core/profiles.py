@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from repair_core.corruptions import CORRUPTION_NAMES, SEVERITIES
+from repair_core.choices import CORRUPTION_CHOICES, SEVERITY_CHOICES
 from repair_core.errors import RepairInputError
-from repair_core.search.searcher import SearchSettings
-from repair_core.train import TrainSettings
+from repair_core.search.settings import SearchSettings
+from repair_core.train.settings import TrainSettings
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,25 @@ class DataLimits:
 
 @dataclass(frozen=True)
 class EvaluationSettings:
-    corruptions: tuple[str, ...] = CORRUPTION_NAMES
-    severities: tuple[int, ...] = SEVERITIES
+    corruptions: tuple[str, ...] = CORRUPTION_CHOICES
+    severities: tuple[int, ...] = SEVERITY_CHOICES
     max_images: int | None = None  # cap on test images per corruption set (seeded subset)
     batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        # Checked here, so a misspelt corruption is refused when the job is created, not
+        # after hours of search when the evaluation starts.
+        unknown = [c for c in self.corruptions if c not in CORRUPTION_CHOICES]
+        if unknown:
+            raise RepairInputError(
+                f"evaluation.corruptions: unknown {', '.join(map(repr, unknown))}; "
+                f"choose from {', '.join(CORRUPTION_CHOICES)}"
+            )
+        bad = [s for s in self.severities if s not in SEVERITY_CHOICES]
+        if bad:
+            raise RepairInputError(
+                f"evaluation.severities: {bad} not in {', '.join(map(str, SEVERITY_CHOICES))}"
+            )
 
 
 @dataclass(frozen=True)
