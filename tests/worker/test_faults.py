@@ -23,12 +23,10 @@ import os
 import signal
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
 from api.db.models import FailureBatch, JobStatus, RepairJob
 from api.db.session import make_engine, make_session_factory
@@ -41,78 +39,19 @@ from repair_core.datasets.ingest.npz import write_npz_images
 from tests.digits_problem import RepairProblem
 from tests.worker.jobs import (
     SeededModel,
-    add_job,
     get_job,
     seed_digits_model,
     tiny_config,
     wait_for,
     worker_settings_for,
 )
-from tests.worker.processes import PrivateRedis, WorkerProcess, forget_queue
-from worker.journal import read_journal
+from tests.worker.processes import PrivateRedis, forget_queue
+from tests.worker.rig import FINISHED, Rig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
-FINISHED = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 # Far longer than any test waits: the job is still running when the fault hits it.
 LONG_SEARCH = tiny_config(**{"search.epochs": 200, "search.steps_per_epoch": 5})
-
-
-@dataclass
-class Rig:
-    """Workers on a queue of their own, over the module's Postgres and Redis."""
-
-    settings: Settings
-    sessions: sessionmaker[Session]
-    seeded: SeededModel
-    log_dir: Path
-    workers: list[WorkerProcess] = field(default_factory=list)
-
-    def start_worker(self, name: str, settings: Settings | None = None) -> WorkerProcess:
-        process = WorkerProcess(settings or self.settings, name, self.log_dir)
-        self.workers.append(process)
-        process.wait_ready()
-        return process
-
-    def submit(
-        self,
-        config: dict[str, Any] | None = None,
-        *,
-        inputs: SeededModel | None = None,
-        **values: Any,
-    ) -> uuid.UUID:
-        job_id = add_job(self.sessions, inputs or self.seeded, config, **values)
-        queue = CeleryJobQueue(self.settings.broker)
-        try:
-            queue.enqueue(job_id)
-        finally:
-            queue.close()
-        return job_id
-
-    def wait(self, job_id: uuid.UUID, until: Any, *, timeout: float, what: str) -> RepairJob:
-        last: list[RepairJob] = []
-
-        def check() -> bool:
-            last[:] = [get_job(self.sessions, job_id)]
-            return bool(until(last[0]))
-
-        def said() -> str:
-            job = last[0]
-            return f"{what}; job is {job.status.value}, attempt {job.attempts}, {job.error_type}"
-
-        wait_for(check, timeout=timeout, what=said, interval=0.2)
-        return last[0]
-
-    def finished(self, job_id: uuid.UUID, timeout: float = 120) -> RepairJob:
-        return self.wait(job_id, lambda j: j.status in FINISHED, timeout=timeout, what="the end")
-
-    def claims(self, job_id: uuid.UUID) -> list[dict[str, Any]]:
-        root = self.settings.artifacts.root
-        path = root / str(self.seeded.owner_id) / "jobs" / str(job_id) / "attempts.jsonl"
-        return [e for e in read_journal(path) if e["event"] == "claimed"]
-
-    def logs(self) -> str:
-        return "".join(w.log() for w in self.workers)
 
 
 @pytest.fixture(scope="module")

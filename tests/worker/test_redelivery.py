@@ -21,25 +21,18 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
 
 from api.db.models import Genotype, JobStatus, RepairJob
 from api.db.session import make_engine, make_session_factory
-from api.queue import CeleryJobQueue
-from api.settings import BrokerSettings, Settings
+from api.settings import BrokerSettings
 from api.storage import ArtifactStore
 from tests.digits_problem import RepairProblem
 from tests.worker.jobs import (
-    SeededModel,
-    add_job,
     get_job,
     seed_digits_model,
     set_job,
@@ -47,8 +40,8 @@ from tests.worker.jobs import (
     wait_for,
     worker_settings_for,
 )
-from tests.worker.processes import PrivateRedis, WorkerProcess
-from worker.journal import read_journal
+from tests.worker.processes import PrivateRedis
+from tests.worker.rig import FINISHED, Rig
 from worker.timing import time_limits
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
@@ -62,52 +55,6 @@ TIMING = {
     "soft_limit_margin_seconds": 30,
     "visibility_margin_seconds": 2,
 }
-FINISHED = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
-
-
-@dataclass
-class Redelivery:
-    settings: Settings
-    sessions: sessionmaker[Session]
-    seeded: SeededModel
-    log_dir: Path
-    workers: list[WorkerProcess] = field(default_factory=list)
-
-    def start_worker(self, name: str) -> WorkerProcess:
-        process = WorkerProcess(self.settings, name, self.log_dir)
-        self.workers.append(process)
-        process.wait_ready(timeout=120)
-        return process
-
-    def submit(self, config: dict[str, Any]) -> uuid.UUID:
-        job_id = add_job(self.sessions, self.seeded, config)
-        queue = CeleryJobQueue(self.settings.broker)
-        try:
-            queue.enqueue(job_id)
-        finally:
-            queue.close()
-        return job_id
-
-    def wait(self, job_id: uuid.UUID, until: Any, *, timeout: float, what: str) -> RepairJob:
-        last: list[RepairJob] = []
-
-        def check() -> bool:
-            last[:] = [get_job(self.sessions, job_id)]
-            return bool(until(last[0]))
-
-        def said() -> str:
-            job = last[0]
-            return f"{what}; job is {job.status.value}, attempt {job.attempts}, {job.error}"
-
-        wait_for(check, timeout=timeout, what=said, interval=0.2)
-        return last[0]
-
-    def claims(self, job_id: uuid.UUID) -> list[str]:
-        """Which worker claimed each run, in order."""
-        root = self.settings.artifacts.root
-        path = root / str(self.seeded.owner_id) / "jobs" / str(job_id) / "attempts.jsonl"
-        events = read_journal(path)
-        return [e["worker"].split("@")[0] for e in events if e["event"] == "claimed"]
 
 
 def _in_second_epoch(job: RepairJob) -> bool:
@@ -118,7 +65,7 @@ def _in_second_epoch(job: RepairJob) -> bool:
 @pytest.fixture
 def redelivery(
     worker_postgres_url: str, digits_problem: RepairProblem, tmp_path: Path
-) -> Iterator[Redelivery]:
+) -> Iterator[Rig]:
     server = PrivateRedis(tmp_path)
     server.start()
     root = tmp_path / "artifacts"
@@ -127,7 +74,7 @@ def redelivery(
     settings = worker_settings_for(worker_postgres_url, root, broker=broker, **TIMING)
     engine = make_engine(settings.database.url)
     sessions = make_session_factory(engine)
-    rig = Redelivery(
+    rig = Rig(
         settings,
         sessions,
         seed_digits_model(sessions, ArtifactStore(root), digits_problem),
@@ -146,13 +93,19 @@ def redelivery(
 
 
 def test_redis_redelivers_a_killed_workers_message_to_another_and_a_live_lease_makes_it_a_no_op(
-    redelivery: Redelivery,
+    redelivery: Rig,
 ) -> None:
     visibility = time_limits(redelivery.settings.worker)[2]
     assert visibility == 92  # seconds, not Redis's hour nor the service's 9 h
 
     # 1. Killed before acknowledging: the lease hands the job on, Redis the message.
-    workers = {w.name: w for w in (redelivery.start_worker("a"), redelivery.start_worker("b"))}
+    workers = {
+        w.name: w
+        for w in (
+            redelivery.start_worker("a", ready_timeout=120),
+            redelivery.start_worker("b", ready_timeout=120),
+        )
+    }
     killed = redelivery.submit(tiny_config(**{"search.epochs": 4, "search.steps_per_epoch": 3}))
     claimed = redelivery.wait(killed, lambda j: j.lease_owner is not None, timeout=120,
                               what="the claim")  # fmt: skip
@@ -173,7 +126,7 @@ def test_redis_redelivers_a_killed_workers_message_to_another_and_a_live_lease_m
              what="Redis to deliver the dead worker's message again")  # fmt: skip
     assert get_job(redelivery.sessions, killed).finished_at == job.finished_at  # no writes
     assert job.attempts == 2  # the killed run spent its attempt
-    claims = redelivery.claims(killed)
+    claims = redelivery.claimed_by(killed)
     assert claims[:2] == [first.name, second.name] and set(claims[1:]) == {second.name}
     # Any run after the second is a soft-limit handoff (a slow machine), never a failure.
     assert job.handoffs == len(claims) - 2
@@ -190,7 +143,7 @@ def test_redis_redelivers_a_killed_workers_message_to_another_and_a_live_lease_m
                               what="the second job's claim")  # fmt: skip
     # The main process only, before it could send the soft limit: the job runs on.
     os.kill(second.process.pid, signal.SIGSTOP)
-    third = redelivery.start_worker("third")
+    third = redelivery.start_worker("third", ready_timeout=120)
     wait_for(lambda: f"job {alive} skipped" in third.log(), timeout=visibility + 120,
              what="the redelivered message to reach the third worker")  # fmt: skip
     assert f"job {alive} claimed" not in third.log()
@@ -206,4 +159,4 @@ def test_redis_redelivers_a_killed_workers_message_to_another_and_a_live_lease_m
     done = redelivery.wait(alive, lambda j: j.status in FINISHED, timeout=60, what="the cancel")
     os.kill(second.process.pid, signal.SIGCONT)
     assert done.status == JobStatus.cancelled and done.attempts == 1
-    assert redelivery.claims(alive) == [second.name]
+    assert redelivery.claimed_by(alive) == [second.name]
