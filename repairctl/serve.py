@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop the service cleanly. Set explicitly: a process started
+    in the background of a non-interactive shell inherits SIGINT *ignored* (Python then
+    keeps it ignored, and Ctrl-C did nothing), and SIGTERM (systemd, `docker stop`) would
+    kill `serve` at once and leave the API and the worker, each in a session of its own,
+    running without it."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
 
 
 def serve_command(
@@ -21,6 +37,7 @@ def serve_command(
     from repairctl.service import ServiceProcesses
     from worker.timing import TimingError, time_limits
 
+    _stop_on_signals()
     settings = get_settings()
     try:
         time_limits(settings.worker)

@@ -25,6 +25,12 @@ from tests.worker.jobs import tiny_config, wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
+def _as_a_background_job() -> None:
+    # What `cmd &` in a non-interactive shell (a CI script) does to its job: SIGINT
+    # ignored. `serve` must still stop on Ctrl-C (it sets its own handler).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -69,7 +75,7 @@ def test_repairctl_serve_repairs_over_http_on_the_embedded_default_and_stops_on_
     serve = subprocess.Popen(
         [sys.executable, "-m", "repairctl", "serve", "--port", str(port)],
         cwd=tmp_path, env=child_env(settings), stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=_as_a_background_job,
     )  # fmt: skip
     try:
         wait_for(lambda: _answers(url), timeout=60, what="the API of `repairctl serve`")
