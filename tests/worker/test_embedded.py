@@ -3,6 +3,7 @@ serverless broker) runs a repair requested over HTTP; Ctrl-C stops every process
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -122,5 +123,9 @@ def test_repairctl_serve_repairs_over_http_on_the_embedded_default_and_stops_on_
         if serve.poll() is None:
             os.killpg(serve.pid, signal.SIGKILL)
             serve.wait()
+        # A failed stop leaves serve's API and worker (sessions of their own) behind.
+        for pid in _processes_using(str(var)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         log.close()
         print((tmp_path / "serve.log").read_text(errors="replace")[-5000:])
