@@ -94,6 +94,17 @@ def _succeeded_job(
     return job_id, model_key
 
 
+def _owner_with_succeeded_job(
+    server: LiveServer, store: S3ArtifactStore
+) -> tuple[uuid.UUID, str, uuid.UUID, str]:
+    """A new owner (id, API key) with a succeeded job: (owner, key, job id, model key)."""
+    owner_id, key = make_owner(server)
+    with server.session_factory() as session:
+        seeded = seed_model(session, owner_id)
+    job_id, model_key = _succeeded_job(server, store, owner_id, seeded)
+    return owner_id, key, job_id, model_key
+
+
 def test_an_upload_is_stored_in_the_bucket_and_nothing_stays_in_scratch(
     s3_server: tuple[LiveServer, S3ArtifactStore],
 ) -> None:
@@ -132,10 +143,7 @@ def test_a_model_download_streams_from_the_bucket_with_range_and_etag(
     s3_server: tuple[LiveServer, S3ArtifactStore],
 ) -> None:
     server, store = s3_server
-    owner_id, key = make_owner(server)
-    with server.session_factory() as session:
-        seeded = seed_model(session, owner_id)
-    job_id, _ = _succeeded_job(server, store, owner_id, seeded)
+    _owner_id, key, job_id, _ = _owner_with_succeeded_job(server, store)
     url = f"/v1/repairs/{job_id}/model"
     with server.client(key) as client:
         whole = client.get(url)
@@ -164,11 +172,8 @@ def test_a_presigned_download_redirects_to_a_url_that_serves_the_object(
     presign_server: tuple[LiveServer, S3ArtifactStore],
 ) -> None:
     server, store = presign_server
-    owner_id, key = make_owner(server)
+    _owner_id, key, job_id, model_key = _owner_with_succeeded_job(server, store)
     _other_id, other_key = make_owner(server)
-    with server.session_factory() as session:
-        seeded = seed_model(session, owner_id)
-    job_id, model_key = _succeeded_job(server, store, owner_id, seeded)
     with server.client(key) as client:
         redirect = client.get(f"/v1/repairs/{job_id}/model")
     assert redirect.status_code == 307
@@ -187,10 +192,7 @@ def test_deleting_a_finished_job_removes_its_objects_from_the_bucket(
     s3_server: tuple[LiveServer, S3ArtifactStore],
 ) -> None:
     server, store = s3_server
-    owner_id, key = make_owner(server)
-    with server.session_factory() as session:
-        seeded = seed_model(session, owner_id)
-    job_id, _ = _succeeded_job(server, store, owner_id, seeded)
+    owner_id, key, job_id, _ = _owner_with_succeeded_job(server, store)
     assert len(_owner_objects(store, owner_id)) == 4
     with server.client(key) as client:
         assert client.delete(f"/v1/repairs/{job_id}").status_code == 204
