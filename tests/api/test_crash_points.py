@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -27,22 +26,10 @@ from api.storage import ArtifactStore
 from repairctl.service import PROJECT_ROOT, api_command, child_env
 from tests.api import payloads
 from tests.api.conftest import LiveServer
+from tests.servers import free_port, healthz_answers
 from tests.worker.jobs import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_an_api_killed_between_publishing_an_upload_and_its_row_leaves_only_an_orphan_file(
@@ -57,7 +44,7 @@ def test_an_api_killed_between_publishing_an_upload_and_its_row_leaves_only_an_o
     store = ArtifactStore(settings.artifacts.root)
     with live_server.session_factory() as session:
         owner = create_owner(session, name=f"crash-{uuid.uuid4().hex[:8]}", pepper="p")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = child_env(settings.model_copy(update={"auth_pepper": "p"}))
     log = (tmp_path / "api.log").open("wb")
@@ -66,7 +53,9 @@ def test_an_api_killed_between_publishing_an_upload_and_its_row_leaves_only_an_o
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        wait_for(lambda: _up(url) or process.poll() is not None, timeout=60, what="the API")
+        wait_for(
+            lambda: healthz_answers(url) or process.poll() is not None, timeout=60, what="the API"
+        )
         assert process.poll() is None, (tmp_path / "api.log").read_text()
         with pytest.raises(httpx.HTTPError):  # the process died mid-request
             httpx.post(

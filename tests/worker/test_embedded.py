@@ -6,10 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from repairctl.client import RepairClient
 from repairctl.commands.admin import new_owner
 from repairctl.service import PROJECT_ROOT, child_env
 from tests.digits_problem import RepairProblem
+from tests.servers import free_port, healthz_answers
 from tests.worker.jobs import tiny_config, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -30,20 +29,6 @@ def _as_a_background_job() -> None:
     # What `cmd &` in a non-interactive shell (a CI script) does to its job: SIGINT
     # ignored. `serve` must still stop on Ctrl-C (it sets its own handler).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def _processes_using(marker: str) -> list[int]:
@@ -70,7 +55,7 @@ def test_repairctl_serve_repairs_over_http_on_the_embedded_default_and_stops_on_
         device="cpu",
     )
     assert settings.broker.url == Settings().broker.url  # the default broker
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "serve.log").open("wb")
     serve = subprocess.Popen(
@@ -79,7 +64,7 @@ def test_repairctl_serve_repairs_over_http_on_the_embedded_default_and_stops_on_
         start_new_session=True, preexec_fn=_as_a_background_job,
     )  # fmt: skip
     try:
-        wait_for(lambda: _answers(url), timeout=60, what="the API of `repairctl serve`")
+        wait_for(lambda: healthz_answers(url), timeout=60, what="the API of `repairctl serve`")
         write_npz_splits(tmp_path / "digits.npz", digits_problem.data)
         failures = digits_problem.failures
         write_npz_images(tmp_path / "gaussian_noise.npz", failures.images, failures.labels)
@@ -117,7 +102,7 @@ def test_repairctl_serve_repairs_over_http_on_the_embedded_default_and_stops_on_
         # the worker's own shutdowns take seconds.
         grace = Settings().worker.soft_shutdown_seconds
         assert serve.wait(timeout=grace - 10) == 0
-        assert not _answers(url)
+        assert not healthz_answers(url)
         wait_for(lambda: not _processes_using(str(var)), timeout=10, what="all children to exit")
     finally:
         if serve.poll() is None:

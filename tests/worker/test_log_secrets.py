@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import secrets
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -28,23 +27,11 @@ from repairctl.client import RepairClient
 from repairctl.service import PROJECT_ROOT, api_command, child_env
 from tests.api.conftest import scratch_database
 from tests.digits_problem import RepairProblem
+from tests.servers import free_port, healthz_answers
 from tests.worker.jobs import tiny_config, wait_for, worker_settings_for
 from tests.worker.processes import PrivateRedis, WorkerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _debug_logging(path: Path) -> Path:
@@ -105,7 +92,7 @@ def test_keys_pepper_and_passwords_never_appear_in_api_or_worker_logs_at_debug(
     key_id = owner.api_key.split("_", 2)[1]
     wrong = f"rk_{key_id}_{secrets.token_urlsafe(32)}"  # a real key id, a forged secret
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     api_log_path = tmp_path / "api.log"
     api_log = api_log_path.open("wb")
@@ -115,7 +102,7 @@ def test_keys_pepper_and_passwords_never_appear_in_api_or_worker_logs_at_debug(
                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     worker = WorkerProcess(settings, "logs", tmp_path, log_level="DEBUG")
     try:
-        wait_for(lambda: _up(url), timeout=90, what="the API")
+        wait_for(lambda: healthz_answers(url), timeout=90, what="the API")
         worker.wait_ready(timeout=120)
         with httpx.Client(base_url=url, timeout=30) as http:
 
