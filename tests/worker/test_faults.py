@@ -154,11 +154,16 @@ def test_a_job_whose_process_dies_every_attempt_fails_as_worker_lost_after_max_a
     worker = rig.start_worker("a", rig.settings.model_copy(update={"worker": short}))
     job_id = rig.submit(LONG_SEARCH, max_attempts=2)
     for attempt in (1, 2):
+        # The claim commits before the run journals it: kill only once it is journalled.
         running = rig.wait(
             job_id,
-            lambda j, n=attempt: j.status == JobStatus.running and j.attempts == n,
+            lambda j, n=attempt: (
+                j.status == JobStatus.running
+                and j.attempts == n
+                and len(rig.claims(job_id)) == n
+            ),
             timeout=60,
-            what=f"attempt {attempt} to run",
+            what=f"attempt {attempt} to run and journal its claim",
         )
         pid = _job_pid(running)
         assert pid != worker.process.pid
