@@ -158,9 +158,7 @@ def test_a_job_whose_process_dies_every_attempt_fails_as_worker_lost_after_max_a
         running = rig.wait(
             job_id,
             lambda j, n=attempt: (
-                j.status == JobStatus.running
-                and j.attempts == n
-                and len(rig.claims(job_id)) == n
+                j.status == JobStatus.running and j.attempts == n and len(rig.claims(job_id)) == n
             ),
             timeout=60,
             what=f"attempt {attempt} to run and journal its claim",
