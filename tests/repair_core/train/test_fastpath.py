@@ -168,7 +168,9 @@ def test_undoing_capture_warm_up_puts_back_weights_and_restarts_momentum() -> No
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     saved = _snapshot([model, opt])
-    model(torch.randn(4, 3)).sum().backward()
+    # Weighted per sample: a plain sum through BatchNorm has a zero gradient upstream.
+    weights = torch.arange(8.0).reshape(4, 2)
+    (model(torch.randn(4, 3)) * weights).sum().backward()
     opt.step()
     assert not torch.equal(model[0].weight, before["0.weight"])
     _restore([model, opt], saved)
