@@ -290,8 +290,12 @@ def test_a_run_killed_at_the_hard_limit_fails_as_time_limit_exceeded_and_is_not_
     limits = {"phase_hard_seconds": 30, "soft_limit_margin_seconds": 2, "sweep_seconds": 3600.0}
     worker = rig.start_worker("a", _with_limits(rig, **limits))
     slow = rig.submit(LONG_SEARCH)
+    # The claim commits before the run journals it: freeze it only once it is journalled.
     running = rig.wait(
-        slow, lambda j: j.status == JobStatus.running, timeout=60, what="the run to start"
+        slow,
+        lambda j: j.status == JobStatus.running and len(rig.claims(slow)) == 1,
+        timeout=60,
+        what="the run to start and journal its claim",
     )
     os.kill(_job_pid(running), signal.SIGSTOP)  # stuck: it cannot stop at the soft limit
     job = rig.finished(slow, timeout=90)
