@@ -70,6 +70,17 @@ class Rig:
         wait_for(check, timeout=timeout, what=said, interval=0.2)
         return last[0]
 
+    def wait_journalled_run(self, job_id: uuid.UUID, run: int, *, timeout: float) -> RepairJob:
+        """The job running its `run`-th run, with that run's claim journalled: the claim
+        commits before the run journals it, so a test that kills or freezes the run
+        earlier finds no journal line for it."""
+        return self.wait(
+            job_id,
+            lambda j: j.status == JobStatus.running and len(self.claims(job_id)) == run,
+            timeout=timeout,
+            what=f"run {run} to start and journal its claim",
+        )
+
     def finished(self, job_id: uuid.UUID, timeout: float = 120) -> RepairJob:
         return self.wait(job_id, lambda j: j.status in FINISHED, timeout=timeout, what="the end")
 

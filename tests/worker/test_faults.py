@@ -154,15 +154,8 @@ def test_a_job_whose_process_dies_every_attempt_fails_as_worker_lost_after_max_a
     worker = rig.start_worker("a", rig.settings.model_copy(update={"worker": short}))
     job_id = rig.submit(LONG_SEARCH, max_attempts=2)
     for attempt in (1, 2):
-        # The claim commits before the run journals it: kill only once it is journalled.
-        running = rig.wait(
-            job_id,
-            lambda j, n=attempt: (
-                j.status == JobStatus.running and j.attempts == n and len(rig.claims(job_id)) == n
-            ),
-            timeout=60,
-            what=f"attempt {attempt} to run and journal its claim",
-        )
+        running = rig.wait_journalled_run(job_id, attempt, timeout=60)
+        assert running.attempts == attempt
         pid = _job_pid(running)
         assert pid != worker.process.pid
         os.kill(pid, signal.SIGKILL)  # the job process dies as a crash or os._exit would
@@ -290,13 +283,7 @@ def test_a_run_killed_at_the_hard_limit_fails_as_time_limit_exceeded_and_is_not_
     limits = {"phase_hard_seconds": 30, "soft_limit_margin_seconds": 2, "sweep_seconds": 3600.0}
     worker = rig.start_worker("a", _with_limits(rig, **limits))
     slow = rig.submit(LONG_SEARCH)
-    # The claim commits before the run journals it: freeze it only once it is journalled.
-    running = rig.wait(
-        slow,
-        lambda j: j.status == JobStatus.running and len(rig.claims(slow)) == 1,
-        timeout=60,
-        what="the run to start and journal its claim",
-    )
+    running = rig.wait_journalled_run(slow, 1, timeout=60)
     os.kill(_job_pid(running), signal.SIGSTOP)  # stuck: it cannot stop at the soft limit
     job = rig.finished(slow, timeout=90)
     assert job.status == JobStatus.failed and job.error_type == "TimeLimitExceeded", job.error
