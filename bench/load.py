@@ -64,9 +64,14 @@ class Tally:
         default_factory=lambda: {"poll": Counter(), "upload": Counter()}
     )
     bare_5xx: int = 0  # 5xx without Retry-After: must stay 0
+    # (start time, latency) of each poll: the timeline tells a stall from saturation.
+    polls_at: list[tuple[float, float]] = field(default_factory=list)
 
     def record(self, kind: str, started: float, response: httpx.Response | None) -> None:
-        self.latencies[kind].append(time.monotonic() - started)
+        took = time.monotonic() - started
+        self.latencies[kind].append(took)
+        if kind == "poll":
+            self.polls_at.append((started, took))
         if response is None:
             self.codes[kind]["timeout"] += 1
             return
@@ -267,6 +272,20 @@ def _client(target: Target, connections: int, timeout: float) -> httpx.AsyncClie
     )
 
 
+def _timeline(polls_at: list[tuple[float, float]], window: float) -> list[dict[str, Any]]:
+    """Polls per `window` seconds from the first: count, p50 and p95 of each window."""
+    if not polls_at:
+        return []
+    first = min(at for at, _ in polls_at)
+    windows: dict[int, list[float]] = {}
+    for at, took in polls_at:
+        windows.setdefault(int((at - first) // window), []).append(took)
+    return [
+        {"from_s": i * window, "polls": len(v), **_percentiles(v)}
+        for i, v in sorted(windows.items())
+    ]
+
+
 def _percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50_ms": None, "p95_ms": None, "p99_ms": None}
@@ -297,6 +316,7 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         },
         "polls_per_second": round(polls_done / args.seconds, 1),
         "bare_5xx": tally.bare_5xx,
+        "timeline": _timeline(tally.polls_at, args.window),
         **(await _recovery(target)),
     }
 
@@ -337,6 +357,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=1.0, help="seconds between a poller's polls")
     p.add_argument("--uploads", type=int, default=5, help="concurrent upload loops")
     p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--window", type=float, default=10.0, help="seconds per timeline window")
     p.add_argument("--etag", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--progress-hz", type=float, default=3.0)
     p.add_argument("--burst", type=int, default=0, help="N simultaneous GETs instead of load")
