@@ -204,13 +204,13 @@ async def get_repair(
     tags = _if_none_match(request)
 
     def read(session: Session) -> tuple[int, RepairPublic | None]:
-        if tags:
-            version = repairs.job_version(session, owner_id=owner.id, job_id=job_id)
-            if "*" in tags or job_etag(version) in tags:
-                return version, None
-        view = repairs.get_repair(session, owner_id=owner.id, job_id=job_id)
-        # The ETag comes from the row that was served, never a second read.
-        return view.job.version, _public(view)
+        # One read of the row decides 304 and serves 200 alike (a changed job would
+        # otherwise cost a version read and then the row); the ETag comes from the row
+        # that was served.
+        job = repairs.get_job(session, owner_id=owner.id, job_id=job_id)
+        if "*" in tags or job_etag(job.version) in tags:
+            return job.version, None
+        return job.version, _public(repairs.view_of(session, job))
 
     version, public = await gate.run(read)
     headers = {"ETag": job_etag(version), "Cache-Control": "private, no-cache"}

@@ -233,10 +233,14 @@ def view_of(session: Session, job: RepairJob) -> RepairView:
 
 
 def views_of(session: Session, jobs: list[RepairJob]) -> list[RepairView]:
-    """Jobs with their latest genotype and final metrics, in two queries for the page."""
-    ids = [j.id for j in jobs]
+    """Jobs with their latest genotype and final metrics, in two queries for the page.
+
+    Genotype and metric rows are written only in the transaction that ends a job
+    (`worker.results`), so only finished jobs are asked for them: a poll of a queued or
+    running job (what clients do all day) costs one read of the job's row."""
+    ids = [j.id for j in jobs if j.status in TERMINAL_STATUSES]
     genotypes: dict[uuid.UUID, dict[str, Any]] = {}
-    metrics: dict[uuid.UUID, dict[str, float]] = {j: {} for j in ids}
+    metrics: dict[uuid.UUID, dict[str, float]] = {j.id: {} for j in jobs}
     if ids:
         for g in session.scalars(
             sa.select(Genotype).where(Genotype.job_id.in_(ids)).order_by(Genotype.iteration)
@@ -275,20 +279,13 @@ def list_repairs(
 
 
 def get_repair(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -> RepairView:
-    return view_of(
-        session, get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
-    )
+    return view_of(session, get_job(session, owner_id=owner_id, job_id=job_id))
 
 
-def job_version(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -> int:
-    """The job's row version (bumped by every write: the ETag of its status), in one
-    primary-key read; another owner's job is "not found" as in `get_repair`."""
-    version = session.scalar(
-        sa.select(RepairJob.version).where(RepairJob.id == job_id, RepairJob.owner_id == owner_id)
-    )
-    if version is None:
-        raise NotFoundError(f"repair job {job_id} not found")
-    return version
+def get_job(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -> RepairJob:
+    """The owner's job row (its `version`, bumped by every write, is the status ETag);
+    another owner's job is "not found"."""
+    return get_owned(session, RepairJob, owner_id=owner_id, id=job_id, what="repair job")
 
 
 def cancel_repair(session: Session, *, owner_id: uuid.UUID, job_id: uuid.UUID) -> RepairView:

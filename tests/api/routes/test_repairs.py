@@ -345,6 +345,14 @@ def test_get_shows_progress_eta_genotype_metrics_and_error(
         oom_retries=1,
         metrics={"loss": 0.5},
     )
+    with live_server.client(key) as client:
+        job = client.get(f"/v1/repairs/{job_id}").json()
+    assert job["status"] == "running" and job["stage"] == "searching"
+    assert job["progress"] == 42.5 and job["eta_seconds"] == 120.0 and job["attempts"] == 1
+    assert (job["handoffs"], job["oom_retries"]) == (2, 1)
+    assert job["live_metrics"] == {"loss": 0.5}
+    assert job["genotype"] is None and job["metrics"] == {}
+    # Genotype and metric rows come with the job's end (worker.results), as here.
     with live_server.session_factory() as session:
         owner_id = session.get(RepairJob, uuid.UUID(job_id)).owner_id  # type: ignore[union-attr]
         for it in (0, 1):
@@ -360,12 +368,10 @@ def test_get_shows_progress_eta_genotype_metrics_and_error(
             Metric(owner_id=owner_id, job_id=uuid.UUID(job_id), name="repaired.acc", value=0.9)
         )
         session.commit()
+    _set_job(live_server, job_id, status=JobStatus.succeeded, progress=100.0)
     with live_server.client(key) as client:
         job = client.get(f"/v1/repairs/{job_id}").json()
-    assert job["status"] == "running" and job["stage"] == "searching"
-    assert job["progress"] == 42.5 and job["eta_seconds"] == 120.0 and job["attempts"] == 1
-    assert (job["handoffs"], job["oom_retries"]) == (2, 1)
-    assert job["live_metrics"] == {"loss": 0.5}
+    assert job["status"] == "succeeded" and job["progress"] == 100.0
     assert job["genotype"] == {"iteration": 1}
     assert job["metrics"] == {"repaired.acc": 0.9}
 
