@@ -96,7 +96,7 @@ class JobStream:
             while last["status"] not in _TERMINAL:
                 await anyio.sleep(self.settings.poll_seconds)
                 try:
-                    snap = await self.gate.run(self._read)
+                    snap = await self.gate.run(self._read, read_only=True)
                 except (DatabaseBusy, SQLAlchemyError):
                     log.info("event stream of %s skipped a read: database busy", self.job_id)
                     continue
@@ -108,7 +108,7 @@ class JobStream:
                     event="stage" if moved else "progress", id=str(snap["version"]), data=snap
                 )
             else:
-                job = await self.gate.run(final)
+                job = await self.gate.run(final, read_only=True)
                 yield ServerSentEvent(event="end", id=str(last["version"]), data=job)
         # Past max_stream_seconds the stream ends; the client reconnects with Last-Event-ID.
 
@@ -136,7 +136,9 @@ async def check_job_stream(
             code="too_many_streams",
             headers={"Retry-After": "30"},
         )
-    first = await gate.run(lambda s: read_snapshot(s, owner_id=owner.id, job_id=job_id))
+    first = await gate.run(
+        lambda s: read_snapshot(s, owner_id=owner.id, job_id=job_id), read_only=True
+    )
     return JobStream(job_id, owner.id, first, last_event_id, gate, cfg, counter)
 
 

@@ -22,6 +22,8 @@ from api.errors import UnavailableError
 
 T = TypeVar("T")
 
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+
 
 class DatabaseBusy(UnavailableError):
     code = "database_busy"
@@ -119,16 +121,28 @@ class DbGate:
                     await anyio.to_thread.run_sync(session.close, limiter=self._closer)
 
     async def run(
-        self, fn: Callable[[Session], T], *, upload: bool = False, timeout: float | None = None
+        self,
+        fn: Callable[[Session], T],
+        *,
+        upload: bool = False,
+        timeout: float | None = None,
+        read_only: bool = False,
     ) -> T:
         """`fn(session)` under a slot, with the session opened and closed in the same
         worker thread: one thread hop per call (a hop costs about as much CPU as a query,
         and every status poll makes this call). A cancelled caller still waits for the
         thread (AnyIO does not abandon it), so the close always runs before the slot is
-        given back."""
+        given back.
+
+        `read_only`: the session's connection is in autocommit, so a read sends only its
+        queries, without the BEGIN before and the ROLLBACK after (two of a status poll's
+        three round trips on Postgres). Each query then sees its own snapshot: for reads
+        whose later queries only add to what the first one saw."""
 
         def call(session_fn: Callable[[Session], T]) -> T:
             with self._factory() as session:
+                if read_only:
+                    session.connection(execution_options=_AUTOCOMMIT)
                 return session_fn(session)
 
         async with self._slot(upload=upload, timeout=timeout):

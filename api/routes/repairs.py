@@ -212,7 +212,7 @@ async def get_repair(
             return job.version, None
         return job.version, _public(repairs.view_of(session, job))
 
-    version, public = await gate.run(read)
+    version, public = await gate.run(read, read_only=True)
     headers = {"ETag": job_etag(version), "Cache-Control": "private, no-cache"}
     if public is None:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)

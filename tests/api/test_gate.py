@@ -90,3 +90,35 @@ async def test_run_executes_in_a_thread_under_a_slot() -> None:
     value = await gate.run(lambda s: s.execute(sa.text("SELECT 41 + 1")).scalar_one())
     assert value == 42
     assert gate.stats()["request_slots_free"] == 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("read_only", [True, False])
+async def test_a_read_only_run_opens_no_transaction_and_gives_back_a_transactional_connection(
+    postgres_url: str, read_only: bool
+) -> None:
+    """Postgres's own word: after a read-only run's query the connection is idle, not in
+    a transaction (no BEGIN went out, so no ROLLBACK follows); the next ordinary run on
+    the same pooled connection is transactional again."""
+    engine = make_engine(postgres_url, pool_size=1)
+    gate = DbGate(
+        make_session_factory(engine),
+        request_slots=1,
+        upload_slots=0,
+        acquire_timeout=1.0,
+        max_waiting=1,
+        retry_after=1,
+    )
+
+    def status_after_a_query(session: sa.orm.Session) -> str:
+        session.execute(sa.text("SELECT 1"))
+        raw = session.connection().connection.dbapi_connection
+        return str(raw.info.transaction_status.name)  # type: ignore[union-attr]
+
+    try:
+        seen = await gate.run(status_after_a_query, read_only=read_only)
+        after = await gate.run(status_after_a_query)
+    finally:
+        engine.dispose()
+    assert seen == ("IDLE" if read_only else "INTRANS")
+    assert after == "INTRANS"
