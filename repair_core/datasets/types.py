@@ -4,6 +4,9 @@ Images are uint8 tensors (N, C, H, W) with values 0..255; labels are int64 (N,).
 Models take float input in [0, 1] (`images.float() / 255`) and normalise internally.
 A failure set may hold `UNLABELED` images (reported failures without a label); the
 pipeline labels or drops them before anything trains on them.
+
+Upload ingestion builds the numpy twins of these (`arrays`, no torch) and converts at
+the boundary; both check their arrays with the same `check_image_arrays`.
 """
 
 from __future__ import annotations
@@ -12,10 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-from repair_core.errors import RepairInputError
+from repair_core.datasets.arrays import UNLABELED, check_image_arrays
 
-# The label of an image nobody labelled yet.
-UNLABELED = -1
+__all__ = ["UNLABELED", "DatasetSplits", "ImageDataset"]
 
 
 @dataclass(frozen=True)
@@ -25,21 +27,7 @@ class ImageDataset:
     class_names: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise RepairInputError(
-                f"images must be uint8 (N, C, H, W), got {self.images.dtype} "
-                f"{tuple(self.images.shape)}"
-            )
-        if self.labels.dim() != 1 or self.labels.shape[0] != self.images.shape[0]:
-            raise RepairInputError(
-                f"labels must be (N,) with N={self.images.shape[0]}, got {tuple(self.labels.shape)}"
-            )
-        if self.labels.numel() and (
-            int(self.labels.min()) < UNLABELED or int(self.labels.max()) >= len(self.class_names)
-        ):
-            bad = ((self.labels < UNLABELED) | (self.labels >= len(self.class_names))).nonzero()
-            first = [int(i) for i in bad[:20, 0]]
-            raise RepairInputError(f"labels outside [0, {len(self.class_names)}) at rows {first}")
+        check_image_arrays(self.images, self.labels, len(self.class_names))
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

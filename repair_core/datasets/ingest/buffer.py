@@ -1,14 +1,15 @@
-"""Collecting decoded images into one uint8 NCHW tensor without per-image tensors.
+"""Collecting decoded images into one uint8 NCHW array without per-image arrays.
 
 The count is unknown while an archive streams, so images go into fixed-size numpy
-chunks that are copied once into the final tensor (each chunk freed as it is
-copied, so peak memory stays near one copy of the data plus one chunk).
+chunks that are copied once into the final array (each chunk freed as it is
+copied, so peak memory stays near one copy of the data plus one chunk). numpy only:
+this runs in the upload sandbox, which does not import torch (see
+`repair_core.datasets.arrays`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from repair_core.errors import LimitExceededError
 
@@ -42,13 +43,12 @@ class ImageBuffer:
         self.count += 1
         return self.count - 1
 
-    def finish(self) -> torch.Tensor:
-        out = torch.empty((self.count, *self.shape_chw), dtype=torch.uint8)
-        view = out.numpy()
+    def finish(self) -> np.ndarray:
+        out = np.empty((self.count, *self.shape_chw), dtype=np.uint8)
         start = 0
         while self._chunks:
             chunk = self._chunks.pop(0)
             n = min(len(chunk), self.count - start)
-            view[start : start + n] = chunk[:n]
+            out[start : start + n] = chunk[:n]
             start += n
         return out

@@ -1,4 +1,5 @@
-"""Decoding the images of an ImageFolder-style upload into per-split tensors.
+"""Decoding the images of an ImageFolder-style upload into per-split arrays (numpy, so
+the upload sandbox never imports torch; see `repair_core.datasets.arrays`).
 
 The first decoded image fixes the image shape (its size, and 1 channel for grayscale
 or 3 for colour); any later image that differs stops the dataset with an error that
@@ -10,13 +11,12 @@ files, and the whole dataset is refused otherwise.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from repair_core.datasets.arrays import ArrayDataset, ArraySplits
 from repair_core.datasets.ingest.buffer import ImageBuffer
 from repair_core.datasets.ingest.images import decode_image
 from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.datasets.ingest.rejected import Rejected
-from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import ImageDecodeError, RepairInputError
 
 
@@ -66,7 +66,7 @@ class SplitCollector:
             self._class_index.setdefault(class_name, len(self._class_index))
         )
 
-    def finish(self, source: str) -> tuple[DatasetSplits, list[Rejected]]:
+    def finish(self, source: str) -> tuple[ArraySplits, list[Rejected]]:
         self._check_bad_fraction(source)
         train_classes = self._classes_seen.get("train", set())
         if not train_classes:
@@ -84,13 +84,13 @@ class SplitCollector:
         datasets = {split: self._dataset(split, class_names) for split in self._classes_seen}
         if datasets.get("test") is None:
             raise RepairInputError(f"{source}: no decodable image under test/")
-        splits = DatasetSplits(
+        splits = ArraySplits(
             train=_present(datasets["train"]), test=_present(datasets["test"]),
             val=datasets.get("val"),
         )  # fmt: skip
         return splits, self._skipped + self._bad
 
-    def finish_split(self, split: str, source: str) -> tuple[ImageDataset, list[Rejected]]:
+    def finish_split(self, split: str, source: str) -> tuple[ArrayDataset, list[Rejected]]:
         """One split on its own (a plain `<class>/<image>` folder): its classes are its own."""
         self._check_bad_fraction(source)
         class_names = tuple(sorted(self._classes_seen.get(split, set())))
@@ -119,17 +119,17 @@ class SplitCollector:
         order = list(self._class_index)
         return {order[i] for i in set(self._class_ids.get(split, []))}
 
-    def _dataset(self, split: str, class_names: tuple[str, ...]) -> ImageDataset | None:
+    def _dataset(self, split: str, class_names: tuple[str, ...]) -> ArrayDataset | None:
         buffer = self._buffers.get(split)
         if buffer is None:
             return None
         position = {name: i for i, name in enumerate(class_names)}
         remap = np.array([position[name] for name in self._class_index], dtype=np.int64)
-        labels = torch.from_numpy(remap[np.asarray(self._class_ids[split], dtype=np.int64)])
-        return ImageDataset(buffer.finish(), labels, class_names)
+        labels = remap[np.asarray(self._class_ids[split], dtype=np.int64)]
+        return ArrayDataset(buffer.finish(), labels, class_names)
 
 
-def _present(dataset: ImageDataset | None) -> ImageDataset:
+def _present(dataset: ArrayDataset | None) -> ArrayDataset:
     if dataset is None:  # pragma: no cover - finish() checked both splits first
         raise RepairInputError("split has no decodable image")
     return dataset

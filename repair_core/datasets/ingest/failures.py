@@ -10,17 +10,23 @@ Problems with the labels that are given (bad or out-of-range labels, rows withou
 image, two rows for one image) refuse the whole batch: a wrong label would silently
 teach the repair the wrong thing. Images that cannot be decoded or do not match the
 model's input shape are left out one by one and reported.
+
+The batch is read into numpy arrays (`FailureBatchResult.arrays`), which the upload
+sandbox stores without importing torch; `FailureBatchResult.dataset` is the torch view
+of them for local callers.
 """
 
 from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
+from repair_core.datasets.arrays import UNLABELED, ArrayDataset
 from repair_core.datasets.ingest.archive import detect_kind, iter_archive_files
 from repair_core.datasets.ingest.archive_names import normalize_member_name
 from repair_core.datasets.ingest.buffer import ImageBuffer
@@ -28,20 +34,27 @@ from repair_core.datasets.ingest.collect import format_shape
 from repair_core.datasets.ingest.images import decode_image
 from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.datasets.ingest.manifest import MANIFEST_NAMES, ManifestRow, parse_manifest, report
-from repair_core.datasets.ingest.npz import check_labels, read_npz_images
+from repair_core.datasets.ingest.npz import check_labels, read_npz_image_arrays
 from repair_core.datasets.ingest.rejected import Rejected, is_junk
-from repair_core.datasets.types import UNLABELED, ImageDataset
 from repair_core.errors import ImageDecodeError, RepairInputError
+
+if TYPE_CHECKING:
+    from repair_core.datasets.types import ImageDataset
 
 
 @dataclass(frozen=True)
 class FailureBatchResult:
-    dataset: ImageDataset
+    arrays: ArrayDataset
     rejected: list[Rejected]  # images left out, with the reason
+
+    @cached_property
+    def dataset(self) -> ImageDataset:
+        """`arrays` as a torch dataset (imports torch; shares the arrays' memory)."""
+        return self.arrays.to_torch()
 
     @property
     def unlabeled(self) -> int:
-        return int((self.dataset.labels == UNLABELED).sum())
+        return int((self.arrays.labels == UNLABELED).sum())
 
 
 def read_failure_batch(
@@ -66,7 +79,7 @@ def _from_npz(
     image_shape: tuple[int, int, int],
     limits: IngestLimits,
 ) -> FailureBatchResult:
-    images, labels = read_npz_images(path, limits)
+    images, labels = read_npz_image_arrays(path, limits)
     shape = (int(images.shape[1]), int(images.shape[2]), int(images.shape[3]))
     if shape != image_shape:
         raise RepairInputError(
@@ -75,10 +88,8 @@ def _from_npz(
         )
     if len(images) == 0:
         raise RepairInputError(f"{path.name}: x holds no images")
-    check_labels(
-        labels.numpy(), len(images), len(class_names), where=f"{path.name}: y", unlabeled_ok=True
-    )
-    return FailureBatchResult(ImageDataset(images, labels, class_names), [])
+    check_labels(labels, len(images), len(class_names), where=f"{path.name}: y", unlabeled_ok=True)
+    return FailureBatchResult(ArrayDataset(images, labels, class_names), [])
 
 
 def _from_archive(
@@ -114,10 +125,8 @@ def _from_archive(
     if not accepted:
         reasons = "; ".join(f"{r.file}: {r.reason}" for r in rejected[:5])
         raise RepairInputError(f"{path.name}: no usable image ({reasons or 'no image files'})")
-    labels = torch.from_numpy(
-        np.array([labels_by_file.get(name, UNLABELED) for name in accepted], np.int64)
-    )
-    return FailureBatchResult(ImageDataset(buffer.finish(), labels, class_names), rejected)
+    labels = np.array([labels_by_file.get(name, UNLABELED) for name in accepted], np.int64)
+    return FailureBatchResult(ArrayDataset(buffer.finish(), labels, class_names), rejected)
 
 
 def _decode_into(

@@ -10,6 +10,10 @@ Accepted sources:
 
 Images inside a class folder may sit in subfolders (as torchvision's ImageFolder
 allows). Class names are the train class folders, sorted; label i is the i-th name.
+
+Decoding builds numpy arrays (`IngestResult.arrays`): the upload sandbox reads them and
+writes the canonical npz without importing torch. `IngestResult.splits` and
+`read_class_folders` give torch datasets for local callers, converted without a copy.
 """
 
 from __future__ import annotations
@@ -18,16 +22,21 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from repair_core.datasets.arrays import ArraySplits
 from repair_core.datasets.ingest.archive import ArchiveFile, iter_archive_files
 from repair_core.datasets.ingest.archive_names import NameRegistry, normalize_member_name
 from repair_core.datasets.ingest.capped import ByteBudget
 from repair_core.datasets.ingest.collect import SplitCollector
 from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.datasets.ingest.rejected import Rejected, is_junk
-from repair_core.datasets.types import DatasetSplits, ImageDataset
 from repair_core.errors import ArchiveUnsafeError, LimitExceededError, RepairInputError
+
+if TYPE_CHECKING:
+    from repair_core.datasets.types import DatasetSplits, ImageDataset
 
 SPLITS = ("train", "test", "val")
 # File endings read as images in a plain class folder; other files there are skipped.
@@ -37,8 +46,13 @@ _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 @dataclass(frozen=True)
 class IngestResult:
-    splits: DatasetSplits
+    arrays: ArraySplits
     skipped: list[Rejected]  # files left out (undecodable, outside the layout), with reasons
+
+    @cached_property
+    def splits(self) -> DatasetSplits:
+        """`arrays` as torch datasets (imports torch; shares the arrays' memory)."""
+        return self.arrays.to_torch()
 
 
 def read_imagefolder(source: Path, limits: IngestLimits) -> IngestResult:
@@ -84,7 +98,8 @@ def read_class_folders(root: Path, limits: IngestLimits) -> tuple[ImageDataset, 
             collector.skip(item.name, f"not an image file ({', '.join(IMAGE_SUFFIXES)})")
         else:
             collector.add("all", parts[0], item.name, item.data)
-    return collector.finish_split("all", root.name)
+    dataset, skipped = collector.finish_split("all", root.name)
+    return dataset.to_torch(), skipped
 
 
 def iter_directory_files(root: Path, limits: IngestLimits) -> Iterator[ArchiveFile]:
@@ -191,4 +206,4 @@ def _collect_split_archive(
 
 def _result(collector: SplitCollector, source: str) -> IngestResult:
     splits, skipped = collector.finish(source)
-    return IngestResult(splits=splits, skipped=skipped)
+    return IngestResult(arrays=splits, skipped=skipped)

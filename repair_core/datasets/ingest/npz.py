@@ -12,26 +12,43 @@ Image layout rule for `x*` arrays (uint8), unless a `layout` entry ("NCHW" or
 - 4 dims with axis 1 being 1 or 3 (and the last not): (N, C, H, W), torch order.
 The canonical stored form (`write_npz_*`) is uint8 NCHW, int64 labels, `class_names`
 as a unicode array and `layout="NCHW"`, so tiny images never hit the ambiguity.
+
+Everything here works on numpy arrays: the upload sandbox reads an npz
+(`read_npz_array_splits`, `read_npz_image_arrays`) and writes the canonical form without
+importing torch, which would cost each upload's child about a second of CPU and some
+500 MB. `read_npz_splits`, `read_npz_split` and `read_npz_images` give the same arrays as
+torch datasets or tensors (`torch.from_numpy`, no copy) for local callers; the writers
+take torch or numpy.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from repair_core.atomic import atomic_open
+from repair_core.datasets.arrays import UNLABELED, ArrayDataset, ArraySplits, is_uint8
 from repair_core.datasets.ingest.limits import IngestLimits
 from repair_core.datasets.ingest.npy import read_npz_arrays
-from repair_core.datasets.types import UNLABELED, DatasetSplits, ImageDataset
 from repair_core.errors import RepairInputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from repair_core.datasets.types import DatasetSplits, ImageDataset
 
 _SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
 
 
 def read_npz_splits(path: Path, limits: IngestLimits) -> DatasetSplits:
     """A dataset from `x_train, y_train, x_test, y_test` (+ `x_val, y_val`, `class_names`)."""
+    return read_npz_array_splits(path, limits).to_torch()
+
+
+def read_npz_array_splits(path: Path, limits: IngestLimits) -> ArraySplits:
+    """`read_npz_splits` as numpy arrays."""
     arrays = read_npz_arrays(path, limits, (*_SPLIT_KEYS, "class_names", "layout"))
     missing = [key for key in _SPLIT_KEYS[:4] if key not in arrays]
     if missing:
@@ -54,9 +71,7 @@ def read_npz_splits(path: Path, limits: IngestLimits) -> DatasetSplits:
         images = to_nchw(arrays[f"x_{split}"], f"x_{split}", path.name, layout)
         labels = _labels(arrays[f"y_{split}"], f"y_{split}", path.name)
         check_labels(labels, len(images), len(class_names), where=f"{path.name}: y_{split}")
-        datasets[split] = ImageDataset(
-            torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)), class_names
-        )
+        datasets[split] = ArrayDataset(images, labels, class_names)
     if len(datasets["train"]) == 0:
         raise RepairInputError(f"{path.name}: x_train holds no images")
     shape = datasets["train"].image_shape
@@ -66,7 +81,7 @@ def read_npz_splits(path: Path, limits: IngestLimits) -> DatasetSplits:
                 f"{path.name}: x_{split} images are {dataset.image_shape} (C, H, W), "
                 f"x_train's are {shape}"
             )
-    return DatasetSplits(train=datasets["train"], test=datasets["test"], val=datasets.get("val"))
+    return ArraySplits(train=datasets["train"], test=datasets["test"], val=datasets.get("val"))
 
 
 def read_npz_split(
@@ -92,7 +107,7 @@ def read_npz_split(
     if class_names is None:
         class_names = tuple(str(i) for i in range(int(labels.max()) + 1 if labels.size else 0))
     check_labels(labels, len(images), len(class_names), where=f"{path.name}: {y_key}")
-    dataset = ImageDataset(torch.from_numpy(images), torch.from_numpy(labels), class_names)
+    dataset = ArrayDataset(images, labels, class_names).to_torch()
     return dataset, stored_layout(arrays[x_key], declared)
 
 
@@ -102,6 +117,14 @@ def read_npz_images(path: Path, limits: IngestLimits) -> tuple[torch.Tensor, tor
     Labels are checked to be integers, one per image; their range is the caller's to
     check (it knows the class count). Without `y` every label is `UNLABELED`.
     """
+    import torch
+
+    images, labels = read_npz_image_arrays(path, limits)
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def read_npz_image_arrays(path: Path, limits: IngestLimits) -> tuple[np.ndarray, np.ndarray]:
+    """`read_npz_images` as numpy arrays."""
     arrays = read_npz_arrays(path, limits, ("x", "y", "layout"))
     if "x" not in arrays:
         raise RepairInputError(
@@ -109,16 +132,16 @@ def read_npz_images(path: Path, limits: IngestLimits) -> tuple[torch.Tensor, tor
         )
     images = to_nchw(arrays["x"], "x", path.name, _layout(arrays, path.name))
     if "y" not in arrays:
-        return torch.from_numpy(images), torch.full((len(images),), UNLABELED, dtype=torch.int64)
+        return images, np.full((len(images),), UNLABELED, dtype=np.int64)
     labels = _labels(arrays["y"], "y", path.name)
     if labels.shape[0] != images.shape[0]:
         raise RepairInputError(
             f"{path.name}: y has {labels.shape[0]} labels for {images.shape[0]} images in x"
         )
-    return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
+    return images, labels
 
 
-def write_npz_splits(path: Path, splits: DatasetSplits) -> None:
+def write_npz_splits(path: Path, splits: DatasetSplits | ArraySplits) -> None:
     """The canonical stored form of a dataset, written atomically."""
     arrays: dict[str, np.ndarray] = {
         "class_names": np.array(splits.class_names, dtype=np.str_),
@@ -127,14 +150,16 @@ def write_npz_splits(path: Path, splits: DatasetSplits) -> None:
     for split in ("train", "test", "val"):
         dataset = getattr(splits, split)
         if dataset is not None:
-            arrays[f"x_{split}"] = dataset.images.cpu().numpy()
-            arrays[f"y_{split}"] = dataset.labels.cpu().numpy().astype(np.int64)
+            arrays[f"x_{split}"] = _numpy(dataset.images)
+            arrays[f"y_{split}"] = _numpy(dataset.labels).astype(np.int64)
     _write_atomic(path, arrays)
 
 
-def write_npz_images(path: Path, images: torch.Tensor, labels: torch.Tensor) -> None:
+def write_npz_images(
+    path: Path, images: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray
+) -> None:
     """The canonical stored form of a failure batch (`x` uint8 NCHW, `y` int64), atomically."""
-    if images.dtype != torch.uint8 or images.dim() != 4 or labels.shape != (len(images),):
+    if not is_uint8(images) or images.ndim != 4 or labels.shape != (len(images),):
         raise RepairInputError(
             f"failure batch must be uint8 (N, C, H, W) images and (N,) labels, got "
             f"{images.dtype} {tuple(images.shape)} and {tuple(labels.shape)}"
@@ -142,8 +167,8 @@ def write_npz_images(path: Path, images: torch.Tensor, labels: torch.Tensor) -> 
     _write_atomic(
         path,
         {
-            "x": images.cpu().numpy(),
-            "y": labels.cpu().numpy().astype(np.int64),
+            "x": _numpy(images),
+            "y": _numpy(labels).astype(np.int64),
             "layout": np.array("NCHW"),
         },
     )
@@ -223,6 +248,10 @@ def _layout(arrays: dict[str, np.ndarray], source: str) -> str | None:
     if value not in ("NCHW", "NHWC"):
         raise RepairInputError(f"{source}: layout must be 'NCHW' or 'NHWC', got {layout!r}")
     return value
+
+
+def _numpy(array: torch.Tensor | np.ndarray) -> np.ndarray:
+    return array if isinstance(array, np.ndarray) else array.cpu().numpy()
 
 
 def _write_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
