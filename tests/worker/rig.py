@@ -38,6 +38,14 @@ class Rig:
         process.wait_ready(timeout=ready_timeout)
         return process
 
+    def start_workers(self, *names: str, ready_timeout: float = 60.0) -> list[WorkerProcess]:
+        """Several workers started at once (their torch imports overlap), then waited for."""
+        processes = [WorkerProcess(self.settings, name, self.log_dir) for name in names]
+        self.workers.extend(processes)
+        for process in processes:
+            process.wait_ready(timeout=ready_timeout)
+        return processes
+
     def submit(
         self,
         config: dict[str, Any] | None = None,

@@ -2,14 +2,17 @@
 workers and a visibility timeout of seconds (`worker.visibility_margin_seconds`), so
 Redis hands an unacknowledged message to another worker while the test watches.
 
-- A worker killed (SIGKILL, its job process too) before it acknowledged: the lease, not
-  Redis, says it is gone; the other worker's sweeper hands the job on and that worker
-  finishes it from its checkpoint (the killed run spent its attempt). Redis delivers the
-  dead worker's message again after the visibility timeout, and that delivery is a no-op:
-  the job is done, one genotype row, no second run.
-- A worker whose main process stalls (SIGSTOP) while its job process runs on, renewing
-  the lease: the message is delivered again all the same, and that delivery is a no-op
-  (the job is leased by someone alive); the job runs once.
+Two situations, set up at once on three workers (prefetch 1, acknowledged late) so that
+their two visibility timeouts run side by side rather than one after the other:
+
+- A worker killed (SIGKILL, its job process too) before it acknowledged job A: the
+  lease, not Redis, says it is gone; the live worker's sweeper hands the job on and that
+  worker finishes it from its checkpoint (the killed run spent its attempt). Redis
+  delivers the dead worker's message again after the visibility timeout, and that
+  delivery is a no-op: the job is done, one genotype row, no second run.
+- A worker whose main process stalls (SIGSTOP) while its job process runs job B on,
+  renewing the lease: the message is delivered again all the same (to the live worker),
+  and that delivery is a no-op (the job is leased by someone alive); the job runs once.
 
 A delivery never takes over a running job, even one whose lease expired: only the sweeper
 re-queues those (docs/job-lifecycle.md), so a message Redis gives back late cannot start
@@ -21,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,7 +44,7 @@ from tests.worker.jobs import (
     wait_for,
     worker_settings_for,
 )
-from tests.worker.processes import PrivateRedis
+from tests.worker.processes import PrivateRedis, WorkerProcess
 from tests.worker.rig import FINISHED, Rig
 from worker.timing import time_limits
 
@@ -92,42 +96,53 @@ def redelivery(
         server.stop()
 
 
-def test_redis_redelivers_a_killed_workers_message_to_another_and_a_live_lease_makes_it_a_no_op(
+def test_redis_redelivers_unacknowledged_messages_and_a_done_job_or_a_live_lease_makes_them_no_ops(
     redelivery: Rig,
 ) -> None:
     visibility = time_limits(redelivery.settings.worker)[2]
     assert visibility == 92  # seconds, not Redis's hour nor the service's 9 h
+    workers = {w.name: w for w in redelivery.start_workers("a", "b", "c", ready_timeout=180)}
+
+    def holder(job_id: uuid.UUID, *, what: str) -> tuple[WorkerProcess, RepairJob]:
+        running = redelivery.wait(job_id, lambda j: j.status == JobStatus.running,
+                                  timeout=120, what=what)  # fmt: skip
+        assert running.lease_owner is not None
+        return workers.pop(running.lease_owner.split("@")[0]), running
+
+    # Job A goes to one worker, job B to another (each takes one message at a time and
+    # acknowledges it when the job ends); the third stays idle and live. Sent together,
+    # so that Redis gives both messages back at about the same time.
+    killed = redelivery.submit(tiny_config(**{"search.epochs": 4, "search.steps_per_epoch": 3}))
+    alive = redelivery.submit(tiny_config(**{"search.epochs": 200, "search.steps_per_epoch": 5}))
+    first, _ = holder(killed, what="the claim")
+    second, running = holder(alive, what="the second job's claim")
+    # 2. A stalled main process: its job process runs on and renews the lease. The main
+    # process only, before it could send the soft limit: the job runs on. Stopped before
+    # the kill below, so that only the third worker's sweeper hands job A on.
+    os.kill(second.process.pid, signal.SIGSTOP)
+    (third,) = workers.values()
 
     # 1. Killed before acknowledging: the lease hands the job on, Redis the message.
-    workers = {
-        w.name: w
-        for w in (
-            redelivery.start_worker("a", ready_timeout=120),
-            redelivery.start_worker("b", ready_timeout=120),
-        )
-    }
-    killed = redelivery.submit(tiny_config(**{"search.epochs": 4, "search.steps_per_epoch": 3}))
-    claimed = redelivery.wait(killed, lambda j: j.lease_owner is not None, timeout=120,
-                              what="the claim")  # fmt: skip
-    assert claimed.lease_owner is not None
-    first = workers.pop(claimed.lease_owner.split("@")[0])
-    (second,) = workers.values()
     redelivery.wait(killed, _in_second_epoch, timeout=120, what="the search's second epoch")
     first.kill()
     job = redelivery.wait(killed, lambda j: j.status in FINISHED, timeout=240,
-                          what="the job to finish on the other worker")  # fmt: skip
+                          what="the job to finish on the live worker")  # fmt: skip
     assert job.status == JobStatus.succeeded, job.error
-    assert f"sweeper: requeued {killed}" in second.log()
+    assert f"sweeper: requeued {killed}" in third.log()
 
+    # Both messages come back after the visibility timeout, both to the third worker.
     def delivered_again() -> bool:
-        return f"job {killed} skipped: it has succeeded" in second.log()
+        log = third.log()
+        return f"job {killed} skipped: it has succeeded" in log and f"job {alive} skipped" in log
 
     wait_for(delivered_again, timeout=visibility + 120,
-             what="Redis to deliver the dead worker's message again")  # fmt: skip
+             what="Redis to deliver both unacknowledged messages again")  # fmt: skip
+
+    # 1. The dead worker's message was a no-op: the job ran from its checkpoint, once.
     assert get_job(redelivery.sessions, killed).finished_at == job.finished_at  # no writes
     assert job.attempts == 2  # the killed run spent its attempt
     claims = redelivery.claimed_by(killed)
-    assert claims[:2] == [first.name, second.name] and set(claims[1:]) == {second.name}
+    assert claims[:2] == [first.name, third.name] and set(claims[1:]) == {third.name}
     # Any run after the second is a soft-limit handoff (a slow machine), never a failure.
     assert job.handoffs == len(claims) - 2
     with redelivery.sessions() as session:
@@ -136,18 +151,13 @@ def test_redis_redelivers_a_killed_workers_message_to_another_and_a_live_lease_m
         )
     assert genotypes == 1
 
-    # 2. A stalled main process: its job process runs on and renews the lease, the
-    # message comes back after the visibility timeout, and that delivery does nothing.
-    alive = redelivery.submit(tiny_config(**{"search.epochs": 200, "search.steps_per_epoch": 5}))
-    running = redelivery.wait(alive, lambda j: j.status == JobStatus.running, timeout=120,
-                              what="the second job's claim")  # fmt: skip
-    # The main process only, before it could send the soft limit: the job runs on.
-    os.kill(second.process.pid, signal.SIGSTOP)
-    third = redelivery.start_worker("third", ready_timeout=120)
-    wait_for(lambda: f"job {alive} skipped" in third.log(), timeout=visibility + 120,
-             what="the redelivered message to reach the third worker")  # fmt: skip
+    # 2. The stalled worker's message was a no-op: the job is leased by someone alive.
+    assert (
+        f"job {alive} skipped: it is running under the lease of {running.lease_owner}, live"
+        in third.log()
+    )
     assert f"job {alive} claimed" not in third.log()
-    assert f"sweeper: requeued {alive}" not in third.log()
+    assert f"sweeper: requeued {alive}" not in redelivery.logs()
     still = get_job(redelivery.sessions, alive)
     assert (still.status, still.attempts, still.lease_owner) == (
         JobStatus.running, 1, running.lease_owner
