@@ -3,8 +3,8 @@
 The sandboxed child that validates every dataset and failure-batch upload runs on these
 (`repair_core.datasets.ingest`): importing torch there would cost about a second of CPU
 and some 500 MB of memory per upload, on the machine that also answers the API. Stages
-work on the torch types of `types`; `to_torch()` turns one into the other without
-copying (`torch.from_numpy`), and is the only place here that imports torch.
+work on the torch types of `types`, whose `from_arrays` turn these into those without
+copying (`torch.from_numpy`); this module imports neither torch nor `types`.
 
 `check_image_arrays` holds the invariants of a dataset's arrays for both: numpy arrays
 here, torch tensors in `ImageDataset`. The layout is the same: images uint8 (N, C, H, W)
@@ -14,14 +14,11 @@ with values 0..255, labels int64 (N,), `UNLABELED` for an image without a label.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from repair_core.errors import RepairInputError
-
-if TYPE_CHECKING:
-    from repair_core.datasets.types import DatasetSplits, ImageDataset
 
 # The label of an image nobody labelled yet.
 UNLABELED = -1
@@ -71,16 +68,6 @@ class ArrayDataset:
         c, h, w = self.images.shape[1:]
         return int(c), int(h), int(w)
 
-    def to_torch(self) -> ImageDataset:
-        """The same arrays as an `ImageDataset` (shared memory, no copy)."""
-        import torch
-
-        from repair_core.datasets.types import ImageDataset
-
-        return ImageDataset(
-            torch.from_numpy(self.images), torch.from_numpy(self.labels), self.class_names
-        )
-
 
 @dataclass(frozen=True)
 class ArraySplits:
@@ -95,10 +82,3 @@ class ArraySplits:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.train.image_shape
-
-    def to_torch(self) -> DatasetSplits:
-        """The same arrays as `DatasetSplits` (shared memory, no copy)."""
-        from repair_core.datasets.types import DatasetSplits
-
-        val = None if self.val is None else self.val.to_torch()
-        return DatasetSplits(train=self.train.to_torch(), test=self.test.to_torch(), val=val)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from repair_core.datasets.arrays import UNLABELED, check_image_arrays
+from repair_core.datasets.arrays import UNLABELED, ArrayDataset, ArraySplits, check_image_arrays
 
 __all__ = ["UNLABELED", "DatasetSplits", "ImageDataset"]
 
@@ -28,6 +28,13 @@ class ImageDataset:
 
     def __post_init__(self) -> None:
         check_image_arrays(self.images, self.labels, len(self.class_names))
+
+    @classmethod
+    def from_arrays(cls, arrays: ArrayDataset) -> ImageDataset:
+        """The same arrays as tensors (shared memory, no copy)."""
+        return cls(
+            torch.from_numpy(arrays.images), torch.from_numpy(arrays.labels), arrays.class_names
+        )
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -54,6 +61,16 @@ class DatasetSplits:
     train: ImageDataset
     test: ImageDataset
     val: ImageDataset | None = None
+
+    @classmethod
+    def from_arrays(cls, arrays: ArraySplits) -> DatasetSplits:
+        """The same arrays as tensors (shared memory, no copy)."""
+        val = None if arrays.val is None else ImageDataset.from_arrays(arrays.val)
+        return cls(
+            train=ImageDataset.from_arrays(arrays.train),
+            test=ImageDataset.from_arrays(arrays.test),
+            val=val,
+        )
 
     @property
     def class_names(self) -> tuple[str, ...]:

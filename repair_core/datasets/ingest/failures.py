@@ -50,7 +50,9 @@ class FailureBatchResult:
     @cached_property
     def dataset(self) -> ImageDataset:
         """`arrays` as a torch dataset (imports torch; shares the arrays' memory)."""
-        return self.arrays.to_torch()
+        from repair_core.datasets.types import ImageDataset
+
+        return ImageDataset.from_arrays(self.arrays)
 
     @property
     def unlabeled(self) -> int:

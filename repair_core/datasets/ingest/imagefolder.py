@@ -52,7 +52,9 @@ class IngestResult:
     @cached_property
     def splits(self) -> DatasetSplits:
         """`arrays` as torch datasets (imports torch; shares the arrays' memory)."""
-        return self.arrays.to_torch()
+        from repair_core.datasets.types import DatasetSplits
+
+        return DatasetSplits.from_arrays(self.arrays)
 
 
 def read_imagefolder(source: Path, limits: IngestLimits) -> IngestResult:
@@ -87,6 +89,8 @@ def read_cifar10_folder(path: Path, limits: IngestLimits | None = None) -> Datas
 def read_class_folders(root: Path, limits: IngestLimits) -> tuple[ImageDataset, list[Rejected]]:
     """One unsplit dataset from a directory `<root>/<class>/<image>` (class names sorted,
     label i is the i-th), and the files left out with their reasons."""
+    from repair_core.datasets.types import ImageDataset
+
     collector = SplitCollector(limits)
     for item in iter_directory_files(root, limits):
         parts = item.name.split("/")
@@ -99,7 +103,7 @@ def read_class_folders(root: Path, limits: IngestLimits) -> tuple[ImageDataset, 
         else:
             collector.add("all", parts[0], item.name, item.data)
     dataset, skipped = collector.finish_split("all", root.name)
-    return dataset.to_torch(), skipped
+    return ImageDataset.from_arrays(dataset), skipped
 
 
 def iter_directory_files(root: Path, limits: IngestLimits) -> Iterator[ArchiveFile]:

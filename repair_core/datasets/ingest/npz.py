@@ -44,7 +44,9 @@ _SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
 
 def read_npz_splits(path: Path, limits: IngestLimits) -> DatasetSplits:
     """A dataset from `x_train, y_train, x_test, y_test` (+ `x_val, y_val`, `class_names`)."""
-    return read_npz_array_splits(path, limits).to_torch()
+    from repair_core.datasets.types import DatasetSplits
+
+    return DatasetSplits.from_arrays(read_npz_array_splits(path, limits))
 
 
 def read_npz_array_splits(path: Path, limits: IngestLimits) -> ArraySplits:
@@ -107,7 +109,9 @@ def read_npz_split(
     if class_names is None:
         class_names = tuple(str(i) for i in range(int(labels.max()) + 1 if labels.size else 0))
     check_labels(labels, len(images), len(class_names), where=f"{path.name}: {y_key}")
-    dataset = ArrayDataset(images, labels, class_names).to_torch()
+    from repair_core.datasets.types import ImageDataset
+
+    dataset = ImageDataset.from_arrays(ArrayDataset(images, labels, class_names))
     return dataset, stored_layout(arrays[x_key], declared)
 
 
