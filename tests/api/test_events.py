@@ -29,6 +29,7 @@ from api.settings import (
 from repairctl.client import RepairClient, ServerEvent, parse_sse
 from tests.api.conftest import serve
 from tests.api.seed import seed_job
+from tests.worker.jobs import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -105,8 +106,12 @@ def test_the_stream_resumes_from_last_event_id(
     with _client(base, key) as client:
         with client.stream("GET", f"/v1/repairs/{job_id}/events") as r:
             first = next(parse_sse(r.iter_lines()))
+        # One stream per owner here: the server frees the first one's place once it has
+        # seen the disconnect, and a second stream opened before that is refused (429).
+        wait_for(lambda: app.state.streams.total == 0, timeout=10, what="the first stream's close")
         headers = {"Last-Event-ID": first.id or ""}
         with client.stream("GET", f"/v1/repairs/{job_id}/events", headers=headers) as r:
+            assert r.status_code == 200
             _write(app, job_id, progress=50.0)
             resumed = next(parse_sse(r.iter_lines()))
     assert resumed.event == "progress"  # the snapshot already seen is not sent again
