@@ -51,10 +51,12 @@ def check_image_arrays(images: Any, labels: Any, num_classes: int) -> None:
         raise RepairInputError(f"labels outside [0, {num_classes}) at rows {first}")
 
 
-@dataclass(frozen=True)
-class ArrayDataset:
-    images: np.ndarray  # uint8 (N, C, H, W)
-    labels: np.ndarray  # int64 (N,)
+class ImageArrays:
+    """What a dataset of either kind derives from its arrays: the checks at construction,
+    its length and its image shape (a mixin of `ArrayDataset` and `types.ImageDataset`)."""
+
+    images: Any  # uint8 (N, C, H, W): numpy array or torch tensor
+    labels: Any  # int64 (N,)
     class_names: tuple[str, ...]
 
     def __post_init__(self) -> None:
@@ -69,11 +71,11 @@ class ArrayDataset:
         return int(c), int(h), int(w)
 
 
-@dataclass(frozen=True)
-class ArraySplits:
-    train: ArrayDataset
-    test: ArrayDataset
-    val: ArrayDataset | None = None
+class SplitsOf:
+    """Class names and image shape of splits, from the train split (a mixin of
+    `ArraySplits` and `types.DatasetSplits`)."""
+
+    train: ImageArrays
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -82,3 +84,17 @@ class ArraySplits:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.train.image_shape
+
+
+@dataclass(frozen=True)
+class ArrayDataset(ImageArrays):
+    images: np.ndarray  # uint8 (N, C, H, W)
+    labels: np.ndarray  # int64 (N,)
+    class_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ArraySplits(SplitsOf):
+    train: ArrayDataset
+    test: ArrayDataset
+    val: ArrayDataset | None = None

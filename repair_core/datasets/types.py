@@ -15,19 +15,22 @@ from dataclasses import dataclass
 
 import torch
 
-from repair_core.datasets.arrays import UNLABELED, ArrayDataset, ArraySplits, check_image_arrays
+from repair_core.datasets.arrays import (
+    UNLABELED,
+    ArrayDataset,
+    ArraySplits,
+    ImageArrays,
+    SplitsOf,
+)
 
 __all__ = ["UNLABELED", "DatasetSplits", "ImageDataset"]
 
 
 @dataclass(frozen=True)
-class ImageDataset:
+class ImageDataset(ImageArrays):
     images: torch.Tensor  # uint8 (N, C, H, W)
     labels: torch.Tensor  # int64 (N,)
     class_names: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        check_image_arrays(self.images, self.labels, len(self.class_names))
 
     @classmethod
     def from_arrays(cls, arrays: ArrayDataset) -> ImageDataset:
@@ -36,18 +39,10 @@ class ImageDataset:
             torch.from_numpy(arrays.images), torch.from_numpy(arrays.labels), arrays.class_names
         )
 
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
     @property
     def labelled(self) -> torch.Tensor:
         """bool (N,): which images have a label."""
         return self.labels != UNLABELED
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.images.shape[1:]
-        return int(c), int(h), int(w)
 
     def subset(self, index: torch.Tensor) -> ImageDataset:
         return ImageDataset(self.images[index], self.labels[index], self.class_names)
@@ -57,7 +52,7 @@ class ImageDataset:
 
 
 @dataclass(frozen=True)
-class DatasetSplits:
+class DatasetSplits(SplitsOf):
     train: ImageDataset
     test: ImageDataset
     val: ImageDataset | None = None
@@ -71,11 +66,3 @@ class DatasetSplits:
             test=ImageDataset.from_arrays(arrays.test),
             val=val,
         )
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return self.train.class_names
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return self.train.image_shape
