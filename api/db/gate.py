@@ -136,8 +136,9 @@ class DbGate:
 
         `read_only`: the session's connection is in autocommit, so a read sends only its
         queries, without the BEGIN before and the ROLLBACK after (two of a status poll's
-        three round trips on Postgres). Each query then sees its own snapshot: for reads
-        whose later queries only add to what the first one saw."""
+        four round trips on Postgres; the pool's pre-ping and the query are the others).
+        Each query then sees its own snapshot: for reads whose later queries only add to
+        what the first one saw."""
 
         def call(session_fn: Callable[[Session], T]) -> T:
             with self._factory() as session:
